@@ -1,0 +1,5 @@
+"""``python -m memstack_capacity`` runs the command-line interface."""
+
+from memstack_capacity.cli import main
+
+raise SystemExit(main())
