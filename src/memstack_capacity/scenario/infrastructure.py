@@ -1,0 +1,163 @@
+"""Datastores, the cluster, events in time, and the targets a run is judged by."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from memstack_capacity.scenario.base import Cpu, Duration, Memory, PositiveDuration, SpecModel
+from memstack_capacity.scenario.distributions import Dist
+
+
+class QueuePoolSpec(SpecModel):
+    """SQLAlchemy QueuePool settings, per process (defaults are SQLAlchemy's)."""
+
+    pool_size: int = Field(5, ge=0)
+    max_overflow: int = Field(10, ge=-1, description="-1 means no limit")
+    pool_timeout: PositiveDuration = 30.0
+    pool_pre_ping: bool = False
+    pool_recycle: Duration | None = Field(None, description="seconds after which a connection is replaced")
+
+
+class PostgresSpec(SpecModel):
+    kind: Literal["postgresql"]
+    max_connections: int = Field(100, ge=1)
+    superuser_reserved_connections: int = Field(3, ge=0)
+    cores: int = Field(4, ge=1)
+    connect_time: Duration = Field(0.005, description="time to open a new connection (TCP + auth)")
+    round_trip: Duration = Field(0.0005, description="network round trip (pre-ping costs one)")
+    pool: QueuePoolSpec = QueuePoolSpec()
+
+
+class Neo4jPoolSpec(SpecModel):
+    max_connection_pool_size: int = Field(100, ge=1)
+    connection_acquisition_timeout: PositiveDuration = 60.0
+
+
+class Neo4jSpec(SpecModel):
+    kind: Literal["neo4j"]
+    cores: int = Field(4, ge=1)
+    connect_time: Duration = 0.005
+    pool: Neo4jPoolSpec = Neo4jPoolSpec()
+
+
+class RedisSpec(SpecModel):
+    kind: Literal["redis"]
+    maxmemory: Memory | None = None
+    maxmemory_policy: Literal["noeviction", "allkeys-lru"] = "noeviction"
+    value_size: Memory = Field(1024, description="mean bytes per cached key (with overhead)")
+    op_time: Duration = Field(0.00002, description="service time of one command on Redis' single thread")
+    round_trip: Duration = 0.0005
+
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
+
+
+def parse_rate(value: object) -> float:
+    """Requests per second from ``3000/min``, ``50/s`` or a number (per second)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        match = _RATE.match(value)
+        if match:
+            per = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60, "h": 3600, "hour": 3600}
+            return float(match.group(1)) / per[match.group(2)]
+    raise ValueError("must be a rate such as 3000/min, 50/s or a number per second")
+
+
+class ExternalSpec(SpecModel):
+    """An external API (LLM, embeddings): latency, per-process concurrency, provider rate limit."""
+
+    kind: Literal["external"]
+    latency: Dist
+    concurrency: int = Field(8, ge=1, description="in-flight calls per process (asyncio.Semaphore)")
+    rate_limit: float | None = Field(None, description="provider limit, e.g. 3000/min; beyond it: 429")
+    retries: int = Field(3, ge=0, description="retries after a 429 (litellm num_retries)")
+    retry_backoff: Duration = 1.0
+
+    _rate = field_validator("rate_limit", mode="before")(classmethod(lambda cls, v: v if v is None else parse_rate(v)))
+
+
+DatastoreSpec = Annotated[Union[PostgresSpec, Neo4jSpec, RedisSpec, ExternalSpec], Field(discriminator="kind")]
+
+
+class NodeSpec(SpecModel):
+    cpu: Cpu = 8.0
+    memory: Memory = 32 * 2**30
+
+
+class NodeAutoscaler(SpecModel):
+    max_nodes: int = Field(ge=1)
+    provisioning_delay: Duration = 120.0
+
+
+class Cluster(SpecModel):
+    nodes: int = Field(6, ge=1)
+    node: NodeSpec = NodeSpec()
+    node_autoscaler: NodeAutoscaler | None = None
+    metrics_resolution: PositiveDuration = Field(15.0, description="metrics-server --metric-resolution")
+    hpa_sync_period: PositiveDuration = Field(15.0, description="--horizontal-pod-autoscaler-sync-period")
+
+    @field_validator("metrics_resolution")
+    @classmethod
+    def _metrics_server_minimum(cls, value: float) -> float:
+        if value < 10:
+            raise ValueError("metrics-server accepts a metric resolution of 10s or more")
+        return value
+
+
+class Event(SpecModel):
+    """Something that happens at a time: exactly one kind key besides `at`."""
+
+    at: Duration
+    traffic_spike: dict[str, Any] | None = Field(None, description="{factor, duration}")
+    node_failure: int | None = Field(None, ge=1)
+    pod_kill: dict[str, Any] | None = Field(None, description="{deployment, count}")
+    rolling_update: str | None = Field(None, description="deployment name")
+    config_change: dict[str, Any] | None = Field(None, description="{dotted.key: value}")
+    datastore_slowdown: dict[str, Any] | None = Field(None, description="{datastore, factor, duration}")
+    datastore_outage: dict[str, Any] | None = Field(None, description="{datastore, duration}")
+    cache_flush: str | None = None
+
+    KINDS: ClassVar[tuple[str, ...]] = ("traffic_spike", "node_failure", "pod_kill", "rolling_update", "config_change",
+             "datastore_slowdown", "datastore_outage", "cache_flush")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "Event":
+        given = [k for k in self.KINDS if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"an event needs exactly one of {', '.join(self.KINDS)} (got {given or 'none'})")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return next(k for k in self.KINDS if getattr(self, k) is not None)
+
+
+class Bound(SpecModel):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _some_bound(self) -> "Bound":
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        return self
+
+
+class DurationBound(SpecModel):
+    max: PositiveDuration
+
+
+class Targets(SpecModel):
+    """Service-level targets; each becomes a verdict and the CI gate fails on any miss."""
+
+    throughput_rps: Bound | None = None
+    error_rate: Bound | None = None
+    latency_mean: DurationBound | None = None
+    latency_p50: DurationBound | None = None
+    latency_p95: DurationBound | None = None
+    latency_p99: DurationBound | None = None
+    job_latency_p99: DurationBound | None = None
