@@ -1,0 +1,283 @@
+"""A Deployment's pods over their lives: scheduled, pulled, started, probed, ready, deleted.
+
+The ReplicaSet keeps ``spec_replicas`` pods; the HPA (or an event) changes that number.
+New pods wait for a node with room for their requests, pull the image, start the
+container, and become Ready when the readiness probe has passed ``successThreshold``
+times; they receive traffic after the endpoints reach the load balancer. A container
+that is OOMKilled or fails its liveness probe ``failureThreshold`` times restarts with
+CrashLoopBackOff (10 s doubling to 300 s; reset after 10 min of running). A deleted
+pod leaves the endpoints at once, drains what it has for up to
+``terminationGracePeriodSeconds`` and fails the rest.
+
+Probes run through the pod's own event loop: a probe is a small CPU task on the
+least-loaded process, so under saturation it waits behind the load and times out —
+the overload death spiral.
+"""
+
+from __future__ import annotations
+
+from memstack_capacity.components.flows import Flow, Task
+from memstack_capacity.components.recorder import E502, REASON_CODE
+
+PROBE_CPU_S = 0.0005  # the /health handler's Python work
+BACKOFF_START_S, BACKOFF_MAX_S, BACKOFF_RESET_S = 10.0, 300.0, 600.0
+INITIAL_POD_AGE_S = 3600.0  # pods present at t=0 have been running for an hour
+
+
+class DeploymentRuntime:
+    """One Deployment in the simulation: its pods, endpoints and lifecycle processes."""
+
+    def __init__(self, env, name: str, spec, cluster, executor, recorder, on_task_failed):
+        self.env = env
+        self.name = name
+        self.spec = spec
+        self.cluster = cluster
+        self.executor = executor
+        self.recorder = recorder
+        self.on_task_failed = on_task_failed  # (task, status, reason) -> None
+        self.pods: list = []
+        self.endpoints: list = []
+        self.spec_replicas = 0
+        self._next_index = 0
+        self.pod_seconds = 0.0
+        self.oom_kills = 0
+        self.restarts = 0
+        self.endpoints_changed = None  # optional callback (balancer resets)
+
+    # ---- replica management ----------------------------------------------------------------
+    def start(self, replicas: int) -> None:
+        """Create the initial pods, already running and ready (the run starts in steady state)."""
+        from memstack_capacity.components.pods import Pod
+
+        self.spec_replicas = replicas
+        for _ in range(replicas):
+            pod = Pod(self.env, self, self._next_index, f"{self.name}-{self._next_index}", self.spec)
+            self._next_index += 1
+            self.pods.append(pod)
+            if self.cluster.place(pod) is None:
+                pod.phase = "Pending"
+                self.env.process(self._lifecycle(pod))
+                continue
+            pod.phase = "Running"
+            pod.created_at = pod.started_at = -INITIAL_POD_AGE_S
+            pod.ready_changed_at = -INITIAL_POD_AGE_S
+            pod.container_up = True
+            pod.ready = True
+            self._add_endpoint(pod)
+            self.env.process(self._probes(pod))
+
+    def scale_to(self, replicas: int) -> None:
+        """Set spec.replicas; the ReplicaSet creates or deletes pods to match."""
+        self.spec_replicas = replicas
+        live = [p for p in self.pods if not p.deleting]
+        if len(live) < replicas:
+            for _ in range(replicas - len(live)):
+                self._create_pod()
+        elif len(live) > replicas:
+            for pod in sorted(live, key=self._deletion_rank)[: len(live) - replicas]:
+                self.delete_pod(pod)
+
+    def _deletion_rank(self, pod):
+        """ReplicaSet victim order (controller.ActivePods): unscheduled, pending, not ready,
+        ready for less time, more restarts, newer — in that order of preference."""
+        ready_for = self.env.now - pod.ready_changed_at if pod.ready else -1.0
+        return (pod.node is not None, pod.phase == "Running", pod.ready, ready_for, -pod.restarts, -pod.created_at)
+
+    def _create_pod(self):
+        from memstack_capacity.components.pods import Pod
+
+        pod = Pod(self.env, self, self._next_index, f"{self.name}-{self._next_index}", self.spec)
+        self._next_index += 1
+        self.pods.append(pod)
+        self.recorder.pod_event(self.env.now, self.name, pod.name, "Created")
+        self.env.process(self._lifecycle(pod))
+        return pod
+
+    def delete_pod(self, pod, reason: str = "pod_terminated") -> None:
+        if pod.deleting:
+            return
+        pod.deleting = True
+        self.recorder.pod_event(self.env.now, self.name, pod.name, "Killing", reason)
+        self._remove_endpoint(pod)
+        pod.ready = False
+        self.env.process(self._terminate(pod, reason))
+
+    def _terminate(self, pod, reason: str):
+        grace = float(self.spec.terminationGracePeriodSeconds)
+        deadline = self.env.now + grace
+        while pod.tasks and self.env.now < deadline:
+            yield self.env.timeout(min(1.0, deadline - self.env.now))
+        self._fail_tasks(pod, reason)
+        pod.phase = "Gone"
+        pod.container_up = False
+        self.pod_seconds += self.env.now - max(pod.created_at, 0.0)
+        if pod in self.pods:
+            self.pods.remove(pod)
+        if pod in self.cluster.pending:
+            self.cluster.pending.remove(pod)
+        self.cluster.unbind(pod)
+        self.recorder.pod_event(self.env.now, self.name, pod.name, "Deleted")
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def _lifecycle(self, pod):
+        env = self.env
+        self.cluster.pending.append(pod)
+        while self.cluster.place(pod) is None:
+            if pod.deleting:
+                return
+            yield self.cluster.wait_for_room()
+        self.cluster.pending.remove(pod)
+        self.recorder.pod_event(env.now, self.name, pod.name, "Scheduled", pod.node.name)
+        yield env.timeout(self.spec.image_pull)
+        if pod.deleting:
+            return
+        pod.phase = "Running"
+        yield from self._run_container(pod)
+
+    def _run_container(self, pod):
+        env = self.env
+        pod.started_at = env.now
+        self.recorder.pod_event(env.now, self.name, pod.name, "Started")
+        yield env.timeout(self.spec.startup)
+        if pod.deleting or pod.phase != "Running":
+            return
+        pod.container_up = True
+        pod._reset_container()
+        if self.spec.readinessProbe is None:
+            self._set_ready(pod, True)
+        self.env.process(self._probes(pod))
+
+    def _probes(self, pod):
+        """Readiness and liveness probing of one container incarnation."""
+        env = self.env
+        incarnation = pod.restarts
+        ready_spec, live_spec = self.spec.readinessProbe, self.spec.livenessProbe
+        started = pod.started_at
+        next_ready = started + ready_spec.initialDelaySeconds if ready_spec else None
+        next_live = started + live_spec.initialDelaySeconds if live_spec else None
+        successes = failures = live_failures = 0
+        while True:
+            upcoming = [t for t in (next_ready, next_live) if t is not None]
+            if not upcoming:
+                return
+            wait = max(0.0, min(upcoming) - env.now)
+            yield env.timeout(wait)
+            if pod.deleting or pod.restarts != incarnation or pod.phase != "Running":
+                return
+            now = env.now
+            if next_ready is not None and now >= next_ready:
+                next_ready = now + ready_spec.periodSeconds
+                ok = yield from self._probe_once(pod, ready_spec.timeoutSeconds)
+                if ok:
+                    successes, failures = successes + 1, 0
+                    if not pod.ready and successes >= ready_spec.successThreshold:
+                        self._set_ready(pod, True)
+                else:
+                    successes, failures = 0, failures + 1
+                    if pod.ready and failures >= ready_spec.failureThreshold:
+                        self._set_ready(pod, False)
+            if pod.restarts != incarnation or pod.deleting:
+                return
+            if next_live is not None and env.now >= next_live:
+                next_live = env.now + live_spec.periodSeconds
+                ok = yield from self._probe_once(pod, live_spec.timeoutSeconds)
+                live_failures = 0 if ok else live_failures + 1
+                if live_failures >= live_spec.failureThreshold and pod.restarts == incarnation and not pod.deleting:
+                    self.recorder.pod_event(env.now, self.name, pod.name, "Unhealthy", "liveness probe failed")
+                    self.container_died(pod, "container_restarted")
+                    return
+
+    def _probe_once(self, pod, timeout_s: float):
+        """Send one probe through the pod's event loop; True if it answers within the timeout."""
+        env = self.env
+        if not pod.container_up:
+            yield env.timeout(0)
+            return False
+        answered = env.event()
+        task = Task("probe", -1, env.now, answered, 0, ())
+        task.pod = pod
+        proc = min(pod.procs, key=lambda p: len(p.heap))
+        task.proc = proc
+        pod.cpu_start(proc, Flow(task, (), None), PROBE_CPU_S)
+        result = yield answered | env.timeout(timeout_s)
+        return answered in result
+
+    def _set_ready(self, pod, ready: bool) -> None:
+        if pod.ready == ready:
+            return
+        pod.ready = ready
+        pod.ready_changed_at = self.env.now
+        self.recorder.pod_event(self.env.now, self.name, pod.name, "Ready" if ready else "NotReady")
+        if ready:
+            self.env.process(self._propagate_endpoint(pod))
+        else:
+            self._remove_endpoint(pod)
+
+    def _propagate_endpoint(self, pod):
+        yield self.env.timeout(self.spec.endpoint_delay)
+        if pod.ready and not pod.deleting and pod.container_up:
+            self._add_endpoint(pod)
+
+    def _add_endpoint(self, pod) -> None:
+        if not pod.serving:
+            pod.serving = True
+            self.endpoints.append(pod)
+            if self.endpoints_changed:
+                self.endpoints_changed()
+
+    def _remove_endpoint(self, pod) -> None:
+        if pod.serving:
+            pod.serving = False
+            self.endpoints.remove(pod)
+            if self.endpoints_changed:
+                self.endpoints_changed()
+
+    # ---- failures ----------------------------------------------------------------------------
+    def container_died(self, pod, reason: str) -> None:
+        """OOMKill or liveness failure: everything in the container fails; it restarts with back-off."""
+        if reason == "oom_killed":
+            pod.oom_kills += 1
+            self.oom_kills += 1
+            self.recorder.pod_event(self.env.now, self.name, pod.name, "OOMKilled")
+        pod.container_up = False
+        self._set_ready(pod, False)
+        self._fail_tasks(pod, reason)
+        pod.restarts += 1
+        self.restarts += 1
+        pod.phase = "Running" if not pod.deleting else pod.phase
+        if not pod.deleting:
+            self.env.process(self._restart(pod))
+
+    def _restart(self, pod):
+        ran_for = self.env.now - (pod.started_at or 0.0)
+        if ran_for > BACKOFF_RESET_S:
+            pod.crash_streak = 0
+        streak = pod.crash_streak
+        pod.crash_streak = streak + 1
+        delay = min(BACKOFF_MAX_S, BACKOFF_START_S * 2**streak)
+        self.recorder.pod_event(self.env.now, self.name, pod.name, "BackOff", f"{delay:g}s")
+        yield self.env.timeout(delay)
+        if pod.deleting:
+            return
+        yield from self._run_container(pod)
+
+    def _fail_tasks(self, pod, reason: str) -> None:
+        code = REASON_CODE[reason]
+        for task in pod.drop_all():
+            if not task.alive:
+                continue
+            task.alive = False
+            self.on_task_failed(task, E502, code)
+
+    # ---- measurements --------------------------------------------------------------------------
+    def live_pods(self) -> list:
+        return [p for p in self.pods if p.phase != "Gone"]
+
+    def ready_count(self) -> int:
+        return sum(1 for p in self.pods if p.ready)
+
+    def close(self, now: float) -> None:
+        """Account pod-seconds of pods still alive at the end."""
+        for pod in self.pods:
+            if pod.phase != "Gone":
+                self.pod_seconds += now - max(pod.created_at, 0.0)

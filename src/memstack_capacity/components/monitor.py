@@ -1,0 +1,101 @@
+"""Samples the system every ``sample_interval``: what a Prometheus scrape would see.
+
+Per deployment: spec and ready replicas, live pods, CPU used (cores, the average over
+the interval) and utilisation against requests (as the HPA computes it), memory
+working set and its utilisation against requests and limits, in-flight, backlog,
+throttled fraction. For the ingress: arrivals, answers, errors by status and the
+latency percentiles of the interval. Level metrics are instantaneous; rates are
+averages over the interval.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from memstack_capacity.components.recorder import STATUS_LABELS
+
+
+class Monitor:
+    """One simpy process writing long-format samples into the recorder."""
+
+    def __init__(self, env, interval: float, recorder, runtimes: dict, ingress, extra_samplers=()):
+        self.env = env
+        self.interval = interval
+        self.samples = recorder.samples
+        self.log = recorder.requests
+        self.runtimes = runtimes
+        self.ingress = ingress
+        self.extra = list(extra_samplers)
+        self._cpu_prev: dict = {}
+        self._throttle_prev: dict = {}
+        self._log_pos = 0
+        self._arrived_prev = 0
+
+    def run(self):
+        while True:
+            yield self.env.timeout(self.interval)
+            self.sample()
+
+    def sample(self) -> None:
+        now = self.env.now
+        add = self.samples.add
+        for name, rt in self.runtimes.items():
+            self._sample_deployment(now, name, rt, add)
+        self._sample_requests(now, add)
+        for sampler in self.extra:
+            sampler(now, add)
+
+    def _sample_deployment(self, now: float, name: str, rt, add) -> None:
+        pods = rt.live_pods()
+        running = [p for p in pods if p.phase == "Running"]
+        for p in rt.pods:
+            p.usage_now()
+        # Pods that disappeared took their counters with them; count only pods seen both times.
+        prev = self._cpu_prev.get(name, {})
+        used = sum(p.cpu_used - prev.get(p, 0.0) for p in rt.pods if p.phase != "Gone")
+        self._cpu_prev[name] = {p: p.cpu_used for p in rt.pods}
+        throttle_prev = self._throttle_prev.get(name, {})
+        throttled = sum(p.throttled_s - throttle_prev.get(p, 0.0) for p in running)
+        self._throttle_prev[name] = {p: p.throttled_s for p in rt.pods}
+        cores = used / self.interval
+        req_cpu = sum(p.cpu_request for p in running) or float("nan")
+        mem = sum(p.mem for p in running if p.container_up)
+        req_mem = sum(p.mem_request for p in running) or float("nan")
+        mem_limit_frac = max((p.mem / p.mem_limit for p in running if p.container_up), default=0.0)
+        add(now, name, "replicas_desired", rt.spec_replicas)
+        add(now, name, "pods", len(pods))
+        add(now, name, "pods_ready", rt.ready_count())
+        add(now, name, "pods_pending", sum(1 for p in pods if p.node is None))
+        add(now, name, "cpu_cores", cores)
+        add(now, name, "cpu_utilization", cores / req_cpu)
+        add(now, name, "memory_bytes", mem)
+        add(now, name, "memory_utilization", mem / req_mem)
+        add(now, name, "memory_limit_fraction_max", mem_limit_frac)
+        add(now, name, "in_flight", sum(p.inflight for p in running))
+        add(now, name, "backlog", sum(len(p.backlog) for p in running))
+        add(now, name, "throttled_fraction", throttled / (self.interval * len(running)) if running else 0.0)
+
+    def _sample_requests(self, now: float, add) -> None:
+        log = self.log
+        start, end = self._log_pos, len(log)
+        self._log_pos = end
+        status = np.frombuffer(log.status, dtype=np.int8)[start:end] if end > start else np.empty(0, np.int8)
+        lat = self.ingress.window
+        self.ingress.window = []
+        dt = self.interval
+        add(now, "ingress", "arrivals_rps", (self.ingress.arrived - self._arrived_prev) / dt)
+        self._arrived_prev = self.ingress.arrived
+        ok = int(np.count_nonzero(status == 0))
+        add(now, "ingress", "throughput_rps", ok / dt)
+        for code, label in enumerate(STATUS_LABELS[1:], start=1):
+            add(now, "ingress", f"errors_{label}_rps", int(np.count_nonzero(status == code)) / dt)
+        answered = len(status)
+        add(now, "ingress", "error_rate", (answered - ok) / answered if answered else 0.0)
+        add(now, "ingress", "in_flight", self.ingress.in_flight)
+        if lat:
+            arr = np.asarray(lat)
+            p50, p95, p99 = np.percentile(arr, [50, 95, 99])
+            add(now, "ingress", "latency_mean_s", float(arr.mean()))
+            add(now, "ingress", "latency_p50_s", p50)
+            add(now, "ingress", "latency_p95_s", p95)
+            add(now, "ingress", "latency_p99_s", p99)

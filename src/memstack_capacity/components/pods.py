@@ -1,0 +1,223 @@
+"""A pod under load: its processes' CPU by processor sharing, its accept backlog, its memory.
+
+CPU. Each process is one core for Python work (the GIL); the requests of a process
+that are in a ``cpu`` step share that core by processor sharing. The pod's busy
+processes together are held to ``limits.cpu`` (the CFS quota): with ``b`` busy
+processes each runs at speed ``min(1, limit / b)``. PS uses virtual time per process
+(finish tags in a heap), so a change costs O(log n), not a rescan of every request;
+the pod keeps one pending timer, for its earliest completion.
+
+Admission. One FIFO accept backlog per pod, bounded (503 beyond it). A request
+leaves it for the process with the fewest in flight, if that one has fewer than
+``concurrency``. So ``processes: c, concurrency: 1`` is an M/M/c queue and
+``processes: 1, concurrency: k`` is one core shared by up to k requests.
+
+Memory. ``memory_base`` plus what each in-flight task holds; above ``limits.memory``
+the container is OOMKilled and everything in it fails.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+
+from memstack_capacity.components.clock import call_later
+
+_EPS_ABS = 1e-12
+_EPS_REL = 1e-10
+
+
+class Proc:
+    """One server process: in-flight count and its PS state (virtual time, finish-tag heap)."""
+
+    __slots__ = ("inflight", "V", "heap")
+
+    def __init__(self):
+        self.inflight = 0
+        self.V = 0.0
+        self.heap: list = []
+
+
+class Pod:
+    """One pod's data plane. Lifecycle (scheduling, probes, termination) is the deployment's."""
+
+    def __init__(self, env, runtime, index: int, name: str, spec):
+        self.env = env
+        self.runtime = runtime  # the DeploymentRuntime that owns the pod
+        self.index = index
+        self.name = name
+        self.spec = spec
+        self.phase = "Pending"  # Pending | Running | Terminating | Gone
+        self.node = None
+        self.ready = False
+        self.serving = False  # in the load balancer's endpoints
+        self.deleting = False
+        self.created_at = env.now
+        self.started_at: float | None = None
+        self.ready_changed_at = env.now
+        self.container_up = False
+        self.restarts = 0
+        self.oom_kills = 0
+        self.crash_streak = 0
+        limits = spec.resources.limits
+        self.cpu_limit = limits.cpu if limits.cpu is not None else math.inf
+        self.mem_limit = limits.memory if limits.memory is not None else math.inf
+        self.cpu_request = spec.resources.requests.cpu
+        self.mem_request = spec.resources.requests.memory
+        self.concurrency = spec.concurrency
+        self.backlog_cap = spec.backlog
+        self._reset_container()
+        self.cpu_used = 0.0  # core-seconds, cumulative over the pod's life (what cAdvisor counts)
+        self.throttled_s = 0.0
+        self.busy_s = 0.0
+        self.mem_peak = 0
+
+    def _reset_container(self) -> None:
+        self.procs = [Proc() for _ in range(self.spec.processes)]
+        self.backlog: deque = deque()
+        self.tasks: set = set()
+        self.inflight = 0
+        self.mem = self.spec.memory_base
+        self.nbusy = 0
+        self.speed = 1.0
+        self.t_last = self.env.now
+        self.token = 0
+        self.seq = 0
+
+    # ---- admission -------------------------------------------------------------------------
+    def submit(self, task) -> bool:
+        """Accept a task into a process or the backlog; False when the backlog is full."""
+        proc = self._free_proc()
+        if proc is not None:
+            self._admit(task, proc)
+            return True
+        if len(self.backlog) >= self.backlog_cap:
+            return False
+        task.pod = self
+        self.backlog.append(task)
+        self.tasks.add(task)
+        return True
+
+    def _free_proc(self):
+        best = None
+        for p in self.procs:
+            if p.inflight < self.concurrency and (best is None or p.inflight < best.inflight):
+                best = p
+        return best
+
+    def _admit(self, task, proc: Proc) -> None:
+        task.pod = self
+        task.proc = proc
+        proc.inflight += 1
+        self.inflight += 1
+        self.tasks.add(task)
+        self.mem += task.mem
+        if self.mem > self.mem_peak:
+            self.mem_peak = self.mem
+        if self.mem > self.mem_limit:
+            self.runtime.container_died(self, "oom_killed")
+            return
+        self.runtime.executor.start(task)
+
+    def release(self, task) -> None:
+        """A task's program ended: free its slot and memory, admit from the backlog."""
+        proc = task.proc
+        proc.inflight -= 1
+        self.inflight -= 1
+        self.mem -= task.mem
+        self.tasks.discard(task)
+        while self.backlog:
+            nxt = self.backlog[0]
+            if not nxt.alive:
+                self.backlog.popleft()
+                self.tasks.discard(nxt)
+                continue
+            free = self._free_proc()
+            if free is None:
+                break
+            self.backlog.popleft()
+            self._admit(nxt, free)
+            if not self.container_up:
+                break
+
+    def drop_all(self) -> list:
+        """Remove every task (container died or pod deleted); returns them, still alive."""
+        tasks = list(self.tasks)
+        self._sync(self.env.now)
+        self._reset_container()
+        return tasks
+
+    # ---- CPU by processor sharing -----------------------------------------------------------
+    def _sync(self, now: float) -> None:
+        dt = now - self.t_last
+        if dt > 0.0 and self.nbusy:
+            speed = self.speed
+            for p in self.procs:
+                n = len(p.heap)
+                if n:
+                    p.V += dt * speed / n
+            self.cpu_used += dt * speed * self.nbusy
+            self.busy_s += dt
+            if self.nbusy > self.cpu_limit:
+                self.throttled_s += dt
+        self.t_last = now
+
+    def _set_busy(self) -> None:
+        nbusy = 0
+        for p in self.procs:
+            if p.heap:
+                nbusy += 1
+        self.nbusy = nbusy
+        self.speed = min(1.0, self.cpu_limit / nbusy) if nbusy else 1.0
+
+    def cpu_start(self, proc: Proc, flow, work: float) -> None:
+        self._sync(self.env.now)
+        heap = proc.heap
+        if not heap:
+            proc.V = 0.0
+        self.seq += 1
+        heapq.heappush(heap, (proc.V + work, self.seq, flow))
+        if len(heap) == 1:
+            self._set_busy()
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        self.token += 1
+        if not self.nbusy:
+            return
+        speed = self.speed
+        best = math.inf
+        for p in self.procs:
+            heap = p.heap
+            if heap:
+                dt = (heap[0][0] - p.V) * len(heap) / speed
+                if dt < best:
+                    best = dt
+        token = self.token
+        call_later(self.env, best if best > 0.0 else 0.0, lambda _ev: self._cpu_due(token))
+
+    def _cpu_due(self, token: int) -> None:
+        if token != self.token:
+            return
+        self._sync(self.env.now)
+        finished = []
+        for p in self.procs:
+            heap = p.heap
+            limit = p.V + _EPS_ABS + _EPS_REL * abs(p.V)
+            while heap and heap[0][0] <= limit:
+                finished.append(heapq.heappop(heap)[2])
+        self._set_busy()
+        self._reschedule()
+        advance = self.runtime.executor.advance
+        for flow in finished:
+            advance(flow)
+
+    def cpu_active(self) -> int:
+        """Tasks currently in a cpu step."""
+        return sum(len(p.heap) for p in self.procs)
+
+    def usage_now(self) -> float:
+        """Cumulative core-seconds up to now (for metrics scrapes)."""
+        self._sync(self.env.now)
+        return self.cpu_used

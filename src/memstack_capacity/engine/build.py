@@ -1,0 +1,112 @@
+"""Wires a Scenario into components: the only module that knows them all.
+
+The build is where a valid scenario meets what the simulator can do: a feature the
+scenario uses that no component models yet is reported here as a ScenarioError
+("not supported yet") before anything runs — never silently ignored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import simpy
+
+from memstack_capacity.components.balancer import Balancer
+from memstack_capacity.components.cluster import Cluster
+from memstack_capacity.components.flows import Executor, compile_steps
+from memstack_capacity.components.ingress import Ingress
+from memstack_capacity.components.monitor import Monitor
+from memstack_capacity.components.recorder import Recorder
+from memstack_capacity.components.workload import ClosedPopulation, OpenSource, RequestMix
+from memstack_capacity.engine.rng import Streams
+from memstack_capacity.errors import Problem, ScenarioError
+from memstack_capacity.scenario.models import Scenario
+
+
+@dataclass
+class Model:
+    """The built system for one run."""
+
+    scenario: Scenario
+    seed: int
+    env: simpy.Environment
+    recorder: Recorder
+    executor: Executor
+    cluster: Cluster
+    runtimes: dict
+    ingress: Ingress
+    source: object
+    monitor: Monitor
+    extensions: dict = field(default_factory=dict)
+
+
+#: Hooks that later layers of the model register: ``extension(model, streams) -> None``.
+#: Each adds handlers, processes and samplers for the part it models (datastores, workers, HPA, events).
+EXTENSIONS: list = []
+
+
+def build(scenario: Scenario, seed: int) -> Model:
+    env = simpy.Environment()
+    streams = Streams(seed)
+    recorder = Recorder()
+    executor = Executor()
+    cluster = Cluster(env, scenario.cluster, recorder)
+    runtimes: dict = {}
+    from memstack_capacity.components.deployments import DeploymentRuntime
+
+    def task_failed(task, status, reason):
+        if task.kind == "request":
+            ingress.fail(task, status, reason)
+        elif task.kind == "job":
+            model.extensions["jobs"].fail(task, status, reason)
+
+    for name, spec in scenario.deployments.items():
+        runtimes[name] = DeploymentRuntime(env, name, spec, cluster, executor, recorder, task_failed)
+    api = runtimes["api"]
+    balancer = Balancer(api, scenario.api.load_balancing, streams("balancer/api"))
+    ingress = Ingress(env, api, balancer, scenario.workload.timeout, recorder)
+
+    programs = [compile_steps(c.steps, streams, f"requests/{c.name}") for c in scenario.workload.requests]
+    mix = RequestMix(scenario.workload.requests, programs, streams("workload/mix"))
+    wl = scenario.workload
+    if wl.users is not None:
+        source = ClosedPopulation(env, wl.users, mix, ingress, streams("workload/users"), scenario.duration)
+    else:
+        source = OpenSource(env, wl.arrivals, mix, ingress, streams("workload/arrivals"), scenario.duration)
+    monitor = Monitor(env, scenario.sample_interval, recorder, runtimes, ingress)
+
+    def task_done(task):
+        kind = task.kind
+        if kind == "request":
+            ingress.complete(task)
+        elif kind == "probe":
+            if not task.owner.triggered:
+                task.owner.succeed()
+        else:
+            model.extensions["jobs"].complete(task)
+
+    executor.on_task_done = task_done
+    model = Model(scenario, seed, env, recorder, executor, cluster, runtimes, ingress, source, monitor)
+    model.extensions["programs"] = programs
+    for extension in EXTENSIONS:
+        extension(model, streams)
+    _reject_unsupported(model)
+    return model
+
+
+def _reject_unsupported(model: Model) -> None:
+    problems = []
+    missing = model.executor.unsupported_kinds(model.extensions["programs"] + model.extensions.get("job_programs", []))
+    for kind in sorted(missing):
+        problems.append(Problem("workload", f"`{kind}` steps are not supported yet by this version of the simulator"))
+    handled = model.extensions.get("event_kinds", set())
+    for i, event in enumerate(model.scenario.events):
+        if event.kind not in handled:
+            problems.append(Problem(f"events[{i}].{event.kind}", "this event kind is not supported yet"))
+    for name, dep in model.scenario.deployments.items():
+        if dep.hpa is not None and "hpa" not in model.extensions:
+            problems.append(Problem(f"deployments.{name}.hpa", "autoscaling is not supported yet"))
+        if dep.consumes and "jobs" not in model.extensions:
+            problems.append(Problem(f"deployments.{name}.consumes", "the worker tier is not supported yet"))
+    if problems:
+        raise ScenarioError(problems, model.scenario.name)

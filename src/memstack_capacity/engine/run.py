@@ -1,0 +1,83 @@
+"""Run one scenario with one seed: build, start, advance the clock, hand back the record."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from memstack_capacity.components.recorder import Recorder
+from memstack_capacity.engine.build import Model, build
+from memstack_capacity.scenario.models import Scenario
+
+#: Simulated seconds between progress callbacks.
+PROGRESS_STEP_S = 60.0
+
+
+@dataclass
+class DeploymentTotals:
+    pod_seconds: float
+    oom_kills: int
+    restarts: int
+
+
+@dataclass
+class RunRecord:
+    """What the engine hands to the results layer: plain data, no pandas."""
+
+    scenario: Scenario
+    seed: int
+    recorder: Recorder
+    arrived: int
+    in_flight_end: int
+    deployments: dict = field(default_factory=dict)
+    extras: dict = field(default_factory=dict)
+    wall_s: float = 0.0
+
+
+def run(scenario: Scenario, seed: int | None = None, progress=None) -> RunRecord:
+    """Simulate `scenario` with `seed` (the scenario's own when None).
+
+    `progress`, if given, is called as ``progress(sim_time_s, duration_s)`` as the run advances.
+    """
+    seed = scenario.seed if seed is None else int(seed)
+    started = time.perf_counter()
+    model = build(scenario, seed)
+    _start(model)
+    env, horizon = model.env, scenario.duration
+    t = 0.0
+    while t < horizon:
+        t = min(horizon, t + PROGRESS_STEP_S)
+        env.run(until=t)
+        if progress is not None:
+            progress(t, horizon)
+    return _finish(model, time.perf_counter() - started)
+
+
+def _start(model: Model) -> None:
+    for name, runtime in model.runtimes.items():
+        runtime.start(model.scenario.deployments[name].replicas)
+    model.source.start()
+    model.env.process(model.monitor.run())
+    for starter in model.extensions.get("starters", []):
+        starter()
+
+
+def _finish(model: Model, wall_s: float) -> RunRecord:
+    now = model.env.now
+    totals = {}
+    for name, runtime in model.runtimes.items():
+        runtime.close(now)
+        totals[name] = DeploymentTotals(runtime.pod_seconds, runtime.oom_kills, runtime.restarts)
+    extras = {}
+    for key, finisher in model.extensions.get("finishers", {}).items():
+        extras[key] = finisher(now)
+    return RunRecord(
+        scenario=model.scenario,
+        seed=model.seed,
+        recorder=model.recorder,
+        arrived=model.ingress.arrived,
+        in_flight_end=model.ingress.in_flight,
+        deployments=totals,
+        extras=extras,
+        wall_s=wall_s,
+    )
