@@ -452,7 +452,8 @@ def _variant_inputs() -> ManifestInputs:
     base = ManifestInputs.upstream()
     return dataclasses.replace(
         _replace_api(base, processes=3, anti_affinity="required", pdb={"maxUnavailable": "25%"},
-                     strategy=Strategy("RollingUpdate", "50%", 0),
+                     strategy=Strategy("RollingUpdate", "50%", 0), termination_grace_period_s=45,
+                     readiness=ProbeTiming(5, 5, 2, 3, success_threshold=2),
                      hpa={k: v for k, v in base.api.hpa.items() if k != "behavior"}),
         worker=dataclasses.replace(base.worker, anti_affinity="preferred", strategy=Strategy("Recreate"),
                                    readiness=ProbeTiming(5, 10, 2, 3), cpu_limit_cores=None, memory_limit_bytes=None),
@@ -524,3 +525,128 @@ def test_crd_objects_validate_against_operator_schema(kind, all_generated):
     errors = [f"{key_of(o)} at {'.'.join(map(str, e.path))}: {e.message}"
               for o in objects for e in validator.iter_errors(o)]
     assert not errors, "\n".join(errors)
+
+
+# ------------------------------------------------------------ from a scenario
+
+
+def _probe(initial: int, period: int, timeout: int, failures: int) -> dict[str, int]:
+    return {"initialDelaySeconds": initial, "periodSeconds": period, "timeoutSeconds": timeout,
+            "failureThreshold": failures}
+
+
+def _upstream_scenario_data() -> dict[str, Any]:
+    """A scenario whose deployment settings are upstream's, written as a user would."""
+    upstream = ManifestInputs.upstream()
+    resources = {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "2000m", "memory": "2Gi"}}
+    strategy = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+    return {
+        "name": "upstream-manifests",
+        "duration": "10m",
+        "workload": {
+            "arrivals": {"profile": [{"at": "0s", "rps": 50}]},
+            "timeout": "60s",
+            "requests": [{"name": "ping", "weight": 1,
+                          "steps": [{"cpu": {"dist": "exponential", "mean": "5ms"}}, {"enqueue": "episode"}]}],
+            "jobs": [{"name": "episode", "steps": [{"cpu": {"dist": "exponential", "mean": "5ms"}}]}],
+        },
+        "deployments": {
+            "api": {"replicas": 3, "resources": resources, "strategy": strategy,
+                    "readinessProbe": _probe(10, 5, 3, 3), "livenessProbe": _probe(30, 10, 5, 3),
+                    "anti_affinity": "preferred", "hpa": copy.deepcopy(dict(upstream.api.hpa)),
+                    "pdb": {"minAvailable": 2}},
+            "worker": {"replicas": 2, "resources": resources, "strategy": strategy, "consumes": ["episode"],
+                       "livenessProbe": _probe(30, 30, 5, 3), "hpa": copy.deepcopy(dict(upstream.worker.hpa)),
+                       "pdb": {"minAvailable": 1}},
+        },
+        "datastores": {"postgres": {"kind": "postgresql", "pool": {
+            "pool_size": 20, "max_overflow": 40, "pool_recycle": "1h", "pool_pre_ping": True}}},
+    }
+
+
+def _parse(data: dict[str, Any]):
+    from memstack_capacity.scenario.load import parse_scenario
+
+    return parse_scenario(data, "test")
+
+
+def _select_policy_defaulted(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # selectPolicy defaults to Max (the API server writes it in); a validated hpa model may too.
+    objects = copy.deepcopy(objects)
+    for obj in objects:
+        if obj["kind"] == "HorizontalPodAutoscaler":
+            for rules in obj["spec"].get("behavior", {}).values():
+                rules.setdefault("selectPolicy", "Max")
+    return objects
+
+
+def test_upstream_scenario_gives_upstream_manifests():
+    from memstack_capacity.outputs.manifests import inputs_from_scenario
+
+    scenario = _parse(_upstream_scenario_data())
+    ours = build_manifests(inputs_from_scenario(scenario))
+    upstream = build_manifests(ManifestInputs.upstream())
+    assert not diff_lists(_select_policy_defaulted(ours), _select_policy_defaulted(upstream))
+    if isinstance(scenario.deployments["api"].hpa, dict):
+        assert inputs_from_scenario(scenario) == ManifestInputs.upstream()
+
+
+def test_scenario_values_reach_the_manifests():
+    from memstack_capacity.outputs.manifests import inputs_from_scenario
+
+    data = _upstream_scenario_data()
+    api = data["deployments"]["api"]
+    api.update(processes=2, anti_affinity="required", terminationGracePeriodSeconds=45, replicas=4)
+    api["resources"] = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+    del api["hpa"]["behavior"]
+    data["workload"]["timeout"] = "2m"
+    data["datastores"]["postgres"]["pool"] = {"pool_size": 5, "max_overflow": -1, "pool_pre_ping": False}
+    inputs = inputs_from_scenario(_parse(data))
+    objs = {key_of(o): o for o in build_manifests(inputs)}
+    pod = objs["Deployment/memstack-api"]["spec"]["template"]["spec"]
+    assert objs["Deployment/memstack-api"]["spec"]["replicas"] == 4
+    assert pod["terminationGracePeriodSeconds"] == 45
+    assert pod["containers"][0]["resources"] == {"requests": {"cpu": "250m", "memory": "256Mi"},
+                                                 "limits": {"memory": "1Gi"}}
+    assert pod["containers"][0]["command"][-2:] == ["--workers", "2"]
+    assert "requiredDuringSchedulingIgnoredDuringExecution" in pod["affinity"]["podAntiAffinity"]
+    assert "behavior" not in objs["HorizontalPodAutoscaler/memstack-api-hpa"]["spec"]
+    assert objs["Ingress/memstack-ingress"]["metadata"]["annotations"][
+        "nginx.ingress.kubernetes.io/proxy-read-timeout"] == "120"
+    data_ = objs["ConfigMap/memstack-config"]["data"]
+    assert (data_["POSTGRES_POOL_SIZE"], data_["POSTGRES_MAX_OVERFLOW"], data_["POSTGRES_POOL_RECYCLE"],
+            data_["POSTGRES_POOL_PRE_PING"], data_["API_WORKERS"]) == ("5", "-1", "-1", "false", "2")
+
+
+def test_minimal_scenario_has_no_worker_and_upstream_pool():
+    from memstack_capacity.outputs.manifests import inputs_from_scenario
+
+    data = _upstream_scenario_data()
+    del data["deployments"]["worker"], data["datastores"], data["workload"]["jobs"]
+    data["workload"]["requests"][0]["steps"].pop()
+    data["deployments"]["api"] = {"replicas": 2, "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}}}
+    inputs = inputs_from_scenario(_parse(data))
+    assert inputs.worker is None and inputs.pool == PoolSettings()
+    assert inputs.api.hpa is None and inputs.api.pdb is None and inputs.api.anti_affinity is None
+    kinds = [key_of(o) for o in build_manifests(inputs)]
+    assert "HorizontalPodAutoscaler/memstack-api-hpa" not in kinds and not [k for k in kinds if "worker" in k]
+
+
+def test_scenario_with_multi_process_worker_is_refused():
+    from memstack_capacity.errors import ScenarioError
+    from memstack_capacity.outputs.manifests import inputs_from_scenario
+
+    data = _upstream_scenario_data()
+    data["deployments"]["worker"]["processes"] = 3
+    with pytest.raises(ScenarioError, match=r"deployments\.worker\.processes"):
+        inputs_from_scenario(_parse(data))
+
+
+def test_hpa_model_is_dumped_with_given_keys_only():
+    hpa_module = pytest.importorskip("memstack_capacity.scenario.hpa")
+    from memstack_capacity.outputs.manifests_scenario import hpa_spec
+
+    assert hpa_spec(hpa_module.HorizontalPodAutoscalerSpec.model_validate({"maxReplicas": 5})) == {"maxReplicas": 5}
+    given = dict(ManifestInputs.upstream().api.hpa)
+    dumped = hpa_spec(hpa_module.HorizontalPodAutoscalerSpec.model_validate(given))
+    assert {k: v for k, v in dumped.items() if k != "behavior"} == {k: v for k, v in given.items() if k != "behavior"}

@@ -3,21 +3,22 @@
 The manifests are built as plain data (dicts in Kubernetes shape), then written
 as YAML with PyYAML, one file per upstream file and in upstream order:
 
-=============================== ===========================================================
-file                            objects
-=============================== ===========================================================
-``namespace.yaml``              Namespace
-``configmap.yaml``              ConfigMap ``memstack-config``
-``secrets.yaml``                Secret ``memstack-secrets`` (placeholders only)
-``api-deployment.yaml``         Deployment, Service, ServiceAccount, HPA, PDB of the API
-``worker-deployment.yaml``      Deployment, ServiceAccount, HPA, PDB of the worker
-``ingress.yaml``                Ingress ``memstack-ingress``
-``prometheus-service-monitor``  two ServiceMonitors and PrometheusRule ``memstack-alerts``
-=============================== ===========================================================
+=================================== ========================================================
+file                                objects
+=================================== ========================================================
+``namespace.yaml``                  Namespace
+``configmap.yaml``                  ConfigMap ``memstack-config``
+``secrets.yaml``                    Secret ``memstack-secrets`` (placeholders only)
+``api-deployment.yaml``             Deployment, Service, ServiceAccount, HPA, PDB of the API
+``worker-deployment.yaml``          Deployment, ServiceAccount, HPA, PDB of the worker
+``ingress.yaml``                    Ingress ``memstack-ingress``
+``prometheus-service-monitor.yaml`` two ServiceMonitors, PrometheusRule ``memstack-alerts``
+=================================== ========================================================
 
 With :meth:`ManifestInputs.upstream` the objects are the real deployment's
 (``s1366560/agi-demos`` ``k8s/`` at ``30bd61be8``). A scenario changes only
-what it simulates; see :class:`ManifestInputs`.
+what it simulates; see :class:`ManifestInputs`, and :func:`inputs_from_scenario`
+for what is taken from a scenario.
 
 Example:
     >>> objects = build_manifests(ManifestInputs.upstream())
@@ -41,6 +42,7 @@ from memstack_capacity.outputs.manifests_inputs import (
     Strategy,
 )
 from memstack_capacity.outputs.manifests_platform import configmap, ingress, monitoring_objects, namespace, secret
+from memstack_capacity.outputs.manifests_scenario import inputs_from_scenario
 from memstack_capacity.outputs.manifests_workloads import workload_objects
 
 __all__ = [
@@ -51,6 +53,7 @@ __all__ = [
     "ProbeTiming",
     "Strategy",
     "build_manifests",
+    "inputs_from_scenario",
     "manifest_file",
     "render_manifests",
     "write_manifests",

@@ -45,22 +45,27 @@ class ProbeTiming:
     period_s: int = 10
     timeout_s: int = 1
     failure_threshold: int = 3
+    success_threshold: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("initial_delay_s", "period_s", "timeout_s", "failure_threshold"):
+        names = ("initial_delay_s", "period_s", "timeout_s", "failure_threshold", "success_threshold")
+        for name in names:
             value = getattr(self, name)
             _require(_is_int(value) and value >= 0, f"probe {name} must be a whole number >= 0, got {value!r}")
-        for name in ("period_s", "timeout_s", "failure_threshold"):
+        for name in names[1:]:
             _require(getattr(self, name) >= 1, f"probe {name} must be >= 1, got {getattr(self, name)!r}")
 
     def to_k8s(self) -> dict[str, int]:
-        """The timing fields of a Kubernetes ``Probe``."""
-        return {
+        """The timing fields of a Kubernetes ``Probe``; ``successThreshold`` only when not the default 1."""
+        fields = {
             "initialDelaySeconds": self.initial_delay_s,
             "periodSeconds": self.period_s,
             "timeoutSeconds": self.timeout_s,
             "failureThreshold": self.failure_threshold,
         }
+        if self.success_threshold != 1:
+            fields["successThreshold"] = self.success_threshold
+        return fields
 
 
 @dataclass(frozen=True)
@@ -106,6 +111,7 @@ class DeploymentInputs:
         processes: Server processes per pod. The API runs one uvicorn process upstream;
             more than one adds ``--workers N`` to an explicit uvicorn command. The worker
             image runs one Temporal worker process, so the worker must have 1.
+        termination_grace_period_s: Written only when not Kubernetes' default of 30 s.
     """
 
     name: str
@@ -121,6 +127,7 @@ class DeploymentInputs:
     pdb: Mapping[str, Any] | None = None
     anti_affinity: AntiAffinity | None = None
     processes: int = 1
+    termination_grace_period_s: int = 30
 
     def __post_init__(self) -> None:
         who = f"deployment {self.name!r}"
@@ -148,13 +155,18 @@ class DeploymentInputs:
                  f"{who}: anti_affinity must be 'preferred', 'required' or None, got {self.anti_affinity!r}")
         _require(_is_int(self.processes) and self.processes >= 1,
                  f"{who}: processes must be a whole number >= 1, got {self.processes!r}")
+        _require(_is_int(self.termination_grace_period_s) and self.termination_grace_period_s >= 0,
+                 f"{who}: termination_grace_period_s must be a whole number >= 0, got {self.termination_grace_period_s!r}")
         _require(self.name == "api" or self.processes == 1,
                  f"{who}: processes must be 1; the worker image runs one Temporal worker per pod (got {self.processes!r})")
 
 
 @dataclass(frozen=True)
 class PoolSettings:
-    """The SQLAlchemy pool settings the ConfigMap carries (``POSTGRES_POOL_*``)."""
+    """The SQLAlchemy pool settings the ConfigMap carries (``POSTGRES_POOL_*``).
+
+    ``max_overflow`` -1 means no limit and ``pool_recycle_s`` -1 means never, as in SQLAlchemy.
+    """
 
     pool_size: int = 20
     max_overflow: int = 40
@@ -162,10 +174,9 @@ class PoolSettings:
     pool_pre_ping: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("pool_size", "max_overflow", "pool_recycle_s"):
+        for name, lowest in (("pool_size", 0), ("max_overflow", -1), ("pool_recycle_s", -1)):
             value = getattr(self, name)
-            _require(_is_int(value) and value >= (1 if name == "pool_size" else 0),
-                     f"pool {name} must be a whole number, got {value!r}")
+            _require(_is_int(value) and value >= lowest, f"pool {name} must be a whole number >= {lowest}, got {value!r}")
         _require(isinstance(self.pool_pre_ping, bool),
                  f"pool pool_pre_ping must be a bool, got {self.pool_pre_ping!r}")
 

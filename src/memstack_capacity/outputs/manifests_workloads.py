@@ -136,6 +136,8 @@ def deployment(dep: DeploymentInputs, namespace: str) -> dict[str, Any]:
     affinity = _affinity(dep)
     if affinity is not None:
         pod_spec["affinity"] = affinity
+    if dep.termination_grace_period_s != 30:
+        pod_spec["terminationGracePeriodSeconds"] = dep.termination_grace_period_s
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
