@@ -6,10 +6,12 @@ than a silent default. Quantity fields accept the YAML spellings and hold SI num
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic_core import PydanticCustomError
 
+from memstack_capacity.errors import Problem
 from memstack_capacity.scenario import quantities as q
 
 
@@ -17,6 +19,16 @@ class SpecModel(BaseModel):
     """Frozen, strict base for every block of a scenario."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, validate_default=True)
+
+
+def raise_problems(problems: list[Problem], kind: str = "problems") -> NoReturn:
+    """Raise every problem a model validator found at once.
+
+    Each problem's ``field`` is relative to the model being validated; the loader
+    joins it to the model's own location, so messages name the exact field.
+    """
+    text = "\n".join(p.render(None) for p in problems)
+    raise PydanticCustomError(kind, text.replace("{", "{{").replace("}", "}}"), {"problems": list(problems)})
 
 
 def _non_negative(value: float) -> float:

@@ -31,6 +31,9 @@ def parse_duration(value: object) -> float:
         seconds = float(value)
     elif isinstance(value, str):
         text = value.strip()
+        if text.startswith("-") and text[1:2].isdigit():
+            # Spelled correctly but negative: let the field say "must not be negative".
+            return -parse_duration(text[1:])
         try:
             seconds = float(text)
         except ValueError:
@@ -94,21 +97,38 @@ def parse_memory(value: object) -> int:
     return int(round(result))
 
 
+def _exact_number(value: float) -> str:
+    # repr() is the shortest spelling that parses back to the same float.
+    return repr(float(value))
+
+
 def format_duration(seconds: float) -> str:
-    """The shortest exact spelling: 30s, 5m, 1h, 250ms."""
+    """The shortest exact spelling: 30s, 5m, 1h, 250ms; otherwise a number of seconds.
+
+    The result always parses back to exactly ``seconds``, so a scenario written out
+    with these spellings re-validates to the same values.
+    """
     if seconds == 0:
         return "0s"
     for unit, size in (("h", 3600.0), ("m", 60.0), ("s", 1.0), ("ms", 1e-3)):
         count = seconds / size
         if abs(count - round(count)) < 1e-9 and round(count) != 0:
-            return f"{int(round(count))}{unit}"
-    return f"{seconds:g}s"
+            text = f"{int(round(count))}{unit}"
+            if parse_duration(text) == seconds:
+                return text
+    text = _exact_number(seconds)
+    return text if "e" in text else f"{text}s"
 
 
 def format_cpu(cores: float) -> str:
-    """Kubernetes spelling of a CPU quantity: ``500m``, ``2``, ``2000m`` becomes ``2``."""
+    """Kubernetes spelling of a CPU quantity: ``500m``, ``2``, ``2000m`` becomes ``2``.
+
+    Finer than a millicore (which Kubernetes would not accept) falls back to a
+    plain number of cores, so the spelling still parses back exactly.
+    """
     milli = round(cores * 1000)
-    return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
+    text = str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
+    return text if parse_cpu(text) == cores else _exact_number(cores)
 
 
 def format_memory(n_bytes: int) -> str:

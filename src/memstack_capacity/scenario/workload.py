@@ -12,7 +12,8 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
-from memstack_capacity.scenario.base import Duration, Memory, PositiveDuration, SpecModel
+from memstack_capacity.errors import Problem
+from memstack_capacity.scenario.base import Duration, Memory, PositiveDuration, SpecModel, raise_problems
 from memstack_capacity.scenario.distributions import Dist
 
 STEP_KINDS = ("cpu", "call", "external", "parallel", "enqueue", "repeat")
@@ -191,16 +192,20 @@ class Workload(SpecModel):
 
     @model_validator(mode="after")
     def _one_source_and_weights(self) -> "Workload":
+        problems: list[Problem] = []
         if (self.users is None) == (self.arrivals is None):
-            raise ValueError("give exactly one of `users` (closed model) or `arrivals` (open model)")
+            given = "both" if self.users is not None else "neither"
+            problems.append(Problem("", f"give exactly one of `users` (closed model) or `arrivals` (open model); got {given}"))
         if sum(r.weight for r in self.requests) <= 0:
             weights = [r.weight for r in self.requests]
-            raise ValueError(f"request weights must sum to more than zero (got {weights})")
+            problems.append(Problem("requests", f"request weights must sum to more than zero (got weights {weights})"))
         for what, items in (("requests", self.requests), ("jobs", self.jobs)):
             names = [i.name for i in items]
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
-                raise ValueError(f"{what} names must be unique (duplicated: {', '.join(dupes)})")
+                problems.append(Problem(what, f"names must be unique (duplicated: {', '.join(dupes)})"))
+        if problems:
+            raise_problems(problems)
         return self
 
 
