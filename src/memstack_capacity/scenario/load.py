@@ -91,9 +91,9 @@ def _member_for_tag(members: list, meta: list, tag: object) -> Any | None:
     return None
 
 
-def clean_location(loc: tuple) -> tuple[list, Any]:
+def clean_location(loc: tuple, root: type[BaseModel] = Scenario) -> tuple[list, Any]:
     """The user's location (union tags dropped) and the type found there (None if unknown)."""
-    tp: Any = Scenario
+    tp: Any = root
     out: list = []
     for item in loc:
         bare, meta = _bare(tp)
@@ -106,8 +106,9 @@ def clean_location(loc: tuple) -> tuple[list, Any]:
         if isinstance(bare, type) and issubclass(bare, BaseModel):
             field = bare.model_fields.get(item) if isinstance(item, str) else None
             tp = _field_type(field) if field is not None else None
-        elif typing.get_origin(bare) is list and isinstance(item, int):
-            tp = typing.get_args(bare)[0]
+        elif typing.get_origin(bare) in (list, tuple) and isinstance(item, int):
+            args = typing.get_args(bare)
+            tp = args[0] if typing.get_origin(bare) is list or args[-1] is Ellipsis else args[item]
         elif typing.get_origin(bare) is dict:
             tp = typing.get_args(bare)[1]
         else:

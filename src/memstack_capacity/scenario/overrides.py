@@ -34,7 +34,8 @@ def split_path(path: str) -> list[str | int]:
             pos += 1
         match = _TOKEN.match(text, pos)
         if not match or match.group(0) in ("", "[]"):
-            raise ValueError(f"cannot read the path {path!r} (expected keys joined by dots, e.g. deployments.api.replicas)")
+            raise ValueError(f"cannot read the path {path!r} "
+                             "(expected keys joined by dots, e.g. deployments.api.replicas)")
         segment = match.group(1) if match.group(1) is not None else match.group(2)
         segment = segment.strip()
         parts.append(int(segment) if segment.isdigit() else segment)

@@ -195,7 +195,9 @@ class Workload(SpecModel):
         problems: list[Problem] = []
         if (self.users is None) == (self.arrivals is None):
             given = "both" if self.users is not None else "neither"
-            problems.append(Problem("", f"give exactly one of `users` (closed model) or `arrivals` (open model); got {given}"))
+            problems.append(
+                Problem("", f"give exactly one of `users` (closed model) or `arrivals` (open model); got {given}")
+            )
         if sum(r.weight for r in self.requests) <= 0:
             weights = [r.weight for r in self.requests]
             problems.append(Problem("requests", f"request weights must sum to more than zero (got weights {weights})"))
