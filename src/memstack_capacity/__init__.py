@@ -1,0 +1,23 @@
+"""memstack-capacity: how many users MemStack can serve on Kubernetes, before it is deployed.
+
+>>> from memstack_capacity import load_scenario, simulate
+>>> result = simulate(load_scenario("scenarios/peak.yaml"))
+>>> result.summary["requests"]["throughput_rps"]
+"""
+
+from memstack_capacity.api import simulate
+from memstack_capacity.errors import MemstackCapacityError, ScenarioError, SimulationError
+from memstack_capacity.results.result import Result
+from memstack_capacity.scenario.load import load_scenario
+from memstack_capacity.scenario.models import Scenario
+
+__all__ = [
+    "load_scenario",
+    "simulate",
+    "Scenario",
+    "Result",
+    "MemstackCapacityError",
+    "ScenarioError",
+    "SimulationError",
+]
+__version__ = "0.1.0"

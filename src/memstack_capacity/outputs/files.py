@@ -1,0 +1,60 @@
+"""Writing a run's outputs to a directory, all or nothing.
+
+Everything is written into a hidden sibling directory first and renamed into place at
+the end, so an interrupted or failed run never leaves a directory that looks complete.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+WRITERS: list = []  # extra writers registered by other output modules: fn(result, out_dir: Path) -> None
+
+
+def _clean(value):
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return None if math.isnan(value) or math.isinf(value) else value
+    return value
+
+
+def summary_json(summary: dict) -> str:
+    """The summary as JSON text (NaN and infinities become null)."""
+    return json.dumps(_clean(summary), indent=2, sort_keys=False) + "\n"
+
+
+def write_run(result, out_dir: str | Path, report: bool = True) -> Path:
+    """Write summary.json, timeseries.csv, requests.csv.gz, scaling.csv, the report and manifests."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    try:
+        (staging / "summary.json").write_text(summary_json(result.summary), encoding="utf-8")
+        result.timeseries.to_csv(staging / "timeseries.csv", index=False, float_format="%.6g")
+        result.requests.to_csv(staging / "requests.csv.gz", index=False, float_format="%.6f", compression={"method": "gzip", "mtime": 0})
+        result.scaling.to_csv(staging / "scaling.csv", index=False)
+        if len(result.jobs):
+            result.jobs.to_csv(staging / "jobs.csv.gz", index=False, float_format="%.6f", compression={"method": "gzip", "mtime": 0})
+        result.pods.to_csv(staging / "pods.csv", index=False)
+        for writer in WRITERS:
+            if report or getattr(writer, "always", False):
+                writer(result, staging)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir

@@ -1,0 +1,142 @@
+"""The summary of a run (what ``summary.json`` holds) and target verdicts.
+
+Statistics count requests that arrived after the warm-up. Latency percentiles are over
+requests answered OK; the error rate is failed / (completed + failed). Throughput is
+OK answers per second over the measured window. Utilisation is against the pods'
+*requests*, as the HPA sees it; level metrics are time averages of the samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+PERCENTILES = {"p50": 50, "p95": 95, "p99": 99}
+
+
+def latency_stats(latencies: np.ndarray) -> dict:
+    if len(latencies) == 0:
+        return {"mean": None, "p50": None, "p95": None, "p99": None, "max": None}
+    pct = np.percentile(latencies, list(PERCENTILES.values()))
+    out = {"mean": float(latencies.mean())}
+    out.update({k: float(v) for k, v in zip(PERCENTILES, pct)})
+    out["max"] = float(latencies.max())
+    return out
+
+
+def request_stats(frame: pd.DataFrame, window_s: float) -> dict:
+    ok = frame["status"] == "ok"
+    completed, failed = int(ok.sum()), int((~ok).sum())
+    answered = completed + failed
+    errors = frame.loc[~ok, "status"].astype(str).value_counts()
+    return {
+        "completed": completed,
+        "failed": failed,
+        "throughput_rps": completed / window_s if window_s > 0 else 0.0,
+        "error_rate": failed / answered if answered else 0.0,
+        "latency_s": latency_stats(frame.loc[ok, "latency_s"].to_numpy()),
+        "errors": {str(k): int(v) for k, v in errors.items() if v},
+    }
+
+
+def summarize(record, requests: pd.DataFrame, timeseries: pd.DataFrame, jobs: pd.DataFrame | None = None) -> dict:
+    """The summary.json figures of one run."""
+    sc = record.scenario
+    window = sc.duration - sc.warmup
+    measured = requests[requests["t_arrival_s"] >= sc.warmup]
+    req = request_stats(measured, window)
+    req["by_class"] = {
+        name: request_stats(measured[measured["class"] == name], window) for name in (c.name for c in sc.workload.requests)
+    }
+    req["arrived"] = int(record.arrived)
+    req["in_flight_end"] = int(record.in_flight_end)
+    summary = {
+        "scenario": sc.name,
+        "seed": record.seed,
+        "duration_s": sc.duration,
+        "warmup_s": sc.warmup,
+        "replications": 1,
+        "requests": req,
+        "deployments": _deployments(record, timeseries, sc.warmup),
+    }
+    if "jobs" in record.extras:
+        summary["jobs"] = record.extras["jobs"]
+    if "datastores" in record.extras:
+        summary["datastores"] = record.extras["datastores"]
+    for key, value in record.extras.items():
+        if key not in ("jobs", "datastores"):
+            summary[key] = value
+    return summary
+
+
+def _deployments(record, timeseries: pd.DataFrame, warmup: float) -> dict:
+    out = {}
+    ts = timeseries[timeseries["t_s"] > warmup]
+    for name, totals in record.deployments.items():
+        mine = ts[ts["component"] == name]
+
+        def series(metric: str) -> pd.Series:
+            return mine.loc[mine["metric"] == metric, "value"]
+
+        replicas = series("replicas_desired")
+        cpu, mem, thr = series("cpu_utilization"), series("memory_utilization"), series("throttled_fraction")
+        out[name] = {
+            "replicas": {
+                "min": int(replicas.min()) if len(replicas) else None,
+                "max": int(replicas.max()) if len(replicas) else None,
+                "mean": _mean(replicas),
+            },
+            "pods_ready": {"min": int(series("pods_ready").min()) if len(replicas) else None, "mean": _mean(series("pods_ready"))},
+            "pod_seconds": float(totals.pod_seconds),
+            "cpu_utilization": {"mean": _mean(cpu), "max": _max(cpu)},
+            "memory_utilization": {"mean": _mean(mem), "max": _max(mem)},
+            "throttled_fraction": _mean(thr),
+            "oom_kills": int(totals.oom_kills),
+            "restarts": int(totals.restarts),
+        }
+    return out
+
+
+def _mean(s: pd.Series):
+    s = s.dropna()
+    return float(s.mean()) if len(s) else None
+
+
+def _max(s: pd.Series):
+    s = s.dropna()
+    return float(s.max()) if len(s) else None
+
+
+def judge_targets(summary: dict, targets) -> list[dict]:
+    """One verdict per target given: name, limit, value, met."""
+    verdicts = []
+    req = summary["requests"]
+    lat = req["latency_s"]
+
+    def add(name, kind, limit, value):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            met = False
+        else:
+            met = value >= limit if kind == "min" else value <= limit
+        verdicts.append({"name": name, "kind": kind, "limit": float(limit), "value": value, "met": bool(met)})
+
+    if targets.throughput_rps is not None:
+        for kind in ("min", "max"):
+            limit = getattr(targets.throughput_rps, kind)
+            if limit is not None:
+                add("throughput_rps", kind, limit, req["throughput_rps"])
+    if targets.error_rate is not None:
+        for kind in ("min", "max"):
+            limit = getattr(targets.error_rate, kind)
+            if limit is not None:
+                add("error_rate", kind, limit, req["error_rate"])
+    for stat in ("mean", "p50", "p95", "p99"):
+        bound = getattr(targets, f"latency_{stat}")
+        if bound is not None:
+            add(f"latency_{stat}", "max", bound.max, lat[stat])
+    if targets.job_latency_p99 is not None:
+        jobs = summary.get("jobs", {}).get("latency_s", {})
+        add("job_latency_p99", "max", targets.job_latency_p99.max, jobs.get("p99"))
+    return verdicts
