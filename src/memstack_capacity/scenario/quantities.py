@@ -79,7 +79,12 @@ def parse_cpu(value: object) -> float:
 
 def parse_memory(value: object) -> int:
     """Bytes from ``512Mi``, ``2Gi``, ``256M``, ``1e9`` or a plain number of bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
     number, suffix = _parse_quantity(value, MEMORY_HELP)
+    digits = str(value).strip()[: len(str(value).strip()) - len(suffix)]
+    if suffix in ("",) + tuple(_BINARY) and re.fullmatch(r"[+-]?\d+", digits):
+        return int(digits) * (_BINARY[suffix] if suffix else 1)
     if suffix == "":
         factor = 1.0
     elif suffix in _BINARY:
