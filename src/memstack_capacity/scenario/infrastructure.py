@@ -29,6 +29,8 @@ class PostgresSpec(SpecModel):
     connect_time: Duration = Field(0.005, description="time to open a new connection (TCP + auth)")
     round_trip: Duration = Field(0.0005, description="network round trip (pre-ping costs one)")
     pool: QueuePoolSpec = QueuePoolSpec()
+    session: bool = Field(False, description="hold one connection per request (or job) from its first call to its end, "
+                          "as an AsyncSession opened by `get_db` does; false: one checkout per call")
 
 
 class Neo4jPoolSpec(SpecModel):
@@ -40,6 +42,7 @@ class Neo4jSpec(SpecModel):
     kind: Literal["neo4j"]
     cores: int = Field(4, ge=1)
     connect_time: Duration = 0.005
+    round_trip: Duration = Field(0.0005, description="network round trip added to every query")
     pool: Neo4jPoolSpec = Neo4jPoolSpec()
 
 
@@ -50,6 +53,8 @@ class RedisSpec(SpecModel):
     value_size: Memory = Field(1024, description="mean bytes per cached key (with overhead)")
     op_time: Duration = Field(0.00002, description="service time of one command on Redis' single thread")
     round_trip: Duration = 0.0005
+    cache_model: Literal["che", "lru"] = Field("che", description="che: hits drawn with Che's LRU approximation; "
+                                               "lru: an exact LRU over Zipf-drawn keys (slower, for validation)")
 
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute|h|hour)\s*$")
@@ -76,6 +81,8 @@ class ExternalSpec(SpecModel):
     rate_limit: float | None = Field(None, description="provider limit, e.g. 3000/min; beyond it: 429")
     retries: int = Field(3, ge=0, description="retries after a 429 (litellm num_retries)")
     retry_backoff: Duration = 1.0
+    rate_window: PositiveDuration = Field(1.0, description="the provider counts requests in fixed windows this long; "
+                                          "at most rate_limit × rate_window are accepted per window")
 
     _rate = field_validator("rate_limit", mode="before")(classmethod(lambda cls, v: v if v is None else parse_rate(v)))
 

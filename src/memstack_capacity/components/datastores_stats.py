@@ -1,0 +1,67 @@
+"""Wait-time statistics that stay cheap when almost every wait is zero.
+
+Most checkouts find a connection at once; storing a zero per checkout would cost memory
+for nothing. :class:`WaitStats` keeps a count of zero waits and an array of the positive
+ones, and computes percentiles as numpy's default (linear interpolation) would over the
+whole list.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+
+
+def percentile_with_zeros(positive: list | array, zeros: int, q: float) -> float:
+    """The q-th percentile (0–100) of `zeros` zeros plus the values in `positive`."""
+    n = zeros + len(positive)
+    if n == 0:
+        return 0.0
+    values = sorted(positive)
+    pos = q / 100.0 * (n - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+
+    def at(i: int) -> float:
+        return 0.0 if i < zeros else values[i - zeros]
+
+    return at(lo) + (at(hi) - at(lo)) * (pos - lo)
+
+
+class WaitStats:
+    """Waits of one interval and of the run after the warm-up."""
+
+    __slots__ = ("zeros", "positive", "w_zeros", "w_positive", "measuring", "total", "count")
+
+    def __init__(self):
+        self.zeros = 0
+        self.positive = array("d")
+        self.w_zeros = 0
+        self.w_positive: list = []
+        self.measuring = False  # after the warm-up
+        self.total = 0.0
+        self.count = 0
+
+    def add(self, wait: float) -> None:
+        if wait > 0.0:
+            self.w_positive.append(wait)
+            if self.measuring:
+                self.positive.append(wait)
+                self.total += wait
+                self.count += 1
+        else:
+            self.w_zeros += 1
+            if self.measuring:
+                self.zeros += 1
+                self.count += 1
+
+    def interval_p99(self) -> float:
+        p = percentile_with_zeros(self.w_positive, self.w_zeros, 99.0)
+        self.w_positive = []
+        self.w_zeros = 0
+        return p
+
+    def run_percentile(self, q: float) -> float:
+        return percentile_with_zeros(self.positive, self.zeros, q)
+
+    def mean(self) -> float:
+        return self.total / self.count if self.count else 0.0

@@ -1,0 +1,165 @@
+"""Connection pools and the servers behind them, on raw simpy events (no process per operation).
+
+:class:`ConnPool` is one process's client-side pool with SQLAlchemy ``QueuePool``
+semantics (``sqlalchemy/pool/impl.py``, ``QueuePool._do_get`` / ``_do_return_conn``):
+
+* ``pool_size`` connections may sit idle; up to ``max_overflow`` more may be open.
+  ``_overflow`` starts at ``-pool_size`` and counts opens minus closes, so "overflow
+  reached" is "open connections >= pool_size + max_overflow". ``max_overflow = -1``
+  (or ``pool_size = 0``, which SQLAlchemy turns into ``-1``) means no limit.
+* A checkout takes an idle connection if there is one; else, below the limit, it
+  opens a new one (the slot is taken before connecting and given back if the connect
+  fails, ``_inc_overflow`` / ``_dec_overflow``); else it waits on the queue, FIFO, up
+  to ``pool_timeout``, then raises ``TimeoutError`` — unless a slot freed meanwhile
+  (SQLAlchemy re-checks the overflow after the wait), in which case it connects.
+* A check-in hands the connection to the oldest waiter; with no waiter it goes back
+  to the idle queue, or is closed when ``pool_size`` are already idle (``Full``:
+  this is how overflow connections are closed).
+
+The Neo4j driver pool (``max_connection_pool_size``, ``connection_acquisition_timeout``)
+is the same structure with ``pool_size = max_connection_pool_size`` and no overflow:
+connections are opened on demand up to the maximum and all of them stay idle.
+
+:class:`PSServer` is a database server's CPU: ``cores`` servers shared by processor
+sharing, each query using at most one core (rate ``min(1, cores/n)`` each, times a
+``speed`` factor for slowdown events). Virtual time and finish tags in a heap, one
+pending timer — as ``pods.py`` does for a pod's processes.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+
+from memstack_capacity.components.clock import call_later
+
+_EPS_ABS = 1e-12
+_EPS_REL = 1e-10
+
+
+class Conn:
+    """One open connection: when it was opened and whether it is still unused (no pre-ping then)."""
+
+    __slots__ = ("born", "fresh")
+
+    def __init__(self, born: float):
+        self.born = born
+        self.fresh = True
+
+
+class ConnPool:
+    """One process's pool: idle connections, counts, FIFO waiters with deadlines."""
+
+    __slots__ = ("size", "limit", "timeout", "idle", "open", "in_use", "waiters", "watching", "dead", "proc")
+
+    def __init__(self, pool_size: int, max_overflow: int, timeout: float, proc=None):
+        unlimited = max_overflow == -1 or pool_size == 0
+        self.size = pool_size if pool_size > 0 else math.inf  # idle connections kept
+        self.limit = math.inf if unlimited else pool_size + max_overflow  # connections open at most
+        self.timeout = timeout
+        self.idle: deque = deque()
+        self.open = 0  # connections open or being opened (SQLAlchemy: _overflow + pool_size)
+        self.in_use = 0  # checked out
+        self.waiters: deque = deque()  # [deadline, flow, work, t_enqueued], in deadline order
+        self.watching = False
+        self.dead = False
+        self.proc = proc
+
+
+class PSServer:
+    """``cores`` processors shared by the jobs in service; each job gets at most one core."""
+
+    def __init__(self, env, cores: int):
+        self.env = env
+        self.cores = float(cores)
+        self.speed = 1.0
+        self.V = 0.0
+        self.heap: list = []
+        self.t_last = env.now
+        self.token = 0
+        self.seq = 0
+        self.busy = 0.0  # core-seconds of work done (for utilisation)
+        self.completed = 0
+
+    def _rate(self, n: int) -> float:
+        return self.speed * (1.0 if n <= self.cores else self.cores / n)
+
+    def _sync(self, now: float) -> None:
+        dt = now - self.t_last
+        n = len(self.heap)
+        if dt > 0.0 and n:
+            self.V += dt * self._rate(n)
+            self.busy += dt * self.speed * (n if n < self.cores else self.cores)
+        self.t_last = now
+
+    def submit(self, work: float, fn, arg) -> None:
+        """Serve `work` seconds of one core; then call ``fn(arg)``."""
+        self._sync(self.env.now)
+        heap = self.heap
+        if not heap:
+            self.V = 0.0
+        self.seq += 1
+        heapq.heappush(heap, (self.V + work, self.seq, fn, arg))
+        self._reschedule()
+
+    def set_speed(self, speed: float) -> None:
+        self._sync(self.env.now)
+        self.speed = speed
+        self._reschedule()
+
+    def _reschedule(self) -> None:
+        self.token += 1
+        heap = self.heap
+        if not heap:
+            return
+        dt = (heap[0][0] - self.V) / self._rate(len(heap))
+        token = self.token
+        call_later(self.env, dt if dt > 0.0 else 0.0, lambda _ev: self._due(token))
+
+    def _due(self, token: int) -> None:
+        if token != self.token:
+            return
+        self._sync(self.env.now)
+        heap = self.heap
+        limit = self.V + _EPS_ABS + _EPS_REL * abs(self.V)
+        finished = []
+        while heap and heap[0][0] <= limit:
+            finished.append(heapq.heappop(heap))
+        self._reschedule()
+        self.completed += len(finished)
+        for _tag, _seq, fn, arg in finished:
+            fn(arg)
+
+    def busy_now(self) -> float:
+        self._sync(self.env.now)
+        return self.busy
+
+    def in_service(self) -> int:
+        return len(self.heap)
+
+
+class FifoServer:
+    """One thread serving commands in arrival order (Redis): a busy-until clock, no queue object."""
+
+    def __init__(self, env):
+        self.env = env
+        self.busy_until = 0.0
+        self.busy = 0.0  # seconds of service scheduled so far
+        self.speed = 1.0
+        self.ops = 0
+
+    def schedule(self, service: float) -> float:
+        """Queue one command; returns the time its reply leaves the server."""
+        now = self.env.now
+        start = self.busy_until if self.busy_until > now else now
+        service /= self.speed
+        self.busy_until = start + service
+        self.busy += service
+        self.ops += 1
+        return self.busy_until
+
+    def busy_now(self) -> float:
+        """Service done up to now (scheduled service minus what is still ahead)."""
+        ahead = self.busy_until - self.env.now
+        return self.busy - ahead if ahead > 0.0 else self.busy
