@@ -1,0 +1,349 @@
+"""Findings: plain sentences on what limits capacity and what to change.
+
+Each rule is a small function ``rule(scenario, summary, series) -> Finding | None``
+over the scenario, the run's summary and its wide series (``component/metric``
+columns indexed by ``t_s``). A rule returns ``None`` when it does not apply or its
+data is absent, so rules about datastores, workers or the HPA start speaking as
+soon as runs carry those series. :data:`RULES` lists them in report order.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from memstack_capacity.outputs.plots import hpa_targets
+
+#: The guide's reading of the two alerts whose deployed thresholds differ from it.
+GUIDE_ERROR_RATIO, DEPLOYED_5XX_RPS, GUIDE_CPU_FRACTION, DEPLOYED_CPU_CORES = 0.05, 0.05, 0.8, 0.8
+WINDOW_S = 300.0
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One finding: a stable ``key``, a short ``title`` and the ``text`` (plain sentences)."""
+
+    key: str
+    title: str
+    text: str
+
+
+def _col(series: pd.DataFrame, name: str) -> pd.Series | None:
+    if series is None or name not in series.columns or not series[name].notna().any():
+        return None
+    return series[name].astype(float)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f} %"
+
+
+def _cores(x: float) -> str:
+    return f"{x * 1000:.0f}m" if x < 1 else f"{x:g}"
+
+
+def single_process_cpu(scenario, summary, series) -> Finding | None:
+    """A pod whose processes cannot use its CPU limit (the GIL: one core per process)."""
+    texts = []
+    for name, dep in scenario.deployments.items():
+        req, lim = dep.resources.requests.cpu, dep.resources.limits.cpu
+        if not req or not lim or dep.processes >= lim:
+            continue
+        text = (f"Each `{name}` pod runs {dep.processes} server process(es), so it can use at most "
+                f"{dep.processes} core(s) of its {_cores(lim)}-core limit; the other {lim - dep.processes:g} core(s) "
+                f"of the limit are never used. Utilisation against the {_cores(req)} request tops out at "
+                f"{_pct(dep.processes / req)}.")  # fmt: skip
+        cpu_target = hpa_targets(dep).get("cpu")
+        if cpu_target is not None:
+            text += (f" The HPA's {_pct(cpu_target)} CPU target (of {_cores(req)} = {_cores(cpu_target * req)}) is "
+                     f"reached at {_pct(cpu_target * req / dep.processes)} of what a pod can do, so it scales on "
+                     f"{_cores(cpu_target * req)} cores per pod while the pod only saturates at {dep.processes}.")  # fmt: skip
+        used = summary.get("deployments", {}).get(name, {}).get("cpu_utilization", {}).get("max")
+        if used is not None:
+            text += f" Measured peak: {_pct(used)} of the request ({_cores(used * req)} cores per pod on average)."
+        text += (f" Run {math.ceil(lim)} processes per pod (gunicorn/uvicorn `--workers`), or set the CPU limit to "
+                 f"{dep.processes} core(s) and request what a pod really uses.")  # fmt: skip
+        texts.append(text)
+    return Finding("single_process_cpu", "CPU limit a pod cannot use", " ".join(texts)) if texts else None
+
+
+def _uses(steps, store: str) -> bool:
+    for step in steps:
+        if getattr(step, "call", None) == store:
+            return True
+        for child in (getattr(step, "parallel", None), getattr(step, "steps", None), getattr(step, "miss", None)):
+            if child and _uses(child, store):
+                return True
+    return False
+
+
+def fallback_connection_budget(scenario) -> dict[str, dict]:
+    """Per PostgreSQL store: the most connections the pools may open, at max replicas."""
+    out = {}
+    for sname, spec in (scenario.datastores or {}).items():
+        if getattr(spec, "kind", None) != "postgresql":
+            continue
+        per = spec.pool.pool_size + spec.pool.max_overflow
+        parts = {}
+        for dname, dep in scenario.deployments.items():
+            if dep.consumes:
+                steps = [s for j in scenario.workload.jobs if j.name in dep.consumes for s in j.steps]
+            else:
+                steps = [s for c in scenario.workload.requests for s in c.steps]
+            if _uses(steps, sname):
+                pods = getattr(dep.hpa, "maxReplicas", None) or dep.replicas
+                parts[dname] = pods * dep.processes * per
+        if parts:
+            usable = spec.max_connections - spec.superuser_reserved_connections
+            out[sname] = {"budget": sum(parts.values()), "by_deployment": parts, "max_connections": usable}
+    return out
+
+
+def _budget(scenario) -> dict[str, dict]:
+    try:  # the datastore component's own figure once it exists
+        from memstack_capacity.components import datastores_sql
+
+        fn = getattr(datastores_sql, "connection_budget", None)
+        if fn is not None:
+            got = fn(scenario)
+            if isinstance(got, dict) and got and all(isinstance(v, dict) and "budget" in v for v in got.values()):
+                return got
+    except ImportError:
+        pass
+    return fallback_connection_budget(scenario)
+
+
+def connection_budget(scenario, summary, series) -> Finding | None:
+    """Pools that together may open more connections than the server accepts."""
+    texts = []
+    for store, b in _budget(scenario).items():
+        if b["budget"] <= b["max_connections"]:
+            continue
+        parts = ", ".join(f"{d}: {n}" for d, n in b.get("by_deployment", {}).items())
+        peak = summary.get("datastores", {}).get(store, {}).get("connections_max")
+        seen = f" The run peaked at {peak} open connections." if peak is not None else ""
+        texts.append(f"At max replicas the connection pools may open {b['budget']} connections to `{store}` ({parts}), "
+                     f"{b['budget'] / b['max_connections']:.1f}× the {b['max_connections']} it accepts (max_connections "
+                     f"less superuser-reserved); beyond that new connections are refused with \"too many clients\"."
+                     f"{seen} Lower pool_size + max_overflow so that max pods × processes × (pool_size + max_overflow) "
+                     f"stays under max_connections, or put PgBouncer in front.")  # fmt: skip
+    return Finding("connection_budget", "Connection budget above max_connections", " ".join(texts)) if texts else None
+
+
+def _interval(series: pd.DataFrame) -> float:
+    t = np.asarray(series.index, dtype=float)
+    return float(np.median(np.diff(t))) if t.size > 1 else 1.0
+
+
+def _failed_between(series: pd.DataFrame, t0: float, t1: float) -> int:
+    cols = [c for c in series.columns if c.startswith("ingress/errors_") and c.endswith("_rps")]
+    if not cols:
+        return 0
+    window = series.loc[(series.index > t0) & (series.index <= t1), cols].fillna(0.0)
+    return int(round(window.to_numpy().sum() * _interval(series)))
+
+
+def scale_up_lag(scenario, summary, series) -> Finding | None:
+    """Scale-up slower than the load: from utilisation crossing the target to Ready pods catching up."""
+    texts = []
+    for name, dep in scenario.deployments.items():
+        target = hpa_targets(dep).get("cpu")
+        util, ready, desired = (_col(series, f"{name}/{m}") for m in ("cpu_utilization", "pods_ready", "replicas_desired"))
+        if target is None or util is None or ready is None or desired is None:
+            continue
+        over = util > target * 1.1  # beyond the controller's 10 % tolerance
+        if not over.any():
+            continue
+        t_over = float(over.idxmax())
+        peak = desired[desired.index >= t_over].max()
+        caught = ready[(ready.index >= t_over) & (ready >= peak)]
+        t_caught = float(caught.index[0]) if len(caught) else float(series.index[-1])
+        lag = t_caught - t_over
+        failed = _failed_between(series, t_over, t_caught)
+        p99 = _col(series, "ingress/latency_p99_s")
+        bound = getattr(scenario.targets, "latency_p99", None)
+        slow = 0
+        if p99 is not None and bound is not None:
+            slow = int((p99[(p99.index > t_over) & (p99.index <= t_caught)] > bound.max).sum())
+        if lag < 60 or (failed == 0 and slow == 0):
+            continue
+        end = "by the end of the run" if not len(caught) else f"at {t_caught / 60:.1f} min"
+        texts.append(f"`{name}` fell behind the load: CPU crossed the HPA target ({_pct(target)}) at {t_over / 60:.1f} min "
+                     f"and Ready pods reached the {int(peak)} replicas the HPA asked for {end} ({lag:.0f} s later). "
+                     f"Meanwhile {failed} requests failed"
+                     + (f" and p99 exceeded {bound.max:g} s in {slow} sample intervals" if slow else "")
+                     + ". Start with more replicas (minReplicas), allow faster scale-up (behavior.scaleUp policies), "
+                       "or shorten pod start (image pull, startup, readiness probe).")  # fmt: skip
+    return Finding("scale_up_lag", "Scale-up too slow for the ramp", " ".join(texts)) if texts else None
+
+
+def at_max_replicas(scenario, summary, series) -> Finding | None:
+    """The HPA pinned at maxReplicas while still above its target."""
+    texts = []
+    for name, dep in scenario.deployments.items():
+        hi = getattr(dep.hpa, "maxReplicas", None)
+        desired, util = _col(series, f"{name}/replicas_desired"), _col(series, f"{name}/cpu_utilization")
+        target = hpa_targets(dep).get("cpu")
+        if hi is None or desired is None or util is None or target is None:
+            continue
+        pinned = (desired >= hi) & (util > target * 1.1)
+        if pinned.sum() * _interval(series) >= 60:
+            texts.append(f"`{name}` sat at maxReplicas = {hi} for {pinned.sum() * _interval(series) / 60:.1f} min with CPU "
+                         f"still above the {_pct(target)} target: the HPA could not add capacity. Raise maxReplicas "
+                         f"(and check the cluster has room for it) or make each pod do more.")  # fmt: skip
+    return Finding("at_max_replicas", "Autoscaler at its ceiling", " ".join(texts)) if texts else None
+
+
+def alert_thresholds(scenario, summary, series, alert_frame: pd.DataFrame | None = None) -> Finding | None:
+    """Alerts whose deployed threshold and the guide's wording disagree in this run."""
+    if alert_frame is None or alert_frame.empty:
+        return None
+    texts = []
+    rate = alert_frame["api_5xx_rps"]
+    err = _col(series, "ingress/error_rate")
+    thr = _col(series, "ingress/throughput_rps")
+    if err is not None and thr is not None:
+        answered = thr / (1 - err.clip(upper=0.999))
+        failed_rps = answered * err
+        t = np.asarray(series.index, dtype=float)
+        dt = _interval(series)
+        ratio = pd.Series(failed_rps.fillna(0).rolling(max(1, int(WINDOW_S / dt)), min_periods=1).sum().to_numpy()
+                          / np.maximum(answered.fillna(0).rolling(max(1, int(WINDOW_S / dt)), min_periods=1).sum()
+                                       .to_numpy(), 1e-9), index=t)  # fmt: skip
+        deployed, guide = rate.to_numpy() > DEPLOYED_5XX_RPS, ratio.reindex(rate.index).to_numpy() > GUIDE_ERROR_RATIO
+        if (deployed & ~guide).any():
+            low = float(ratio.reindex(rate.index)[deployed & ~guide].min())
+            texts.append(f"HighErrorRate compares an absolute {DEPLOYED_5XX_RPS}/s of 5xx, not the guide's \">5 %\": in this "
+                         f"run it holds while only {low:.2%} of requests fail, so at this traffic it pages on a "
+                         f"healthy system.")  # fmt: skip
+        if (guide & ~deployed).any():
+            texts.append("HighErrorRate's absolute 0.05/s stays silent while more than 5 % of requests fail at this "
+                         "low traffic.")
+        if texts:
+            texts.append("Write it as a ratio: `sum(rate(http_requests_total{status=~\"5..\"}[5m])) / "
+                         "sum(rate(http_requests_total[5m])) > 0.05`.")
+    cpu = alert_frame["cpu_cores_5m_max"]
+    limits = [d.resources.limits.cpu for d in scenario.deployments.values() if d.resources.limits.cpu]
+    if limits and (cpu > DEPLOYED_CPU_CORES).any():
+        lim = max(limits)
+        if DEPLOYED_CPU_CORES < GUIDE_CPU_FRACTION * lim:
+            texts.append(f"HighCPUUsage compares cores (> {DEPLOYED_CPU_CORES}), not \"80 %\" of the {_cores(lim)}-core "
+                         f"limit: a pod reached {float(cpu.max()):.2f} cores (5 min average), {_pct(float(cpu.max()) / lim)} "
+                         f"of its limit. Divide by `container_spec_cpu_quota/container_spec_cpu_period` to compare a "
+                         f"fraction.")  # fmt: skip
+    return Finding("alert_thresholds", "Alert thresholds that disagree with the guide", " ".join(texts)) if texts else None
+
+
+def oom_kills(scenario, summary, series) -> Finding | None:
+    """Containers killed for exceeding their memory limit."""
+    texts = []
+    for name, d in summary.get("deployments", {}).items():
+        n = d.get("oom_kills") or 0
+        if n <= 0:
+            continue
+        dep = scenario.deployments[name]
+        per_req = max((c.memory for c in scenario.workload.requests), default=0)
+        worst = dep.memory_base + dep.processes * dep.concurrency * per_req
+        lim = dep.resources.limits.memory
+        texts.append(f"`{name}` was OOMKilled {n:g} time(s); every in-flight request on the pod failed each time. "
+                     f"Base {dep.memory_base / 2**20:.0f} Mi + {dep.processes} × {dep.concurrency} in flight × "
+                     f"{per_req / 2**20:.0f} Mi = {worst / 2**20:.0f} Mi against a {lim / 2**20:.0f} Mi limit"
+                     if lim else f"`{name}` was OOMKilled {n:g} time(s)")  # fmt: skip
+        if lim and per_req:
+            safe = max(1, int((lim * 0.9 - dep.memory_base) / (dep.processes * per_req)))
+            texts[-1] += f". Cap concurrency at {safe} per process or raise the memory limit."
+        else:
+            texts[-1] += "."
+    return Finding("oom_kills", "OOMKills", " ".join(texts)) if texts else None
+
+
+def throttling(scenario, summary, series) -> Finding | None:
+    """CPU demand above the CFS quota (the limit)."""
+    texts = []
+    for name, d in summary.get("deployments", {}).items():
+        frac = d.get("throttled_fraction")
+        col = _col(series, f"{name}/throttled_fraction")
+        peak = float(col.max()) if col is not None else 0.0
+        if (frac or 0) < 0.02 and peak < 0.1:
+            continue
+        lim = scenario.deployments[name].resources.limits.cpu
+        texts.append(f"`{name}` pods were CPU-throttled {_pct(frac or 0)} of the time on average (peak {_pct(peak)} "
+                     f"in a sample interval): their processes wanted more than the {_cores(lim or 0)}-core limit, "
+                     f"which stretches tail latency. Raise the limit to the number of processes or remove it.")  # fmt: skip
+    return Finding("throttling", "CPU throttling", " ".join(texts)) if texts else None
+
+
+def restarts(scenario, summary, series) -> Finding | None:
+    """Restarts other than OOMKills: liveness probes that timed out under load."""
+    texts = []
+    for name, d in summary.get("deployments", {}).items():
+        n = (d.get("restarts") or 0) - (d.get("oom_kills") or 0)
+        if n <= 0:
+            continue
+        probe = scenario.deployments[name].livenessProbe
+        how = (f" (timeoutSeconds {probe.timeoutSeconds:g}, failureThreshold {probe.failureThreshold})"
+               if probe is not None else "")  # fmt: skip
+        texts.append(f"`{name}` containers restarted {n} time(s) without an OOMKill: the liveness probe{how} waited "
+                     f"behind the load and failed, and each restart threw away in-flight work and capacity just when "
+                     f"it was needed. Give the probe a longer timeout and higher failureThreshold, or serve it "
+                     f"outside the request queue.")  # fmt: skip
+    return Finding("restarts", "Probe failures and restarts", " ".join(texts)) if texts else None
+
+
+def pending_pods(scenario, summary, series) -> Finding | None:
+    """Pods that waited for room on a node."""
+    texts = []
+    for name in scenario.deployments:
+        col = _col(series, f"{name}/pods_pending")
+        if col is None or col.max() <= 0:
+            continue
+        secs = float((col > 0).sum() * _interval(series))
+        if secs >= 30:
+            texts.append(f"`{name}` had up to {int(col.max())} pod(s) Pending for {secs / 60:.1f} min: the cluster had "
+                         f"no node with room for their requests. Add nodes (or a node autoscaler) for the max replicas.")
+    return Finding("pending_pods", "Pods waiting for a node", " ".join(texts)) if texts else None
+
+
+def datastore_saturation(scenario, summary, series) -> Finding | None:
+    """A datastore server or pool at its limit."""
+    texts = []
+    for store in scenario.datastores or {}:
+        util, waiters = _col(series, f"{store}/utilization"), _col(series, f"{store}/pool_waiters")
+        if util is not None and util.max() >= 0.9:
+            texts.append(f"`{store}` was ≥ 90 % busy for {(util >= 0.9).sum() * _interval(series) / 60:.1f} min "
+                         f"(peak {_pct(float(util.max()))}): queries queue on the server, so more API pods will not help.")
+        if waiters is not None and waiters.max() > 0:
+            texts.append(f"Up to {int(waiters.max())} requests waited for a pooled `{store}` connection.")
+    return Finding("datastore_saturation", "Datastore at its limit", " ".join(texts)) if texts else None
+
+
+def job_backlog(scenario, summary, series) -> Finding | None:
+    """A worker queue that kept growing."""
+    col = _col(series, "jobs/backlog")
+    if col is None or len(col) < 4:
+        return None
+    half = len(col) // 2
+    first, last = float(col.iloc[:half].mean()), float(col.iloc[half:].mean())
+    if last <= max(2 * first, 10):
+        return None
+    return Finding("job_backlog", "Worker queue growing",
+                   f"The job backlog grew from {first:.0f} to {last:.0f} on average between the run's halves (peak "
+                   f"{col.max():.0f}): the workers cannot keep up. Add worker replicas or concurrency, or scale the "
+                   f"workers on queue length instead of CPU (their jobs mostly wait on LLM calls).")  # fmt: skip
+
+
+RULES = [single_process_cpu, scale_up_lag, at_max_replicas, connection_budget, oom_kills, throttling, restarts,
+         pending_pods, datastore_saturation, job_backlog, alert_thresholds]  # fmt: skip
+
+
+def findings(scenario, summary: dict, series: pd.DataFrame, alert_frame: pd.DataFrame | None = None) -> list[Finding]:
+    """Every rule that has something to say, in :data:`RULES` order."""
+    out = []
+    for rule in RULES:
+        found = rule(scenario, summary, series, alert_frame) if rule is alert_thresholds else rule(scenario, summary, series)
+        if found is not None:
+            out.append(found)
+    return out

@@ -1,0 +1,270 @@
+"""The report's figures: one function per figure, each returning a matplotlib Figure.
+
+Functions draw only what the run contains and return ``None`` when a figure's data
+is absent (no HPA decisions, no datastores, no job queue), so new series appear in
+the report as soon as the simulator samples them. Nothing here shows or saves a
+figure; :func:`figure_png` turns one into PNG bytes for the report writer.
+
+Time axes are in minutes of simulated time; the warm-up is shaded grey.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display; figures are only ever rendered to PNG
+
+import numpy as np  # noqa: E402 - after the backend choice
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+__all__ = ["FIGURES", "all_figures", "figure_png", "hpa_targets", "scaling_events",
+           "plot_replicas", "plot_utilisation", "plot_latency", "plot_datastores", "plot_jobs"]  # fmt: skip
+
+WIDTH_IN, PANEL_H_IN, DPI = 9.0, 2.6, 110
+
+
+def _new(rows: int, title: str) -> tuple[Figure, list]:
+    fig = Figure(figsize=(WIDTH_IN, 0.9 + PANEL_H_IN * rows), dpi=DPI, layout="constrained")
+    axes = fig.subplots(rows, 1, sharex=True, squeeze=False)[:, 0]
+    fig.suptitle(title, fontsize=12)
+    return fig, list(axes)
+
+
+def _minutes(index) -> np.ndarray:
+    return np.asarray(index, dtype=float) / 60.0
+
+
+def _decorate(ax, result, ylabel: str) -> None:
+    warm = result.scenario.warmup
+    if warm > 0:
+        ax.axvspan(0, warm / 60.0, color="0.9", zorder=0, label="_warm-up")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    ax.set_xlim(0, result.scenario.duration / 60.0)
+    if ax.get_yscale() == "linear":
+        ax.set_ylim(0, max(ax.get_ylim()[1] * 1.12, 1e-9))  # headroom so lines at the top clear the legend
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
+
+
+def _finish(fig: Figure, axes: list) -> Figure:
+    axes[-1].set_xlabel("simulated time (min; grey = warm-up)")
+    return fig
+
+
+def _has(series: pd.DataFrame, column: str) -> bool:
+    return column in series.columns and series[column].notna().any()
+
+
+def hpa_targets(deployment) -> dict[str, float]:
+    """Utilisation targets of a deployment's HPA as fractions of requests: ``{"cpu": 0.7, ...}``."""
+    out: dict[str, float] = {}
+    hpa = getattr(deployment, "hpa", None)
+    for metric in getattr(hpa, "metrics", None) or []:
+        resource = getattr(metric, "resource", None)
+        target = getattr(resource, "target", None)
+        value = getattr(target, "averageUtilization", None)
+        if resource is not None and value is not None:
+            out[str(resource.name)] = float(value) / 100.0
+    return out
+
+
+def scaling_events(result, deployment: str) -> pd.DataFrame:
+    """HPA decisions that changed a deployment's replicas: ``t_s``, ``from``, ``to``, ``reason``."""
+    frame = result.scaling
+    cols = ["t_s", "from", "to", "reason"]
+    if frame is None or frame.empty:
+        return pd.DataFrame(columns=cols)
+    if "deployment" in frame.columns:
+        frame = frame[frame["deployment"] == deployment]
+    t = next((c for c in ("t_s", "time", "time_s") if c in frame.columns), None)
+    to = next((c for c in ("desired_replicas", "desired") if c in frame.columns), None)
+    if t is None or to is None or frame.empty:
+        return pd.DataFrame(columns=cols)
+    before = frame["current_replicas"] if "current_replicas" in frame.columns else frame[to].shift(fill_value=np.nan)
+    changed = frame["rescaled"].astype(bool) if "rescaled" in frame.columns else frame[to] != before
+    sel = frame[changed]
+    reason = sel["reason"] if "reason" in sel.columns else ""
+    return pd.DataFrame({"t_s": sel[t].astype(float).to_numpy(), "from": np.asarray(before[changed]),
+                         "to": sel[to].to_numpy(), "reason": np.asarray(reason)})  # fmt: skip
+
+
+def plot_replicas(result) -> Figure | None:
+    """Desired, scheduled and Ready pods per deployment, with each HPA rescale marked."""
+    s = result.series
+    deps = [d for d in result.scenario.deployments if _has(s, f"{d}/replicas_desired")]
+    if not deps:
+        return None
+    fig, axes = _new(len(deps), "Replicas and HPA decisions")
+    for ax, d in zip(axes, deps):
+        t = _minutes(s.index)
+        ax.step(t, s[f"{d}/replicas_desired"], where="post", color="C0", lw=2, label="desired (spec.replicas)")
+        if _has(s, f"{d}/pods"):
+            ax.step(t, s[f"{d}/pods"], where="post", color="C7", lw=1, ls="--", label="pods (incl. Pending)")
+        if _has(s, f"{d}/pods_ready"):
+            ax.step(t, s[f"{d}/pods_ready"], where="post", color="C2", lw=1.5, label="Ready pods")
+        hpa = getattr(result.scenario.deployments[d], "hpa", None)
+        for bound, name in ((getattr(hpa, "minReplicas", None), "min"), (getattr(hpa, "maxReplicas", None), "max")):
+            if bound is not None:
+                ax.axhline(bound, color="0.4", ls=":", lw=1, label=f"HPA {name}Replicas = {bound}")
+        events = scaling_events(result, d)
+        if len(events):
+            up = events[events["to"] > events["from"].fillna(-1)]
+            down = events[events["to"] < events["from"].fillna(-1)]
+            ax.scatter(up["t_s"] / 60, up["to"], marker="^", color="C3", zorder=5, label="HPA scale-up")
+            ax.scatter(down["t_s"] / 60, down["to"], marker="v", color="C1", zorder=5, label="HPA scale-down")
+        ax.set_ylim(bottom=0)
+        ax.set_title(d, fontsize=10, loc="left")
+        _decorate(ax, result, "pods (count)")
+    return _finish(fig, axes)
+
+
+def plot_utilisation(result) -> Figure | None:
+    """CPU and memory utilisation against requests, beside the HPA targets and the limits."""
+    s = result.series
+    deps = [d for d in result.scenario.deployments if _has(s, f"{d}/cpu_utilization")]
+    if not deps:
+        return None
+    fig, axes = _new(2 * len(deps), "Utilisation (as the HPA sees it: % of requests)")
+    for i, d in enumerate(deps):
+        spec = result.scenario.deployments[d]
+        targets = hpa_targets(spec)
+        req, lim = spec.resources.requests, spec.resources.limits
+        for ax, res in zip(axes[2 * i : 2 * i + 2], ("cpu", "memory")):
+            col = f"{d}/{res}_utilization"
+            if _has(s, col):
+                ax.plot(_minutes(s.index), 100 * s[col], color="C0", lw=1.5, label=f"{res} used (mean over pods)")
+            if res in targets:
+                ax.axhline(100 * targets[res], color="C3", ls="--", lw=1.2, label=f"HPA target {targets[res]:.0%}")
+            r, li = getattr(req, res), getattr(lim, res)
+            if r and li:
+                ax.axhline(100 * li / r, color="k", ls="-.", lw=1, label=f"limit = {li / r:.0%} of request")
+            if res == "cpu" and r and (li is None or spec.processes < li):
+                ax.axhline(100 * spec.processes / r, color="C4", ls=":", lw=1.5,
+                           label=f"{spec.processes} process(es) = {spec.processes / r:.0%} of request (usable max)")
+            ax.set_ylim(bottom=0)
+            ax.set_title(f"{d} — {res}", fontsize=10, loc="left")
+            _decorate(ax, result, f"{res} (% of request)")
+    return _finish(fig, axes)
+
+
+def plot_latency(result) -> Figure | None:
+    """Latency percentiles per sample interval, and load, throughput and error rate."""
+    s = result.series
+    pcts = [(c, lab) for c, lab in (("ingress/latency_p50_s", "p50"), ("ingress/latency_p95_s", "p95"),
+                                     ("ingress/latency_p99_s", "p99")) if _has(s, c)]  # fmt: skip
+    if not pcts and not _has(s, "ingress/throughput_rps"):
+        return None
+    fig, axes = _new(2, "Latency, load and errors (per sample interval)")
+    t = _minutes(s.index)
+    ax = axes[0]
+    for c, lab in pcts:
+        ax.plot(t, s[c], lw=1.3, label=lab)
+    targets = result.scenario.targets
+    for stat in ("p50", "p95", "p99", "mean"):
+        bound = getattr(targets, f"latency_{stat}", None)
+        if bound is not None:
+            ax.axhline(bound.max, color="C3", ls="--", lw=1, label=f"target {stat} ≤ {bound.max:g} s")
+    if pcts and (s[[c for c, _ in pcts]].max().max() or 0) > 0:
+        ax.set_yscale("log")
+    _decorate(ax, result, "latency (s, log)")
+    ax = axes[1]
+    for c, lab, style in (("ingress/arrivals_rps", "arrivals", "C7"), ("ingress/throughput_rps", "OK answers", "C0")):
+        if _has(s, c):
+            ax.plot(t, s[c], color=style, lw=1.3, label=lab)
+    _decorate(ax, result, "requests (per s)")
+    if _has(s, "ingress/error_rate"):
+        ax2 = ax.twinx()
+        ax2.plot(t, 100 * s["ingress/error_rate"], color="C3", lw=1.2, label="error rate (right)")
+        bound = getattr(targets, "error_rate", None)
+        if bound is not None and bound.max is not None:
+            ax2.axhline(100 * bound.max, color="C3", ls="--", lw=1, label=f"target error rate ≤ {bound.max:.1%}")
+        ax2.set_ylabel("failed (% of answered)", color="C3")
+        ax2.set_ylim(bottom=0, top=max(1.0, 100 * float(s["ingress/error_rate"].max()) * 1.15))
+        ax2.legend(loc="upper right", fontsize=8, framealpha=0.85)
+    return _finish(fig, axes)
+
+
+def _max_connections(spec) -> float | None:
+    value = getattr(spec, "max_connections", None)
+    return float(value) if value is not None else None
+
+
+def plot_datastores(result) -> Figure | None:
+    """Open and in-use connections per datastore against its ``max_connections``; pool waiters."""
+    s = result.series
+    stores = [n for n in (result.scenario.datastores or {}) if any(_has(s, f"{n}/{m}") for m in
+              ("connections_open", "connections_in_use", "pool_waiters", "utilization"))]  # fmt: skip
+    if not stores:
+        return None
+    fig, axes = _new(len(stores), "Datastores: connections against max_connections")
+    t = _minutes(s.index)
+    for ax, n in zip(axes, stores):
+        for m, lab, color in (("connections_open", "open", "C0"), ("connections_in_use", "in use", "C2"),
+                              ("pool_waiters", "waiting for a pooled connection", "C1")):
+            if _has(s, f"{n}/{m}"):
+                ax.plot(t, s[f"{n}/{m}"], color=color, lw=1.3, label=lab)
+        limit = _max_connections(result.scenario.datastores[n])
+        if limit is not None:
+            ax.axhline(limit, color="C3", ls="--", lw=1.2, label=f"max_connections = {limit:g}")
+        ax.set_ylim(bottom=0)
+        ax.set_title(n, fontsize=10, loc="left")
+        _decorate(ax, result, "connections (count)")
+        if _has(s, f"{n}/utilization"):
+            ax2 = ax.twinx()
+            ax2.plot(t, 100 * s[f"{n}/utilization"], color="C4", lw=1, alpha=0.8, label="server busy (right)")
+            ax2.set_ylabel("server busy (%)", color="C4")
+            ax2.set_ylim(0, 105)
+            ax2.legend(loc="upper right", fontsize=8)
+    return _finish(fig, axes)
+
+
+def plot_jobs(result) -> Figure | None:
+    """The worker job queue: backlog and running jobs, and job latency p99."""
+    s = result.series
+    if not any(_has(s, f"jobs/{m}") for m in ("backlog", "running", "latency_p99_s")):
+        return None
+    fig, axes = _new(2, "Worker job queue")
+    t = _minutes(s.index)
+    for m, lab, color in (("backlog", "queued (backlog)", "C1"), ("running", "running", "C0")):
+        if _has(s, f"jobs/{m}"):
+            axes[0].plot(t, s[f"jobs/{m}"], color=color, lw=1.3, label=lab)
+    axes[0].set_ylim(bottom=0)
+    _decorate(axes[0], result, "jobs (count)")
+    if _has(s, "jobs/latency_p99_s"):
+        axes[1].plot(t, s["jobs/latency_p99_s"], color="C3", lw=1.3, label="job latency p99 (enqueue → done)")
+    bound = getattr(result.scenario.targets, "job_latency_p99", None)
+    if bound is not None:
+        axes[1].axhline(bound.max, color="C3", ls="--", lw=1, label=f"target p99 ≤ {bound.max:g} s")
+    _decorate(axes[1], result, "latency (s)")
+    return _finish(fig, axes)
+
+
+#: Figure name (the PNG's file stem) → function, in report order.
+FIGURES = {
+    "latency": plot_latency,
+    "replicas": plot_replicas,
+    "utilisation": plot_utilisation,
+    "datastores": plot_datastores,
+    "jobs": plot_jobs,
+}
+
+
+def all_figures(result) -> dict[str, Figure]:
+    """Every figure the run has data for, by name, in report order."""
+    out = {}
+    for name, fn in FIGURES.items():
+        fig = fn(result)
+        if fig is not None:
+            out[name] = fig
+    return out
+
+
+def figure_png(fig: Figure) -> bytes:
+    """The figure as PNG bytes."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    return buf.getvalue()

@@ -1,0 +1,260 @@
+"""The run report: report.md and one self-contained report.html.
+
+The report is built once as a list of blocks (headings, paragraphs, tables, lists,
+figures) and rendered to Markdown or HTML, so both say the same thing. Order:
+verdict first (targets met or missed, by how much), headline figures (with 95 %
+confidence intervals when given replications), the guide's capacity table beside
+the simulation, findings (:mod:`~memstack_capacity.outputs.findings`), alerts, the
+run's inputs, figures.
+
+Every report function accepts one Result or a list of Results (replications of one
+scenario): figures and alerts come from the first, headline numbers from all.
+Functions return ``str``; :mod:`~memstack_capacity.outputs.report_files` writes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from memstack_capacity.outputs import findings as findings_mod
+from memstack_capacity.results import alert_series
+
+__all__ = ["as_list", "mean_ci", "verdict", "build_blocks", "render_markdown", "t_quantile_975"]
+
+# Student t 0.975 quantiles for 1..30 degrees of freedom (beyond: interpolated towards 1.960).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
+
+
+def t_quantile_975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (two-sided 95 %)."""
+    if df < 1:
+        raise ValueError(f"df must be >= 1 (got {df})")
+    if df <= 30:
+        return _T975[df - 1]
+    return 1.960 + (2.042 - 1.960) * 30.0 / df  # t ≈ z + c/df; exact to 0.002 for df > 30
+
+
+def as_list(results) -> list:
+    """One Result or a sequence of them as a non-empty list."""
+    out = list(results) if isinstance(results, Sequence) else [results]
+    if not out:
+        raise ValueError("no results to report")
+    return out
+
+
+def mean_ci(values) -> tuple[float | None, float | None]:
+    """Mean and the half-width of its 95 % t-interval (``None`` with fewer than two values)."""
+    vals = np.asarray([v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))], float)
+    if vals.size == 0:
+        return None, None
+    if vals.size < 2:
+        return float(vals[0]), None
+    return float(vals.mean()), float(t_quantile_975(vals.size - 1) * vals.std(ddof=1) / math.sqrt(vals.size))
+
+
+def _fmt(name: str, value) -> str:
+    if value is None:
+        return "n/a"
+    if "latency" in name or name.endswith("_s"):
+        return f"{value * 1000:.0f} ms" if value < 10 else f"{value:.1f} s"
+    if "error_rate" in name or "utilization" in name or "fraction" in name:
+        return f"{value:.2%}"
+    if "rps" in name:
+        return f"{value:.1f} req/s"
+    return f"{value:.3g}"
+
+
+def verdict(results) -> str:
+    """The report's first line: every target met or missed, with the margin of each."""
+    results = as_list(results)
+    per_target: dict[str, list] = {}
+    for r in results:
+        for v in r.summary.get("targets", []):
+            per_target.setdefault(f"{v['name']}|{v['kind']}", []).append(v)
+    if not per_target:
+        return "No targets set: nothing to judge (add `targets:` to the scenario)."
+    parts, missed = [], 0
+    for verdicts in per_target.values():
+        v0 = verdicts[0]
+        mean, _ = mean_ci(v["value"] for v in verdicts)
+        met_n = sum(v["met"] for v in verdicts)
+        limit, op = v0["limit"], "≥" if v0["kind"] == "min" else "≤"
+        if mean is None:
+            margin = "no value"
+        elif limit == 0:
+            margin = "at the limit" if mean == 0 else "over the limit"
+        else:
+            rel = (mean - limit) / abs(limit) * (1 if v0["kind"] == "min" else -1)
+            margin = f"{abs(rel):.0%} {'inside' if rel >= 0 else 'outside'} the limit"
+        ok = met_n == len(verdicts)
+        missed += not ok
+        reps = f", met in {met_n}/{len(verdicts)} runs" if len(verdicts) > 1 else ""
+        parts.append(f"{v0['name']} {_fmt(v0['name'], mean)} vs {op} {_fmt(v0['name'], limit)} "
+                     f"({'met' if ok else 'MISSED'}, {margin}{reps})")  # fmt: skip
+    head = "Targets met" if not missed else f"Targets MISSED ({missed} of {len(per_target)})"
+    return f"**{head}**: " + "; ".join(parts) + "."
+
+
+def _headline_rows(results) -> list[list[str]]:
+    rows = []
+
+    def add(label, key, values):
+        mean, half = mean_ci(values)
+        rows.append([label, _fmt(key, mean), "" if half is None else f"± {_fmt(key, half)}"])
+
+    reqs = [r.summary["requests"] for r in results]
+    add("throughput (OK answers)", "rps", [q["throughput_rps"] for q in reqs])
+    add("error rate", "error_rate", [q["error_rate"] for q in reqs])
+    for stat in ("mean", "p50", "p95", "p99"):
+        add(f"latency {stat}", "latency", [q["latency_s"][stat] for q in reqs])
+    for name in results[0].summary.get("deployments", {}):
+        deps = [r.summary["deployments"][name] for r in results]
+        add(f"{name} replicas (max)", "count", [d["replicas"]["max"] for d in deps])
+        add(f"{name} replicas (mean)", "count", [d["replicas"]["mean"] for d in deps])
+        add(f"{name} CPU (mean, of request)", "utilization", [d["cpu_utilization"]["mean"] for d in deps])
+    jobs = [r.summary.get("jobs") for r in results if r.summary.get("jobs")]
+    if jobs:
+        add("job latency p99", "latency", [(j.get("latency_s") or {}).get("p99") for j in jobs])
+    return rows
+
+
+def _max_pods(dep) -> int:
+    return int(getattr(dep.hpa, "maxReplicas", None) or dep.replicas)
+
+
+def _series_peak(result, metric: str) -> float | None:
+    s = result.series
+    cols = [f"{d}/{metric}" for d in result.scenario.deployments if f"{d}/{metric}" in s.columns]
+    return float(s[cols].sum(axis=1).max()) if cols else None
+
+
+def _capacity_rows(results) -> list[list[str]]:
+    r0 = results[0]
+    sc, deps = r0.scenario, r0.scenario.deployments
+    worker = next((n for n, d in deps.items() if d.consumes), None)
+    wl = sc.workload
+    if wl.users is not None:
+        load = f"closed model, peak {max(p.users for p in wl.users.profile)} users"
+    else:
+        load = f"open model, peak {max(p.rps for p in wl.arrivals.profile):g} req/s"
+    met = sum(bool(r.summary.get("met")) for r in results)
+    met_txt = f"targets met in {met}/{len(results)} run(s)"
+
+    def measured_max(name):
+        vals = [r.summary["deployments"][name]["replicas"]["max"] for r in results]
+        return f"{max(v for v in vals if v is not None)} reached" if any(v is not None for v in vals) else "n/a"
+
+    pods = {n: _max_pods(d) for n, d in deps.items()}
+    cpu_lim = sum((d.resources.limits.cpu or 0) * pods[n] for n, d in deps.items())
+    cpu_use = sum(min(d.resources.limits.cpu or d.processes, d.processes) * pods[n] for n, d in deps.items())
+    mem_lim = sum((d.resources.limits.memory or 0) * pods[n] for n, d in deps.items())
+    peak_cores, peak_mem = _series_peak(r0, "cpu_cores"), _series_peak(r0, "memory_bytes")
+    thr = mean_ci([r.summary["requests"]["throughput_rps"] for r in results])[0]
+    target = getattr(sc.targets.throughput_rps, "min", None) if sc.targets.throughput_rps else None
+    return [
+        ["Concurrent users", "1000+", load, met_txt],
+        ["Max API Pods", "20", str(pods["api"]), measured_max("api")],
+        ["Max Worker Pods", "15", str(pods[worker]) if worker else "no worker", measured_max(worker) if worker else "—"],
+        ["Total CPU Capacity", "70 cores (2000m x 35)", f"{cpu_lim:g} cores of limits; {cpu_use:g} usable by the processes",
+         "n/a" if peak_cores is None else f"peak {peak_cores:.1f} cores used"],
+        ["Total Memory Capacity", "70 Gi (2Gi x 35)", f"{mem_lim / 2**30:g} Gi of limits",
+         "n/a" if peak_mem is None else f"peak {peak_mem / 2**30:.2f} Gi used"],
+        ["Expected Throughput", "~1000 req/sec", f"target ≥ {target:g} req/s" if target else "no throughput target",
+         f"{thr:.1f} req/s (OK answers, mean)"],
+    ]  # fmt: skip
+
+
+def _alert_rows(result) -> list[list[str]]:
+    rows = []
+    for a in alert_series.attach_alerts(result):
+        end = "still firing at the end" if a.get("end_s") is None else f"{a['end_s'] / 60:.1f} min"
+        rows.append([a["name"], a.get("severity", ""), f"{a.get('pending_since_s', a['start_s']) / 60:.1f} min",
+                     f"{a['start_s'] / 60:.1f} min", end])  # fmt: skip
+    return rows
+
+
+def _input_rows(scenario) -> list[list[str]]:
+    rows = []
+    for name, d in scenario.deployments.items():
+        hpa = d.hpa
+        rng = f"{hpa.minReplicas}–{hpa.maxReplicas} (HPA)" if hpa is not None else f"{d.replicas} (fixed)"
+        targets = ", ".join(f"{k} {v:.0%}" for k, v in findings_mod.hpa_targets(d).items()) or "—"
+        req, lim = d.resources.requests, d.resources.limits
+
+        def q(cpu, mem):
+            return f"{'—' if cpu is None else f'{cpu:g}'} CPU / {'—' if mem is None else f'{mem / 2**20:.0f}Mi'}"
+
+        rows.append([name, f"{d.replicas} at start", rng, targets, f"{d.processes} × {d.concurrency}",
+                     q(req.cpu, req.memory), q(lim.cpu, lim.memory)])  # fmt: skip
+    return rows
+
+
+def build_blocks(results, figure_names: Sequence[str] = (), manifest_note: str | None = None) -> list[tuple]:
+    """The report as blocks: ``("h", level, text)``, ``("p", text)``, ``("table", header, rows)``,
+    ``("list", items)``, ``("fig", name, caption)``."""
+    results = as_list(results)
+    r0 = results[0]
+    sc = r0.scenario
+    k = len(results)
+    seeds = ", ".join(str(r.seed) for r in results)
+    blocks: list[tuple] = [("h", 1, f"Capacity report: {sc.name}"), ("p", verdict(results))]
+    about = (f"{sc.description} " if sc.description else "") + (
+        f"Simulated {sc.duration / 60:g} min (first {sc.warmup / 60:g} min warm-up, excluded from the statistics), "
+        f"{k} run(s), seed(s) {seeds}.")  # fmt: skip
+    blocks.append(("p", about))
+    ci_note = " ± is the half-width of a 95 % t-interval over the runs." if k > 1 else ""
+    blocks += [("h", 2, "Headline figures"), ("p", f"Measured after the warm-up.{ci_note}"),
+               ("table", ["figure", "value", "95 % CI" if k > 1 else ""], _headline_rows(results))]  # fmt: skip
+    blocks += [("h", 2, "The guide's capacity table beside the simulation"),
+               ("table", ["", "guide (k8s/README.md)", "this scenario", "simulated"], _capacity_rows(results))]
+    found = findings_mod.findings(sc, r0.summary, r0.series, alert_series.alert_frame(r0))
+    blocks.append(("h", 2, "Findings"))
+    blocks.append(("list", [f"**{f.title}.** {f.text}" for f in found]) if found
+                  else ("p", "Nothing in this run points at a limit: no rule fired."))  # fmt: skip
+    blocks.append(("h", 2, "Alerts"))
+    rows = _alert_rows(r0)
+    blocks.append(("p", "The deployment's PrometheusRule evaluated on the simulated series with its `for:` durations, "
+                        "assuming the pods serve `/metrics` (as deployed nothing listens on :9090, so APINotReady "
+                        "would fire 2 min after start and the other API alerts never could)."))  # fmt: skip
+    blocks.append(("table", ["alert", "severity", "pending from", "fired at", "resolved"], rows) if rows
+                  else ("p", "No alert would have fired."))  # fmt: skip
+    blocks.append(("h", 2, "Inputs"))
+    blocks.append(("table", ["deployment", "replicas", "range", "HPA targets", "processes × concurrency",
+                             "requests", "limits"], _input_rows(sc)))  # fmt: skip
+    if manifest_note:
+        blocks.append(("p", manifest_note))
+    if figure_names:
+        blocks.append(("h", 2, "Figures"))
+        for name in figure_names:
+            blocks.append(("fig", name, name.replace("_", " ").capitalize()))
+    return blocks
+
+
+def _md_table(header, rows) -> list[str]:
+    def cell(x):
+        return str(x).replace("|", "\\|")
+
+    out = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    return out + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
+
+
+def render_markdown(results, figure_names: Sequence[str] = (), manifest_note: str | None = None) -> str:
+    """report.md: figures referenced as ``plots/<name>.png``."""
+    lines: list[str] = []
+    for block in build_blocks(results, figure_names, manifest_note):
+        kind = block[0]
+        if kind == "h":
+            lines += ["#" * block[1] + " " + block[2], ""]
+        elif kind == "p":
+            lines += [block[1], ""]
+        elif kind == "table":
+            lines += _md_table(block[1], block[2]) + [""]
+        elif kind == "list":
+            lines += [f"- {item}" for item in block[1]] + [""]
+        elif kind == "fig":
+            lines += [f"![{block[2]}](plots/{block[1]}.png)", ""]
+    return "\n".join(lines).rstrip() + "\n"

@@ -1,0 +1,125 @@
+"""report.html (self-contained) and the writer that puts the report beside a run's outputs.
+
+:func:`render_html` embeds every figure as a base64 PNG and inlines its styles, so the
+file opens anywhere with no network. :func:`write_report` is registered in
+:data:`memstack_capacity.outputs.files.WRITERS`: ``write_run`` calls it with the
+staging directory, and it writes ``report.md``, ``report.html``, ``plots/*.png`` and
+``manifests/*.yaml``, and adds the alert episodes to ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import re
+from collections.abc import Mapping
+from pathlib import Path
+
+from memstack_capacity.errors import ScenarioError
+from memstack_capacity.outputs import plots
+from memstack_capacity.outputs.report import as_list, build_blocks, render_markdown
+from memstack_capacity.results.alert_series import attach_alerts
+
+__all__ = ["render_html", "report_figures", "manifests_for", "write_report"]
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+table{border-collapse:collapse;margin:.5em 0 1.2em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left;
+vertical-align:top}th{background:#f3f3f3}code{background:#f3f3f3;padding:0 .2em}img{max-width:100%;height:auto}
+li{margin:.4em 0}figure{margin:1em 0}figcaption{color:#555;font-size:.9em}
+"""
+
+
+def _inline(text: str) -> str:
+    out = html.escape(text, quote=False)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+
+
+def render_html(results, pngs: Mapping[str, bytes] | None = None, manifest_note: str | None = None) -> str:
+    """report.html as text: one file, figures embedded, no external resources."""
+    pngs = dict(pngs or {})
+    blocks = build_blocks(results, list(pngs), manifest_note)
+    title = html.escape(blocks[0][2])
+    body: list[str] = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h":
+            body.append(f"<h{block[1]}>{_inline(block[2])}</h{block[1]}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline(block[1])}</p>")
+        elif kind == "table":
+            head = "".join(f"<th>{_inline(str(h))}</th>" for h in block[1])
+            rows = "".join("<tr>" + "".join(f"<td>{_inline(str(c))}</td>" for c in row) + "</tr>" for row in block[2])
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif kind == "list":
+            body.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in block[1]) + "</ul>")
+        elif kind == "fig":
+            data = base64.b64encode(pngs[block[1]]).decode("ascii")
+            body.append(f'<figure><img alt="{html.escape(block[2])}" src="data:image/png;base64,{data}">'
+                        f"<figcaption>{html.escape(block[2])}</figcaption></figure>")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f"<style>{_CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")  # fmt: skip
+
+
+def report_figures(result) -> dict[str, bytes]:
+    """PNG bytes of every figure the run has data for, by name."""
+    out = {}
+    for name, fig in plots.all_figures(result).items():
+        out[name] = plots.figure_png(fig)
+    return out
+
+
+def manifests_for(scenario):
+    """The manifest objects for a scenario, or ``(None, note)`` when it cannot be expressed as manifests."""
+    from memstack_capacity.outputs.manifests import build_manifests
+    from memstack_capacity.outputs.manifests_scenario import inputs_from_scenario
+
+    try:
+        return build_manifests(inputs_from_scenario(scenario)), None
+    except ScenarioError as exc:
+        reasons = "; ".join(f"{p.path}: {p.message}" for p in getattr(exc, "problems", [])) or str(exc)
+        return None, f"Manifests were not written: {reasons}."
+
+
+def write_report(results, out_dir: str | Path) -> list[Path]:
+    """Write report.md, report.html, plots/*.png and manifests/*.yaml into ``out_dir``.
+
+    Also fills ``summary["alerts"]`` and rewrites ``summary.json`` if ``out_dir`` has one.
+    """
+    from memstack_capacity.outputs.files import summary_json
+    from memstack_capacity.outputs.manifests import write_manifests
+
+    results = as_list(results)
+    out = Path(out_dir)
+    written = []
+    attach_alerts(results[0])
+    if (out / "summary.json").exists() and len(results) == 1:
+        (out / "summary.json").write_text(summary_json(results[0].summary), encoding="utf-8")
+    objects, note = manifests_for(results[0].scenario)
+    if objects is not None:
+        written += write_manifests(objects, out / "manifests")
+    else:
+        note += " The report covers the simulation; write manifests for a supported layout with `manifests`."
+    pngs = report_figures(results[0])
+    (out / "plots").mkdir(parents=True, exist_ok=True)
+    for name, data in pngs.items():
+        path = out / "plots" / f"{name}.png"
+        path.write_bytes(data)
+        written.append(path)
+    md, page = render_markdown(results, list(pngs), note), render_html(results, pngs, note)
+    for name, text in (("report.md", md), ("report.html", page)):
+        (out / name).write_text(text, encoding="utf-8")
+        written.append(out / name)
+    return written
+
+
+def _register() -> None:
+    from memstack_capacity.outputs import files
+
+    if write_report not in files.WRITERS:
+        files.WRITERS.append(write_report)
+
+
+_register()
