@@ -6,6 +6,7 @@
 """
 
 from memstack_capacity.api import simulate
+from memstack_capacity.api_batch import compare, replicate, sweep
 from memstack_capacity.errors import MemstackCapacityError, ScenarioError, SimulationError
 from memstack_capacity.results.result import Result
 from memstack_capacity.scenario.load import load_scenario
@@ -14,6 +15,9 @@ from memstack_capacity.scenario.models import Scenario
 __all__ = [
     "load_scenario",
     "simulate",
+    "replicate",
+    "sweep",
+    "compare",
     "Scenario",
     "Result",
     "MemstackCapacityError",
