@@ -1,0 +1,123 @@
+"""``sweep SCENARIO --grid key=v1,v2 …``: every combination, K replications each, one CSV row per run.
+
+Each ``--grid`` names a dotted scenario key and its values, comma-separated and read
+as YAML (``deployments.api.replicas=2,4,8``, ``duration=30m,1h``,
+``deployments.api.resources.limits.cpu=500m,1``). The CSV is the long DataFrame of
+:func:`memstack_capacity.sweep`: ``run_id, variant, replication, seed``, the grid keys,
+then the summary figures. Replication r of every variant runs with the same seed
+(common random numbers). Runs go to a local process pool (``--workers N``; 1 runs
+them in this process) or to a Dask scheduler (``--scheduler tcp://host:8786``, needs
+``pip install 'memstack-capacity[dask]'``). Exit 0, or 2 for bad input (a grid key
+that names nothing is reported with the nearest keys).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import yaml
+
+from memstack_capacity.cli import EXIT_BAD_INPUT, EXIT_OK
+from memstack_capacity.cli.common import add_scenario_arguments, load_from_args
+from memstack_capacity.errors import Problem, ScenarioError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sweep",
+        help="simulate every combination of --grid values; one CSV row per run",
+        description=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_scenario_arguments(parser)
+    parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                        help="a dotted key and its comma-separated values (repeatable; the grid is their product)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="local processes (default: one per CPU; 1 runs everything in this process)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="a Dask scheduler address, e.g. tcp://10.0.0.5:8786 (instead of local processes)")
+    parser.add_argument("--out", default=None, metavar="FILE.csv",
+                        help="the CSV to write (default: out/<scenario name>-sweep.csv; - for stdout)")
+    parser.set_defaults(handler=handle)
+
+
+def parse_grid_argument(text: str) -> tuple[str, list]:
+    """``"deployments.api.replicas=2,4"`` → ``("deployments.api.replicas", [2, 4])``; values read as YAML."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or not raw.strip():
+        raise ScenarioError([Problem(f"--grid {text}", "expected dotted.key=v1,v2,…, e.g. deployments.api.replicas=2,4,8")])
+    try:
+        values = yaml.safe_load(f"[{raw}]")
+    except yaml.YAMLError as exc:
+        problem = getattr(exc, "problem", None) or "cannot be read"
+        raise ScenarioError([Problem(f"--grid {text}", f"the values are not valid YAML: {problem}")]) from None
+    if not values or any(v is None for v in values):
+        raise ScenarioError([Problem(f"--grid {text}", "every value must be non-empty (values are separated by commas)")])
+    return key, values
+
+
+def parse_grid_arguments(texts: list[str]) -> dict[str, list]:
+    grid: dict[str, list] = {}
+    problems = []
+    for text in texts:
+        key, values = parse_grid_argument(text)
+        if key in grid:
+            problems.append(Problem(f"--grid {text}", f"`{key}` is already in the grid; give all its values in one --grid"))
+        grid[key] = values
+    if problems:
+        raise ScenarioError(problems)
+    return grid
+
+
+def _client(address: str):
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ScenarioError([Problem("--scheduler", "needs Dask: pip install 'memstack-capacity[dask]'")]) from None
+    try:
+        return Client(address, timeout="15s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ScenarioError([Problem("--scheduler", f"cannot connect to {address}: {exc}")]) from None
+
+
+def handle(args) -> int:
+    from memstack_capacity.api_batch import sweep
+
+    for flag, value in (("--replications", args.replications), ("--workers", args.workers)):
+        if value is not None and value < 1:
+            print(f"error: {flag} must be at least 1, got {value}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    if not args.grid:
+        print("error: give at least one --grid KEY=V1,V2", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    grid = parse_grid_arguments(args.grid)
+    scenario = load_from_args(args)
+    client = _client(args.scheduler) if args.scheduler else None
+    try:
+        frame = sweep(scenario, grid, replications=args.replications, seed=args.seed, workers=args.workers, client=client)
+    finally:
+        if client is not None:
+            client.close()
+    if args.out == "-":
+        frame.to_csv(sys.stdout, index=False)
+        return EXIT_OK
+    out = Path(args.out) if args.out else Path("out") / f"{scenario.name}-sweep.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False)
+    variants = int(frame["variant"].max()) + 1 if len(frame) else 0
+    print(f"sweep {scenario.name}: {variants} variant{'s' if variants != 1 else ''} × "
+          f"{args.replications} replication{'s' if args.replications != 1 else ''} = {len(frame)} runs")
+    print(_overview(frame, list(grid)))
+    print(f"wrote {out}")
+    return EXIT_OK
+
+
+def _overview(frame, keys: list[str]) -> str:
+    """The headline means per variant, for a glance on the terminal."""
+    columns = [c for c in ("requests.throughput_rps", "requests.error_rate", "requests.latency_s.p99", "met")
+               if c in frame.columns]
+    table = frame.groupby(["variant", *keys], sort=False, dropna=False)[columns].mean(numeric_only=False)
+    return table.to_string(float_format=lambda v: f"{v:.4g}")
