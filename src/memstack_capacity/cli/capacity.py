@@ -1,0 +1,53 @@
+"""``capacity SCENARIO``: the most users (or req/s) that still meet every target.
+
+Exit codes: 0 a passing load was found, 1 no load tried passes, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from memstack_capacity.cli.common import add_scenario_arguments, load_from_args
+
+# The report writer registers itself in outputs.files.WRITERS on import; the CLI loads
+# every command module, so `run` writes report.md/html, plots and manifests too.
+import memstack_capacity.outputs.report_files  # noqa: F401,E402
+
+EXIT_OK, EXIT_NONE, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "capacity",
+        help="the most users (or req/s) that still meet every target",
+        description="Scale the scenario's load profile (users, or rps for an open model) by a multiplier and "
+        "bisect for the largest multiplier at which every replication (seeds seed..seed+K-1) meets every "
+        "target. Exit 0 found, 1 none passes, 2 bad input.",
+    )
+    add_scenario_arguments(parser)
+    parser.add_argument("--rel-tol", type=float, default=0.05, metavar="F",
+                        help="stop when the bracket's upper/lower load ratio is at most 1+F (default 0.05)")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args) -> int:
+    from memstack_capacity.outputs.capacity import find_capacity
+
+    if args.replications < 1 or not args.rel_tol > 0:
+        print("error: --replications must be >= 1 and --rel-tol > 0", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    scenario = load_from_args(args)
+
+    def progress(trial):
+        if sys.stderr.isatty():
+            print(f"  ×{trial.multiplier:.3g}: {trial.load:.1f} → {trial.passed_runs}/{trial.runs} met", file=sys.stderr)
+
+    try:
+        result = find_capacity(scenario, replications=args.replications, seed=args.seed, rel_tol=args.rel_tol,
+                               progress=progress)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"scenario {scenario.name}: {args.replications} run(s) per load, a load passes when all meet every target")
+    print(result.describe())
+    return EXIT_OK if result.found else EXIT_NONE

@@ -1,0 +1,29 @@
+"""``manifests SCENARIO [--out DIR]``: the Kubernetes manifests of a scenario, without simulating.
+
+Exit codes: 0 written, 2 bad input (including a layout the manifests cannot express).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from memstack_capacity.cli.common import add_scenario_arguments, load_from_args
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("manifests", help="write the Kubernetes manifests of a scenario")
+    add_scenario_arguments(parser, replications=False)
+    parser.add_argument("--out", default=None, help="output directory (default: out/<scenario name>/manifests/)")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args) -> int:
+    from memstack_capacity.outputs.manifests import build_manifests, write_manifests
+    from memstack_capacity.outputs.manifests_scenario import inputs_from_scenario
+
+    scenario = load_from_args(args)
+    objects = build_manifests(inputs_from_scenario(scenario))  # ScenarioError → exit 2
+    out = Path(args.out) if args.out else Path("out") / scenario.name / "manifests"
+    for path in write_manifests(objects, out):
+        print(path)
+    return 0

@@ -1,0 +1,127 @@
+"""report.md content: the verdict line first, findings triggered by scenarios built to trigger them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from report_scenarios import scenario
+
+from memstack_capacity import simulate
+from memstack_capacity.outputs import findings as F
+from memstack_capacity.outputs.report import mean_ci, render_markdown, t_quantile_975, verdict
+
+RES = {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
+
+
+def _res(cpu_limit="1", mem_limit="2Gi"):
+    return {"requests": RES["requests"], "limits": {"cpu": cpu_limit, "memory": mem_limit}}
+
+
+@pytest.fixture(scope="module")
+def healthy():
+    return simulate(scenario())
+
+
+def keys(result):
+    return {f.key for f in F.findings(result.scenario, result.summary, result.series)}
+
+
+def test_verdict_met_comes_first(healthy):
+    md = render_markdown(healthy)
+    first = md.splitlines()[2]
+    assert first.startswith("**Targets met**")
+    assert "latency_p99" in first and "inside the limit" in first
+
+
+def test_verdict_missed_says_by_how_much():
+    result = simulate(scenario(**{"targets": {"latency_p99": {"max": "10ms"}}}))
+    line = verdict(result)
+    assert line.startswith("**Targets MISSED (1 of 1)**")
+    assert "outside the limit" in line and "MISSED" in line
+
+
+def test_no_findings_on_a_healthy_run(healthy):
+    assert keys(healthy) == set()
+    assert "no rule fired" in render_markdown(healthy)
+
+
+def test_single_process_cpu_triggers_only_when_limit_exceeds_processes(healthy):
+    result = simulate(scenario(**{"deployments.api.resources": _res("2")}))
+    assert "single_process_cpu" in keys(result)
+    text = render_markdown(result)
+    assert "at most 1 core(s) of its 2-core limit" in text
+    assert "single_process_cpu" not in keys(healthy)
+
+
+def test_oom_kills_finding():
+    result = simulate(scenario(**{"deployments.api.resources": _res("1", "600Mi"),
+                                  "workload.arrivals.profile": [{"at": 0, "rps": 120}]}))
+    assert result.summary["deployments"]["api"]["oom_kills"] > 0
+    assert "oom_kills" in keys(result)
+    assert "OOMKilled" in render_markdown(result)
+
+
+def test_throttling_finding():
+    result = simulate(scenario(**{"deployments.api.processes": 2, "deployments.api.resources": _res("500m"),
+                                  "workload.arrivals.profile": [{"at": 0, "rps": 60}]}))
+    assert "throttling" in keys(result)
+
+
+def test_connection_budget_from_the_scenario():
+    stores = {"postgres": {"kind": "postgresql", "max_connections": 100,
+                           "pool": {"pool_size": 20, "max_overflow": 40}}}
+    steps = [{"call": "postgres", "time": {"dist": "exponential", "mean": "1ms"}}, {"cpu": {"dist": "exponential", "mean": "5ms"}}]
+    big = scenario(datastores=stores, **{"workload.requests": [{"name": "q", "weight": 1, "steps": steps}]})
+    found = F.connection_budget(big, {}, pd.DataFrame())
+    assert found is not None and "120 connections" in found.text and "97" in found.text
+    small_pool = dict(stores, postgres=dict(stores["postgres"], pool={"pool_size": 5, "max_overflow": 5}))
+    small = scenario(datastores=small_pool, **{"workload.requests": [{"name": "q", "weight": 1, "steps": steps}]})
+    assert F.connection_budget(small, {}, pd.DataFrame()) is None
+
+
+def _lagging_series(catch_up_s: float) -> pd.DataFrame:
+    t = np.arange(5.0, 605.0, 5.0)
+    util = np.where(t < 100, 0.5, 1.5)
+    desired = np.where(t < 110, 2, 6)
+    ready = np.where(t < 110 + catch_up_s, 2, 6)
+    errors = np.where((t >= 100) & (t < 110 + catch_up_s), 4.0, 0.0)
+    return pd.DataFrame({"api/cpu_utilization": util, "api/replicas_desired": desired, "api/pods_ready": ready,
+                         "ingress/errors_503_rps": errors}, index=pd.Index(t, name="t_s"))
+
+
+def test_scale_up_lag_finding():
+    hpa = {"minReplicas": 2, "maxReplicas": 6,
+           "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]}
+    sc = scenario(**{"deployments.api.hpa": hpa})
+    slow = F.scale_up_lag(sc, {}, _lagging_series(180))
+    assert slow is not None and "190 s later" in slow.text and "740 requests failed" in slow.text
+    assert F.scale_up_lag(sc, {}, _lagging_series(10)) is None
+
+
+def test_restarts_finding_counts_only_non_oom_restarts(healthy):
+    summary = {"deployments": {"api": {"restarts": 5, "oom_kills": 2}}}
+    found = F.restarts(healthy.scenario, summary, healthy.series)
+    assert found is not None and "3 time(s)" in found.text
+    assert F.restarts(healthy.scenario, {"deployments": {"api": {"restarts": 2, "oom_kills": 2}}}, healthy.series) is None
+
+
+def test_alert_threshold_finding_on_error_ratio_disagreement(healthy):
+    from memstack_capacity.results.alert_series import alert_frame
+
+    frame = alert_frame(healthy)
+    series = healthy.series.copy()
+    series["ingress/error_rate"] = 0.002  # 0.2 % of requests fail...
+    frame = frame.assign(api_5xx_rps=0.5)  # ...yet above the absolute 0.05/s
+    found = F.alert_thresholds(healthy.scenario, {}, series, frame)
+    assert found is not None and "pages on a healthy system" in found.text
+    assert F.alert_thresholds(healthy.scenario, {}, healthy.series, alert_frame(healthy)) is None
+
+
+def test_replications_give_t_intervals():
+    assert t_quantile_975(1) == pytest.approx(12.706) and t_quantile_975(1000) == pytest.approx(1.96, abs=0.01)
+    mean, half = mean_ci([1.0, 2.0, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / np.sqrt(3), rel=1e-6)
+    results = [simulate(scenario(), seed=s) for s in (1, 2, 3)]
+    md = render_markdown(results)
+    assert "95 % CI" in md and "± " in md and "met in 3/3 runs" in md
