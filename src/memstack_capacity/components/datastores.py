@@ -121,9 +121,10 @@ class Datastores:
             if s.kind in ("postgresql", "neo4j"):
                 s.waits.measuring = True
                 s.peak = s.server_open
+                area_use, area_wait = s.areas()
                 self._base[name] = {"timeouts": s.timeouts, "refused": s.refused, "calls": s.calls,
                                     "connects": s.connects, "overflow_closed": s.overflow_closed,
-                                    "busy": s.server.busy_now()}
+                                    "busy": s.server.busy_now(), "area_use": area_use, "area_wait": area_wait}
             elif s.kind == "redis":
                 s.lookups = s.hits = 0
                 for site in s.sites.values():
@@ -181,12 +182,16 @@ class Datastores:
             if s.kind in ("postgresql", "neo4j"):
                 w = s.waits
                 util = (s.server.busy_now() - base.get("busy", 0.0)) / (s.server.cores * span)
+                area_use, area_wait = s.areas()
                 entry = {
                     "kind": s.kind,
                     "connections_max": s.peak,
                     "connections_limit": s.server_limit if s.server_limit != float("inf") else None,
                     "pool_wait_s": {"mean": w.mean(), "p50": w.run_percentile(50), "p95": w.run_percentile(95),
                                     "p99": w.run_percentile(99)},
+                    "connections_in_use_mean": (area_use - base.get("area_use", 0.0)) / span,
+                    "pool_waiters_mean": (area_wait - base.get("area_wait", 0.0)) / span,
+                    "checkouts": w.count,
                     "pool_timeouts": s.timeouts - base.get("timeouts", 0),
                     "refused": s.refused - base.get("refused", 0),
                     "utilization": {"mean": util},

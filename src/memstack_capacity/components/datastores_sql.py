@@ -86,6 +86,22 @@ class SqlStore:
         self.peak = 0  # most connections open at the server since the warm-up
         self.waits = WaitStats()
         self.calls = self.timeouts = self.refused = self.connects = self.overflow_closed = self.recycled = 0
+        # exact time integrals of connections in use and of waiting checkouts (Little's law, means)
+        self.n_use = self.n_wait = 0
+        self.area_use = self.area_wait = 0.0
+        self.t_area = env.now
+
+    def _area(self) -> None:
+        now = self.env.now
+        dt = now - self.t_area
+        if dt > 0.0:
+            self.area_use += self.n_use * dt
+            self.area_wait += self.n_wait * dt
+            self.t_area = now
+
+    def areas(self) -> tuple[float, float]:
+        self._area()
+        return self.area_use, self.area_wait
 
     # ---- the step handler ------------------------------------------------------------------
     def handle(self, flow, op) -> bool:
@@ -119,6 +135,8 @@ class SqlStore:
         if pool.idle:
             conn = pool.idle.popleft()
             pool.in_use += 1
+            self._area()
+            self.n_use += 1
             self.waits.add(0.0)
             self._got(pool, conn, target, work)
         elif pool.open < pool.limit:
@@ -127,6 +145,8 @@ class SqlStore:
         else:
             now = self.env.now
             pool.waiters.append([now + pool.timeout, target, work, now])
+            self._area()
+            self.n_wait += 1
             if not pool.watching:
                 self._watch(pool)
 
@@ -147,6 +167,8 @@ class SqlStore:
         if pool.dead:
             return
         pool.in_use += 1
+        self._area()
+        self.n_use += 1
         self._got(pool, Conn(self.env.now), target, work)
 
     def _refused(self, pool: ConnPool, target) -> None:
@@ -164,6 +186,8 @@ class SqlStore:
             # pool_recycle: the record closes the old connection and connects again at checkout
             self.recycled += 1
             pool.in_use -= 1
+            self._area()
+            self.n_use -= 1
             self.server_open -= 1
             self._connect(pool, target, work, slot_held=True)
             return
@@ -210,14 +234,18 @@ class SqlStore:
 
     # ---- pool: check-in, waiting, failures --------------------------------------------------------
     def _checkin(self, pool: ConnPool, conn: Conn) -> None:
-        pool.in_use -= 1
-        if pool.dead:
+        if pool.dead:  # its process died: the connection was closed then
             return
+        pool.in_use -= 1
+        self._area()
+        self.n_use -= 1
         waiters = pool.waiters
         while waiters:
             w = waiters.popleft()
+            self.n_wait -= 1
             target = w[1]
             if target.task.alive:
+                self.n_use += 1
                 pool.in_use += 1
                 self.waits.add(self.env.now - w[3])
                 self._got(pool, conn, target, w[2])
@@ -233,6 +261,8 @@ class SqlStore:
         waiters = pool.waiters
         while waiters and not waiters[0][1].task.alive:
             waiters.popleft()
+            self._area()
+            self.n_wait -= 1
         if not waiters:
             pool.watching = False
             return
@@ -248,6 +278,8 @@ class SqlStore:
         waiters = pool.waiters
         while waiters and (not waiters[0][1].task.alive or waiters[0][0] <= limit):
             _deadline, target, work, t0 = waiters.popleft()
+            self._area()
+            self.n_wait -= 1
             if not target.task.alive:
                 continue
             self.waits.add(now - t0)
@@ -295,6 +327,10 @@ class SqlStore:
         if pool is None:
             return
         pool.dead = True
+        self._area()
+        self.n_wait -= len(pool.waiters)
+        self.n_use -= pool.in_use
+        pool.in_use = 0
         self.server_open -= pool.open
         pool.open = 0
         pool.idle.clear()
