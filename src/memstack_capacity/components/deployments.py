@@ -59,7 +59,7 @@ class DeploymentRuntime:
                 self.env.process(self._lifecycle(pod))
                 continue
             pod.phase = "Running"
-            pod.created_at = pod.started_at = -INITIAL_POD_AGE_S
+            pod.created_at = pod.started_at = pod.scheduled_at = -INITIAL_POD_AGE_S
             pod.ready_changed_at = -INITIAL_POD_AGE_S
             pod.container_up = True
             pod.ready = True
@@ -127,6 +127,7 @@ class DeploymentRuntime:
                 return
             yield self.cluster.wait_for_room()
         self.cluster.pending.remove(pod)
+        pod.scheduled_at = env.now
         self.recorder.pod_event(env.now, self.name, pod.name, "Scheduled", pod.node.name)
         yield env.timeout(self.spec.image_pull)
         if pod.deleting:

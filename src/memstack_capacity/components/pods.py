@@ -55,6 +55,7 @@ class Pod:
         self.deleting = False
         self.created_at = env.now
         self.started_at: float | None = None
+        self.scheduled_at: float | None = None  # status.startTime: the kubelet has the pod
         self.ready_changed_at = env.now
         self.container_up = False
         self.restarts = 0

@@ -45,6 +45,12 @@ class Model:
 EXTENSIONS: list = []
 
 
+def _load_extensions() -> None:
+    """Import the modules that register the model's optional parts (each appends to EXTENSIONS)."""
+    import memstack_capacity.engine.workers_ext  # noqa: F401  (before the HPA: it reads the queue length)
+    import memstack_capacity.engine.hpa_ext  # noqa: F401
+
+
 def build(scenario: Scenario, seed: int) -> Model:
     env = simpy.Environment()
     streams = Streams(seed)
@@ -88,6 +94,7 @@ def build(scenario: Scenario, seed: int) -> Model:
     executor.on_task_done = task_done
     model = Model(scenario, seed, env, recorder, executor, cluster, runtimes, ingress, source, monitor)
     model.extensions["programs"] = programs
+    _load_extensions()
     for extension in EXTENSIONS:
         extension(model, streams)
     _reject_unsupported(model)

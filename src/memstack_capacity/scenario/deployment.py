@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from memstack_capacity.scenario.base import Cpu, Duration, Memory, SpecModel
+from memstack_capacity.scenario.hpa import HorizontalPodAutoscalerSpec
 
 LoadBalancing = Literal["round_robin", "random", "least_request", "ewma"]
 
@@ -114,7 +115,7 @@ class Deployment(SpecModel):
     livenessProbe: Probe | None = None
     strategy: Strategy = Strategy()
     anti_affinity: Literal["none", "preferred", "required"] = "none"
-    hpa: Any = None
+    hpa: HorizontalPodAutoscalerSpec | None = None
     pdb: PodDisruptionBudget | None = None
     consumes: list[str] = Field(default_factory=list, description="job names this deployment processes (workers)")
 
