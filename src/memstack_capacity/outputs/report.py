@@ -68,6 +68,10 @@ def _fmt(name: str, value) -> str:
     return f"{value:.3g}"
 
 
+def _dur(seconds: float) -> str:
+    return f"{seconds:g} s" if seconds < 120 else f"{seconds / 60:.3g} min"
+
+
 def verdict(results) -> str:
     """The report's first line: every target met or missed, with the margin of each."""
     results = as_list(results)
@@ -203,12 +207,13 @@ def build_blocks(results, figure_names: Sequence[str] = (), manifest_note: str |
     seeds = ", ".join(str(r.seed) for r in results)
     blocks: list[tuple] = [("h", 1, f"Capacity report: {sc.name}"), ("p", verdict(results))]
     about = (f"{sc.description} " if sc.description else "") + (
-        f"Simulated {sc.duration / 60:g} min (first {sc.warmup / 60:g} min warm-up, excluded from the statistics), "
+        f"Simulated {_dur(sc.duration)} (first {_dur(sc.warmup)} warm-up, excluded from the statistics), "
         f"{k} run(s), seed(s) {seeds}.")  # fmt: skip
     blocks.append(("p", about))
     ci_note = " ± is the half-width of a 95 % t-interval over the runs." if k > 1 else ""
     blocks += [("h", 2, "Headline figures"), ("p", f"Measured after the warm-up.{ci_note}"),
-               ("table", ["figure", "value", "95 % CI" if k > 1 else ""], _headline_rows(results))]  # fmt: skip
+               ("table", ["figure", "value", "95 % CI"][: 3 if k > 1 else 2],
+                [row[: 3 if k > 1 else 2] for row in _headline_rows(results)])]  # fmt: skip
     blocks += [("h", 2, "The guide's capacity table beside the simulation"),
                ("table", ["", "guide (k8s/README.md)", "this scenario", "simulated"], _capacity_rows(results))]
     found = findings_mod.findings(sc, r0.summary, r0.series, alert_series.alert_frame(r0))
