@@ -19,6 +19,7 @@ matplotlib.use("Agg")  # no display; figures are only ever rendered to PNG
 import numpy as np  # noqa: E402 - after the backend choice
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 __all__ = ["FIGURES", "all_figures", "figure_png", "hpa_targets", "scaling_events",
            "plot_replicas", "plot_utilisation", "plot_latency", "plot_datastores", "plot_jobs"]  # fmt: skip
@@ -116,7 +117,7 @@ def plot_replicas(result) -> Figure | None:
             down = events[events["to"] < events["from"].fillna(-1)]
             ax.scatter(up["t_s"] / 60, up["to"], marker="^", color="C3", zorder=5, label="HPA scale-up")
             ax.scatter(down["t_s"] / 60, down["to"], marker="v", color="C1", zorder=5, label="HPA scale-down")
-        ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(d, fontsize=10, loc="left")
         _decorate(ax, result, "pods (count)")
     return _finish(fig, axes)
