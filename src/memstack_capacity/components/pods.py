@@ -31,12 +31,15 @@ _EPS_REL = 1e-10
 class Proc:
     """One server process: in-flight count and its PS state (virtual time, finish-tag heap)."""
 
-    __slots__ = ("inflight", "V", "heap")
+    __slots__ = ("inflight", "V", "heap", "t_last", "token", "cpu_used")
 
-    def __init__(self):
+    def __init__(self, now: float = 0.0):
         self.inflight = 0
         self.V = 0.0
         self.heap: list = []
+        self.t_last = now
+        self.token = 0
+        self.cpu_used = 0.0
 
 
 class Pod:
@@ -70,12 +73,18 @@ class Pod:
         self.backlog_cap = spec.backlog
         self._reset_container()
         self.cpu_used = 0.0  # core-seconds, cumulative over the pod's life (what cAdvisor counts)
+        self._cpu_dead = 0.0  # core-seconds of earlier container incarnations (independent mode)
         self.throttled_s = 0.0
         self.busy_s = 0.0
         self.mem_peak = 0
 
     def _reset_container(self) -> None:
-        self.procs = [Proc() for _ in range(self.spec.processes)]
+        if hasattr(self, "procs") and self.independent:
+            self._cpu_dead += sum(p.cpu_used for p in self.procs)
+        self.procs = [Proc(self.env.now) for _ in range(self.spec.processes)]
+        # When the CPU limit cannot bind (limit >= processes) every process runs at full speed
+        # whatever the others do, so each keeps its own clock and timer: O(log n) per event.
+        self.independent = self.cpu_limit >= len(self.procs)
         self.backlog: deque = deque()
         self.tasks: set = set()
         self.inflight = 0
@@ -150,7 +159,58 @@ class Pod:
         return tasks
 
     # ---- CPU by processor sharing -----------------------------------------------------------
+    # ---- independent processes: one clock and one timer per process ---------------------------
+    def _proc_sync(self, proc: Proc, now: float) -> None:
+        heap = proc.heap
+        if heap:
+            dt = now - proc.t_last
+            proc.V += dt / len(heap)
+            proc.cpu_used += dt
+        proc.t_last = now
+
+    def _proc_start(self, proc: Proc, flow, work: float) -> None:
+        now = self.env.now
+        heap = proc.heap
+        if heap:
+            self._proc_sync(proc, now)
+        else:
+            proc.V = 0.0
+            proc.t_last = now
+        self.seq += 1
+        heapq.heappush(heap, (proc.V + work, self.seq, flow))
+        self._proc_reschedule(proc)
+
+    def _proc_reschedule(self, proc: Proc) -> None:
+        proc.token += 1
+        heap = proc.heap
+        if heap:
+            token = proc.token
+            dt = (heap[0][0] - proc.V) * len(heap)
+            call_later(self.env, dt if dt > 0.0 else 0.0, lambda _ev: self._proc_due(proc, token))
+
+    def _proc_due(self, proc: Proc, token: int) -> None:
+        if token != proc.token:
+            return
+        self._proc_sync(proc, self.env.now)
+        heap = proc.heap
+        limit = proc.V + _EPS_ABS + _EPS_REL * abs(proc.V)
+        finished = []
+        while heap and heap[0][0] <= limit:
+            finished.append(heapq.heappop(heap)[2])
+        self._proc_reschedule(proc)
+        advance = self.runtime.executor.advance
+        for flow in finished:
+            advance(flow)
+
+    # ---- coupled processes: the CFS limit binds, all slow down together ----------------------
     def _sync(self, now: float) -> None:
+        if self.independent:
+            used = 0.0
+            for p in self.procs:
+                self._proc_sync(p, now)
+                used += p.cpu_used
+            self.cpu_used = self._cpu_dead + used
+            return
         dt = now - self.t_last
         if dt > 0.0 and self.nbusy:
             speed = self.speed
@@ -173,6 +233,9 @@ class Pod:
         self.speed = min(1.0, self.cpu_limit / nbusy) if nbusy else 1.0
 
     def cpu_start(self, proc: Proc, flow, work: float) -> None:
+        if self.independent:
+            self._proc_start(proc, flow, work)
+            return
         self._sync(self.env.now)
         heap = proc.heap
         if not heap:
@@ -214,7 +277,7 @@ class Pod:
         for flow in finished:
             advance(flow)
 
-    def cpu_active(self) -> int:
+    def cpu_active(self) -> int:  # noqa: D102
         """Tasks currently in a cpu step."""
         return sum(len(p.heap) for p in self.procs)
 
