@@ -37,6 +37,8 @@ def summary_json(summary: dict) -> str:
 
 def write_run(result, out_dir: str | Path, report: bool = True) -> Path:
     """Write summary.json, timeseries.csv, requests.csv.gz, scaling.csv, the report and manifests."""
+    import memstack_capacity.outputs.report_files  # noqa: F401  (registers the report writer)
+
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))

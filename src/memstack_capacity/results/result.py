@@ -7,6 +7,7 @@ from functools import cached_property
 import pandas as pd
 
 from memstack_capacity.results import frames
+from memstack_capacity.results.alert_series import alert_summary
 from memstack_capacity.results.summary import judge_targets, summarize
 
 
@@ -50,7 +51,7 @@ class Result:
     @cached_property
     def summary(self) -> dict:
         summary = summarize(self.record, self.requests, self.timeseries)
-        summary.setdefault("alerts", [])
+        summary["alerts"] = alert_summary(self)
         verdicts = judge_targets(summary, self.scenario.targets)
         summary["targets"] = verdicts
         summary["met"] = all(v["met"] for v in verdicts)
