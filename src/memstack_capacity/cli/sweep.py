@@ -72,13 +72,17 @@ def parse_grid_arguments(texts: list[str]) -> dict[str, list]:
     return grid
 
 
+#: How long to wait for a Dask scheduler before giving up (exit 2).
+CONNECT_TIMEOUT = "15s"
+
+
 def _client(address: str):
     try:
         from distributed import Client
     except ImportError:
         raise ScenarioError([Problem("--scheduler", "needs Dask: pip install 'memstack-capacity[dask]'")]) from None
     try:
-        return Client(address, timeout="15s")
+        return Client(address, timeout=CONNECT_TIMEOUT)
     except (OSError, TimeoutError, ValueError) as exc:
         raise ScenarioError([Problem("--scheduler", f"cannot connect to {address}: {exc}")]) from None
 

@@ -1,0 +1,92 @@
+"""The ``sweep`` command: grid arguments, the CSV, exit codes."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+from memstack_capacity.cli import main
+from memstack_capacity.cli.sweep import parse_grid_argument
+from memstack_capacity.errors import ScenarioError
+from tests.factory import pod_scenario
+
+
+@pytest.fixture
+def scenario(tmp_path):
+    data = pod_scenario(50, 0.01, replicas=2, duration=120, warmup=20, name="tiny")
+    data["targets"] = {"latency_p99": {"max": "1s"}}
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "values"),
+    [
+        ("deployments.api.replicas=2,4,8", "deployments.api.replicas", [2, 4, 8]),
+        ("duration=30m, 1h", "duration", ["30m", "1h"]),
+        ("deployments.api.resources.limits.cpu=500m,1", "deployments.api.resources.limits.cpu", ["500m", 1]),
+        ("workload.requests[r].weight=0.5", "workload.requests[r].weight", [0.5]),
+        ("x={cpu: 1}, {cpu: 2}", "x", [{"cpu": 1}, {"cpu": 2}]),
+    ],
+)
+def test_parse_grid_argument(text, key, values):
+    assert parse_grid_argument(text) == (key, values)
+
+
+@pytest.mark.parametrize("text", ["deployments.api.replicas", "=1,2", "deployments.api.replicas=", "a=1,,2", "a=[1"])
+def test_parse_grid_argument_rejects(text):
+    with pytest.raises(ScenarioError, match="--grid"):
+        parse_grid_argument(text)
+
+
+def test_sweep_writes_the_long_csv(scenario, tmp_path, capsys):
+    out = tmp_path / "runs" / "sweep.csv"
+    code = main(["sweep", str(scenario), "--grid", "deployments.api.replicas=2,3",
+                 "--grid", "workload.arrivals.profile[0].rps=40,50", "--replications", "2", "--workers", "1",
+                 "--seed", "5", "--out", str(out)])
+    assert code == 0
+    frame = pd.read_csv(out)
+    assert len(frame) == 8
+    assert list(frame.columns[:6]) == ["run_id", "variant", "replication", "seed",
+                                       "deployments.api.replicas", "workload.arrivals.profile[0].rps"]
+    assert {"requests.throughput_rps", "requests.latency_s.p99", "deployments.api.replicas.max", "met"} <= set(frame.columns)
+    assert sorted(frame["seed"].unique()) == [5, 6]
+    printed = capsys.readouterr().out
+    assert "4 variants × 2 replications = 8 runs" in printed and str(out) in printed
+
+
+def test_sweep_to_stdout(scenario, capsys):
+    assert main(["sweep", str(scenario), "--grid", "deployments.api.replicas=2", "--workers", "1", "--out", "-"]) == 0
+    header = capsys.readouterr().out.splitlines()[0]
+    assert header.startswith("run_id,variant,replication,seed,deployments.api.replicas,")
+
+
+def test_a_grid_key_that_does_not_exist_exits_2_with_nearest_keys(scenario, capsys):
+    assert main(["sweep", str(scenario), "--grid", "deployments.api.replicaz=2,3", "--workers", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "grid key deployments.api.replicaz" in err and "did you mean `replicas`" in err
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        [],  # no --grid at all
+        ["--grid", "deployments.api.replicas=2", "--grid", "deployments.api.replicas=3"],
+        ["--grid", "deployments.api.replicas=-1"],
+        ["--grid", "deployments.api.replicas=2", "--workers", "0"],
+        ["--grid", "deployments.api.replicas=2", "--replications", "0"],
+    ],
+)
+def test_bad_input_exits_2(scenario, extra, capsys):
+    assert main(["sweep", str(scenario), "--workers", "1", *extra]) == 2
+    assert "error" in capsys.readouterr().err
+
+
+def test_scheduler_that_cannot_be_reached_exits_2(scenario, capsys, monkeypatch):
+    pytest.importorskip("distributed", reason="dask[distributed] is not installed: pip install -e '.[dask]'")
+    monkeypatch.setattr("memstack_capacity.cli.sweep.CONNECT_TIMEOUT", "1s")
+    code = main(["sweep", str(scenario), "--grid", "deployments.api.replicas=2", "--scheduler", "tcp://127.0.0.1:9"])
+    assert code == 2
+    assert "cannot connect to tcp://127.0.0.1:9" in capsys.readouterr().err
