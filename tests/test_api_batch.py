@@ -241,3 +241,32 @@ def test_compare_puts_headline_figures_side_by_side_with_intervals():
     assert table.loc["throughput_rps", ("light", "value")] < table.loc["throughput_rps", ("base", "value")]
     assert not math.isnan(table.loc["throughput_rps", ("base", "ci95_lo")])
     assert math.isnan(table.loc["throughput_rps", ("light", "ci95_lo")])
+
+
+def test_auto_progress_is_silent_off_a_terminal_and_when_disabled(capsys):
+    from memstack_capacity.api_batch import TerminalProgress, auto_progress
+
+    assert auto_progress("sweep x", False) is None
+    assert auto_progress("sweep x", None) is None  # pytest's stderr is not a terminal, and no kernel runs
+    mine = lambda done, total: None  # noqa: E731
+    assert auto_progress("sweep x", mine) is mine
+
+    class Tty:
+        def __init__(self):
+            self.text = ""
+
+        def isatty(self):
+            return True
+
+        def write(self, text):
+            self.text += text
+
+        def flush(self):
+            pass
+
+    tty = Tty()
+    bar = TerminalProgress("sweep x", stream=tty, delay_s=0)
+    bar(1, 2)
+    bar(2, 2)
+    assert "sweep x [###############               ] 1/2 runs" in tty.text
+    assert tty.text.endswith("2/2 runs\n")
