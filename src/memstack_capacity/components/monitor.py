@@ -79,7 +79,7 @@ class Monitor:
         log = self.log
         start, end = self._log_pos, len(log)
         self._log_pos = end
-        status = np.frombuffer(log.status, dtype=np.int8)[start:end] if end > start else np.empty(0, np.int8)
+        status = np.array(log.status[start:end], dtype=np.int8)  # a copy: a live view would pin the array
         lat = self.ingress.window
         self.ingress.window = []
         dt = self.interval

@@ -47,6 +47,7 @@ EXTENSIONS: list = []
 
 def _load_extensions() -> None:
     """Import the modules that register the model's optional parts (each appends to EXTENSIONS)."""
+    import memstack_capacity.engine.datastores_ext  # noqa: F401
     import memstack_capacity.engine.workers_ext  # noqa: F401  (before the HPA: it reads the queue length)
     import memstack_capacity.engine.hpa_ext  # noqa: F401
 
