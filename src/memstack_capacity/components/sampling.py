@@ -39,44 +39,35 @@ class Sampler:
         return self._buf[i]
 
 
-class UnitExponential:
-    """Exponential draws with mean 1, in blocks (arrivals, think times scaled by the caller)."""
+class _Blocks:
+    """Draws from ``fill(rng, BLOCK)`` handed out one by one."""
 
-    __slots__ = ("_rng", "_buf", "_i", "_n")
+    __slots__ = ("_rng", "_fill", "_buf", "_i", "_n")
 
-    def __init__(self, rng: np.random.Generator):
+    def __init__(self, rng: np.random.Generator, fill):
         self._rng = rng
+        self._fill = fill
         self._buf: list[float] = []
         self._i = self._n = 0
 
     def __call__(self) -> float:
         i = self._i
         if i == self._n:
-            self._buf = self._rng.standard_exponential(BLOCK).tolist()
+            self._buf = self._fill(self._rng, BLOCK).tolist()
             self._n = BLOCK
             i = 0
         self._i = i + 1
         return self._buf[i]
 
 
-class Uniforms:
-    """Uniform [0, 1) draws in blocks (routing, weighted choices)."""
+def UnitExponential(rng: np.random.Generator) -> _Blocks:  # noqa: N802 - reads like the class it was
+    """Exponential draws with mean 1 (arrivals, think times scaled by the caller)."""
+    return _Blocks(rng, np.random.Generator.standard_exponential)
 
-    __slots__ = ("_rng", "_buf", "_i", "_n")
 
-    def __init__(self, rng: np.random.Generator):
-        self._rng = rng
-        self._buf: list[float] = []
-        self._i = self._n = 0
-
-    def __call__(self) -> float:
-        i = self._i
-        if i == self._n:
-            self._buf = self._rng.random(BLOCK).tolist()
-            self._n = BLOCK
-            i = 0
-        self._i = i + 1
-        return self._buf[i]
+def Uniforms(rng: np.random.Generator) -> _Blocks:  # noqa: N802
+    """Uniform [0, 1) draws (routing, weighted choices)."""
+    return _Blocks(rng, np.random.Generator.random)
 
 
 def _block_drawer(dist: Dist, rng: np.random.Generator):
