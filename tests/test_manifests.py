@@ -570,25 +570,14 @@ def _parse(data: dict[str, Any]):
     return parse_scenario(data, "test")
 
 
-def _select_policy_defaulted(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    # selectPolicy defaults to Max (the API server writes it in); a validated hpa model may too.
-    objects = copy.deepcopy(objects)
-    for obj in objects:
-        if obj["kind"] == "HorizontalPodAutoscaler":
-            for rules in obj["spec"].get("behavior", {}).values():
-                rules.setdefault("selectPolicy", "Max")
-    return objects
-
-
 def test_upstream_scenario_gives_upstream_manifests():
+    # Exactly, with no normalisation: the hpa blocks come out as written (scaleDown has no
+    # selectPolicy upstream, and none is added), the CPU limit "2000m" as canonical "2".
     from memstack_capacity.outputs.manifests import inputs_from_scenario
 
     scenario = _parse(_upstream_scenario_data())
-    ours = build_manifests(inputs_from_scenario(scenario))
-    upstream = build_manifests(ManifestInputs.upstream())
-    assert not diff_lists(_select_policy_defaulted(ours), _select_policy_defaulted(upstream))
-    if isinstance(scenario.deployments["api"].hpa, dict):
-        assert inputs_from_scenario(scenario) == ManifestInputs.upstream()
+    assert inputs_from_scenario(scenario) == ManifestInputs.upstream()
+    assert not diff_lists(build_manifests(inputs_from_scenario(scenario)), build_manifests(ManifestInputs.upstream()))
 
 
 def test_scenario_values_reach_the_manifests():
@@ -648,5 +637,11 @@ def test_hpa_model_is_dumped_with_given_keys_only():
 
     assert hpa_spec(hpa_module.HorizontalPodAutoscalerSpec.model_validate({"maxReplicas": 5})) == {"maxReplicas": 5}
     given = dict(ManifestInputs.upstream().api.hpa)
-    dumped = hpa_spec(hpa_module.HorizontalPodAutoscalerSpec.model_validate(given))
-    assert {k: v for k, v in dumped.items() if k != "behavior"} == {k: v for k, v in given.items() if k != "behavior"}
+    model = hpa_module.HorizontalPodAutoscalerSpec.model_validate(given)
+    assert hpa_spec(model) == given
+    # ...while the simulation still acts on the defaulted behaviour (scaleDown selectPolicy Max).
+    assert model.behavior.scaleDown.selectPolicy == "Max"
+    one_side = {"maxReplicas": 5, "behavior": {"scaleUp": {"policies": [{"type": "Pods", "value": 1, "periodSeconds": 60}]}}}
+    model = hpa_module.HorizontalPodAutoscalerSpec.model_validate(one_side)
+    assert hpa_spec(model) == one_side
+    assert model.behavior.scaleDown.policies[0].value == 100 and model.behavior.scaleUp.selectPolicy == "Max"

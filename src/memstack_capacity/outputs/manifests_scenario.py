@@ -58,9 +58,12 @@ def hpa_spec(hpa: Any) -> dict[str, Any] | None:
     """The ``hpa:`` block in Kubernetes shape, as the user wrote it.
 
     A plain mapping is copied as is. A validated model is dumped with only the keys
-    that were given (``exclude_unset``), so defaults the user left out stay out; the
-    one exception is a ``behavior`` direction, which the model defaults field by field
-    as the API server does, so its defaulted fields (e.g. ``selectPolicy: Max``) appear.
+    that were given (``exclude_unset``), so defaults the user left out stay out. That
+    holds inside ``behavior`` too: the model defaults each direction field by field for
+    the simulation (a ``scaleDown`` without ``selectPolicy`` acts as ``Max``), but keeps
+    which fields were written (``model_fields_set``), and only those are emitted, so
+    upstream's ``scaleDown`` comes out without a ``selectPolicy``, as written.
+    :meth:`Scenario.with_overrides` keeps that record through its round trip.
     """
     if hpa is None:
         return None

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, model_validator
 
 from memstack_capacity.scenario.base import Cpu, Memory, SpecModel
 
@@ -227,13 +227,39 @@ def merge_rules(given: HPAScalingRules | None, default: HPAScalingRules) -> HPAS
     """Kubernetes ``copyHPAScalingRules``: each given field replaces the default's, policies as a whole."""
     if given is None:
         return default
-    return HPAScalingRules(
+    merged = HPAScalingRules(
         stabilizationWindowSeconds=(given.stabilizationWindowSeconds if given.stabilizationWindowSeconds is not None
                                     else default.stabilizationWindowSeconds),
         selectPolicy=given.selectPolicy if given.selectPolicy is not None else default.selectPolicy,
         policies=given.policies if given.policies is not None else default.policies,
         tolerance=given.tolerance if given.tolerance is not None else default.tolerance,
     )
+    # The values are defaulted; which fields the user wrote is kept (``model_fields_set``), so
+    # ``model_dump(exclude_unset=True)`` gives the block as written (the manifests emit it so).
+    object.__setattr__(merged, "__pydantic_fields_set__", set(given.model_fields_set))
+    return merged
+
+
+def keep_given_fields(old: Any, new: Any, touched: list[tuple], path: tuple = ()) -> None:
+    """After a dump-and-revalidate round trip (overrides), mark as unset again what ``old`` left unset.
+
+    ``new`` is ``old`` revalidated from its full dump, so every defaulted field now counts as
+    given. A field goes back to unset when ``old`` did not set it, no ``touched`` path (an
+    override, as a tuple of keys and indices) reaches into it, and its value is unchanged.
+    Only the metadata changes; values, and so the simulation, stay as they are.
+    """
+    if not isinstance(old, BaseModel) or type(old) is not type(new):
+        if isinstance(old, tuple) and isinstance(new, tuple) and len(old) == len(new):
+            for i, (a, b) in enumerate(zip(old, new)):
+                keep_given_fields(a, b, touched, path + (i,))
+        return
+    fields_set = new.__pydantic_fields_set__
+    for name in type(new).model_fields:
+        here = path + (name,)
+        reached = any(t[: len(here)] == here or here[: len(t)] == t for t in touched)
+        if name not in old.model_fields_set and not reached and getattr(old, name) == getattr(new, name):
+            fields_set.discard(name)
+        keep_given_fields(getattr(old, name), getattr(new, name), touched, here)
 
 
 class HorizontalPodAutoscalerBehavior(SpecModel):

@@ -55,9 +55,21 @@ class Scenario(SpecModel):
         from memstack_capacity.scenario.load import parse_scenario
         from memstack_capacity.scenario.overrides import apply_overrides
 
+        from memstack_capacity.scenario.hpa import keep_given_fields
+        from memstack_capacity.scenario.overrides import split_path
+
         where = f"{source or self.name} (with overrides)"
         data = apply_overrides(self.model_dump(mode="json"), overrides, source=where)
-        return parse_scenario(data, where)
+        new = parse_scenario(data, where)
+        # The hpa: blocks are written into the manifests as the user gave them; keep what was given.
+        touched = [tuple(split_path(path)) for path in overrides]
+        for name, dep in self.deployments.items():
+            other = new.deployments.get(name)
+            if dep.hpa is not None and other is not None and other.hpa is not None:
+                here = ("deployments", name, "hpa")
+                if not any(t[: len(here)] == here[: len(t)] and len(t) <= len(here) for t in touched):
+                    keep_given_fields(dep.hpa, other.hpa, [t[len(here):] for t in touched if t[: len(here)] == here])
+        return new
 
     @property
     def api(self) -> Deployment:
