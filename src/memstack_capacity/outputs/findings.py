@@ -181,20 +181,30 @@ def scale_up_lag(scenario, summary, series) -> Finding | None:
 
 
 def at_max_replicas(scenario, summary, series) -> Finding | None:
-    """The HPA pinned at maxReplicas while still above its target."""
+    """The HPA pinned at maxReplicas while a metric is still above its target."""
     texts = []
     for name, dep in scenario.deployments.items():
         hi = getattr(dep.hpa, "maxReplicas", None)
-        desired, util = _col(series, f"{name}/replicas_desired"), _col(series, f"{name}/cpu_utilization")
-        target = hpa_targets(dep).get("cpu")
-        if hi is None or desired is None or util is None or target is None:
+        desired = _col(series, f"{name}/replicas_desired")
+        targets = hpa_targets(dep)
+        if hi is None or desired is None or not targets:
             continue
-        pinned = (desired >= hi) & (util > target * 1.1)
-        if pinned.sum() * _interval(series) >= 60:
-            texts.append(f"`{name}` sat at maxReplicas = {hi} for {pinned.sum() * _interval(series) / 60:.1f} min with CPU "
-                         f"still above the {_pct(target)} target: the HPA could not add capacity. Raise maxReplicas "
+        over = pd.Series(False, index=series.index)
+        which = []
+        for metric, target in targets.items():
+            util = _col(series, f"{name}/{metric}_utilization")
+            if util is None:
+                continue
+            above = (desired >= hi) & (util > target * 1.1)
+            if above.any():
+                which.append(f"{metric} {_pct(float(util[above].max()))} against {_pct(target)}")
+            over |= above
+        secs = float(over.sum() * _interval(series))
+        if secs >= 60:
+            texts.append(f"`{name}` sat at maxReplicas = {hi} for {secs / 60:.1f} min with the HPA's metrics still above "
+                         f"target (peak {', '.join(which)}): the HPA could not add capacity. Raise maxReplicas "
                          f"(and check the cluster has room for it) or make each pod do more.")  # fmt: skip
-    return Finding("at_max_replicas", "Autoscaler at its ceiling", " ".join(texts)) if texts else None
+    return Finding("at_max_replicas", "Autoscaler stuck at maxReplicas", " ".join(texts)) if texts else None
 
 
 def alert_thresholds(scenario, summary, series, alert_frame: pd.DataFrame | None = None) -> Finding | None:
@@ -237,6 +247,21 @@ def alert_thresholds(scenario, summary, series, alert_frame: pd.DataFrame | None
     return Finding("alert_thresholds", "Alert thresholds that disagree with the guide", " ".join(texts)) if texts else None
 
 
+def oom_memory(scenario, name: str) -> tuple[str, int, float]:
+    """What a pod of deployment ``name`` holds per slot: ``(what, slots, bytes per slot)``.
+
+    A worker (``consumes``) holds the largest memory of the job classes it consumes in
+    each of its ``processes × concurrency`` job slots; the API the largest request memory
+    in each of its ``processes × concurrency`` request slots.
+    """
+    dep = scenario.deployments[name]
+    if dep.consumes:
+        per = max((j.memory for j in scenario.workload.jobs if j.name in dep.consumes), default=0)
+        return "jobs", dep.processes * dep.concurrency, float(per)
+    per = max((c.memory for c in scenario.workload.requests), default=0)
+    return "requests", dep.processes * dep.concurrency, float(per)
+
+
 def oom_kills(scenario, summary, series) -> Finding | None:
     """Containers killed for exceeding their memory limit."""
     texts = []
@@ -245,18 +270,23 @@ def oom_kills(scenario, summary, series) -> Finding | None:
         if n <= 0:
             continue
         dep = scenario.deployments[name]
-        per_req = max((c.memory for c in scenario.workload.requests), default=0)
-        worst = dep.memory_base + dep.processes * dep.concurrency * per_req
+        what, slots, per = oom_memory(scenario, name)
+        worst = dep.memory_base + slots * per
         lim = dep.resources.limits.memory
-        texts.append(f"`{name}` was OOMKilled {n:g} time(s); every in-flight request on the pod failed each time. "
-                     f"Base {dep.memory_base / 2**20:.0f} Mi + {dep.processes} × {dep.concurrency} in flight × "
-                     f"{per_req / 2**20:.0f} Mi = {worst / 2**20:.0f} Mi against a {lim / 2**20:.0f} Mi limit"
-                     if lim else f"`{name}` was OOMKilled {n:g} time(s)")  # fmt: skip
-        if lim and per_req:
-            safe = max(1, int((lim * 0.9 - dep.memory_base) / (dep.processes * per_req)))
-            texts[-1] += f". Cap concurrency at {safe} per process or raise the memory limit."
+        if not lim:
+            texts.append(f"`{name}` was OOMKilled {n:g} time(s).")
+            continue
+        text = (f"`{name}` was OOMKilled {n:g} time(s); every in-flight {what[:-1]} on the pod failed each time. "
+                f"Base {dep.memory_base / 2**20:.0f} Mi + {dep.processes} process(es) × {dep.concurrency} {what} in "
+                f"flight × {per / 2**20:.0f} Mi = {worst / 2**20:.0f} Mi against a {lim / 2**20:.0f} Mi limit")  # fmt: skip
+        if per:
+            safe = max(1, int((lim * 0.9 - dep.memory_base) / (dep.processes * per)))
+            need = (dep.memory_base + slots * per) / 0.9
+            text += (f". Cap concurrency at {safe} per process (90 % of the limit), or raise the memory limit to "
+                     f"{math.ceil(need / 2**30 * 4) / 4:g} Gi.")  # fmt: skip
         else:
-            texts[-1] += "."
+            text += "."
+        texts.append(text)
     return Finding("oom_kills", "OOMKills", " ".join(texts)) if texts else None
 
 
@@ -304,35 +334,56 @@ def pending_pods(scenario, summary, series) -> Finding | None:
         if secs >= 30:
             texts.append(f"`{name}` had up to {int(col.max())} pod(s) Pending for {secs / 60:.1f} min: the cluster had "
                          f"no node with room for their requests. Add nodes (or a node autoscaler) for the max replicas.")
-    return Finding("pending_pods", "Pods waiting for a node", " ".join(texts)) if texts else None
+    return Finding("pending_pods", "Pods stuck Pending", " ".join(texts)) if texts else None
 
 
 def datastore_saturation(scenario, summary, series) -> Finding | None:
-    """A datastore server or pool at its limit."""
+    """A datastore server or its connection pool at its limit."""
     texts = []
     for store in scenario.datastores or {}:
         util, waiters = _col(series, f"{store}/utilization"), _col(series, f"{store}/pool_waiters")
         if util is not None and util.max() >= 0.9:
             texts.append(f"`{store}` was ≥ 90 % busy for {(util >= 0.9).sum() * _interval(series) / 60:.1f} min "
                          f"(peak {_pct(float(util.max()))}): queries queue on the server, so more API pods will not help.")
-        if waiters is not None and waiters.max() > 0:
-            texts.append(f"Up to {int(waiters.max())} requests waited for a pooled `{store}` connection.")
-    return Finding("datastore_saturation", "Datastore at its limit", " ".join(texts)) if texts else None
+        stats = summary.get("datastores", {}).get(store, {}) or {}
+        timeouts, refused = stats.get("pool_timeouts") or 0, stats.get("refused") or 0
+        if waiters is not None and waiters.max() > 0 and (timeouts or (waiters > 0).sum() * _interval(series) >= 60):
+            wait = (stats.get("pool_wait_s") or {}).get("p99")
+            texts.append(f"Up to {int(waiters.max())} requests waited for a pooled `{store}` connection"
+                         + (f" (p99 wait {wait * 1000:.0f} ms)" if wait else "") + ".")
+        if timeouts:
+            texts.append(f"`{store}`: {timeouts:g} request(s) failed on a pool timeout; raise pool_size/max_overflow "
+                         f"within max_connections, or shorten what holds a connection.")
+        if refused:
+            texts.append(f"`{store}` refused {refused:g} new connection(s) (\"too many clients\"): the pools together "
+                         f"opened more than max_connections; lower pool_size + max_overflow or put PgBouncer in front.")
+    return Finding("datastore_saturation", "Datastore or pool saturated", " ".join(texts)) if texts else None
 
 
 def job_backlog(scenario, summary, series) -> Finding | None:
     """A worker queue that kept growing."""
-    col = _col(series, "jobs/backlog")
-    if col is None or len(col) < 4:
-        return None
-    half = len(col) // 2
-    first, last = float(col.iloc[:half].mean()), float(col.iloc[half:].mean())
-    if last <= max(2 * first, 10):
-        return None
-    return Finding("job_backlog", "Worker queue growing",
-                   f"The job backlog grew from {first:.0f} to {last:.0f} on average between the run's halves (peak "
-                   f"{col.max():.0f}): the workers cannot keep up. Add worker replicas or concurrency, or scale the "
-                   f"workers on queue length instead of CPU (their jobs mostly wait on LLM calls).")  # fmt: skip
+    texts = []
+    for name, dep in scenario.deployments.items():
+        if not dep.consumes:
+            continue
+        col = _col(series, f"{name}/jobs/backlog")
+        if col is None:
+            col = _col(series, "jobs/backlog")
+        if col is None or len(col) < 4:
+            continue
+        half = len(col) // 2
+        first, last = float(col.iloc[:half].mean()), float(col.iloc[half:].mean())
+        if last <= max(2 * first, 10):
+            continue
+        jobs = summary.get("jobs", {}) or {}
+        done = f" {jobs.get('completed', 0):g} jobs completed in the measured window." if "completed" in jobs else ""
+        kills = (summary.get("deployments", {}).get(name, {}) or {}).get("oom_kills") or 0
+        why = f" The `{name}` pods were OOMKilled {kills:g} time(s) (see OOMKills)." if kills else ""
+        texts.append(f"The `{name}` job backlog grew from {first:.0f} to {last:.0f} on average between the run's halves "
+                     f"(peak {col.max():.0f}): the workers cannot keep up.{done}{why} Add worker replicas or "
+                     f"concurrency, or scale the workers on queue length instead of CPU (their jobs mostly wait on "
+                     f"LLM calls).")  # fmt: skip
+    return Finding("job_backlog", "Worker backlog growing", " ".join(texts)) if texts else None
 
 
 RULES = [single_process_cpu, scale_up_lag, at_max_replicas, connection_budget, oom_kills, throttling, restarts,

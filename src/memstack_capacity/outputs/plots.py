@@ -194,11 +194,22 @@ def _max_connections(spec) -> float | None:
     return float(value) if value is not None else None
 
 
+_STORE_METRICS = ("connections_open", "connections_in_use", "pool_waiters", "utilization", "queries_in_service")
+
+
+def _active(series: pd.DataFrame, store: str) -> bool:
+    """Whether any request touched ``store``: some sampled metric above zero."""
+    return any(_has(series, f"{store}/{m}") and float(series[f"{store}/{m}"].fillna(0).abs().max()) > 0
+               for m in _STORE_METRICS)  # fmt: skip
+
+
 def plot_datastores(result) -> Figure | None:
-    """Open and in-use connections per datastore against its ``max_connections``; pool waiters."""
+    """Open and in-use connections per datastore against its ``max_connections``; pool waiters.
+
+    A datastore no request used (every sampled metric zero) gets no panel.
+    """
     s = result.series
-    stores = [n for n in (result.scenario.datastores or {}) if any(_has(s, f"{n}/{m}") for m in
-              ("connections_open", "connections_in_use", "pool_waiters", "utilization"))]  # fmt: skip
+    stores = [n for n in (result.scenario.datastores or {}) if _active(s, n)]
     if not stores:
         return None
     fig, axes = _new(len(stores), "Datastores: connections against max_connections")
@@ -213,34 +224,55 @@ def plot_datastores(result) -> Figure | None:
             ax.axhline(limit, color="C3", ls="--", lw=1.2, label=f"max_connections = {limit:g}")
         ax.set_ylim(bottom=0)
         ax.set_title(n, fontsize=10, loc="left")
-        _decorate(ax, result, "connections (count)")
+        handles, labels = ax.get_legend_handles_labels()
         if _has(s, f"{n}/utilization"):
             ax2 = ax.twinx()
             ax2.plot(t, 100 * s[f"{n}/utilization"], color="C4", lw=1, alpha=0.8, label="server busy (right)")
             ax2.set_ylabel("server busy (%)", color="C4")
             ax2.set_ylim(0, 105)
-            ax2.legend(loc="upper right", fontsize=8)
+            h2, l2 = ax2.get_legend_handles_labels()
+            handles, labels = handles + h2, labels + l2
+        _decorate(ax, result, "connections (count)")
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+        # One legend per panel, outside the plot on the right: no line can run under it.
+        ax.legend(handles, labels, loc="upper left", bbox_to_anchor=(1.09, 1.0), fontsize=8, framealpha=0.85,
+                  borderaxespad=0.0)
     return _finish(fig, axes)
+
+
+def _jobs_prefix(result) -> str | None:
+    """``<worker>/jobs/`` as the engine samples it, or the older ``jobs/``; ``None`` without a queue."""
+    s = result.series
+    for name, dep in result.scenario.deployments.items():
+        if dep.consumes and any(_has(s, f"{name}/jobs/{m}") for m in ("backlog", "running")):
+            return f"{name}/jobs/"
+    if any(_has(s, f"jobs/{m}") for m in ("backlog", "running", "latency_p99_s")):
+        return "jobs/"
+    return None
 
 
 def plot_jobs(result) -> Figure | None:
     """The worker job queue: backlog and running jobs, and job latency p99."""
     s = result.series
-    if not any(_has(s, f"jobs/{m}") for m in ("backlog", "running", "latency_p99_s")):
+    prefix = _jobs_prefix(result)
+    if prefix is None:
         return None
-    fig, axes = _new(2, "Worker job queue")
+    has_latency = _has(s, f"{prefix}latency_p99_s")
+    fig, axes = _new(2 if has_latency else 1, "Worker job queue")
     t = _minutes(s.index)
-    for m, lab, color in (("backlog", "queued (backlog)", "C1"), ("running", "running", "C0")):
-        if _has(s, f"jobs/{m}"):
-            axes[0].plot(t, s[f"jobs/{m}"], color=color, lw=1.3, label=lab)
+    for m, lab, color in (("backlog", "queued (backlog)", "C1"), ("running", "running", "C0"),
+                          ("waiting_retry", "waiting to retry", "C3")):
+        if _has(s, f"{prefix}{m}"):
+            axes[0].plot(t, s[f"{prefix}{m}"], color=color, lw=1.3, label=lab)
     axes[0].set_ylim(bottom=0)
     _decorate(axes[0], result, "jobs (count)")
-    if _has(s, "jobs/latency_p99_s"):
-        axes[1].plot(t, s["jobs/latency_p99_s"], color="C3", lw=1.3, label="job latency p99 (enqueue → done)")
-    bound = getattr(result.scenario.targets, "job_latency_p99", None)
-    if bound is not None:
-        axes[1].axhline(bound.max, color="C3", ls="--", lw=1, label=f"target p99 ≤ {bound.max:g} s")
-    _decorate(axes[1], result, "latency (s)")
+    if has_latency:
+        axes[1].plot(t, s[f"{prefix}latency_p99_s"], color="C3", lw=1.3, label="job latency p99 (enqueue → done)")
+        bound = getattr(result.scenario.targets, "job_latency_p99", None)
+        if bound is not None:
+            axes[1].axhline(bound.max, color="C3", ls="--", lw=1, label=f"target p99 ≤ {bound.max:g} s")
+        _decorate(axes[1], result, "latency (s)")
     return _finish(fig, axes)
 
 

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from memstack_capacity.outputs import bottleneck
 from memstack_capacity.outputs import findings as findings_mod
 from memstack_capacity.results import alert_series
 
@@ -169,6 +170,8 @@ def _capacity_rows(results) -> list[list[str]]:
          "n/a" if peak_mem is None else f"peak {peak_mem / 2**30:.2f} Gi used"],
         ["Expected Throughput", "~1000 req/sec", f"target ≥ {target:g} req/s" if target else "no throughput target",
          f"{thr:.1f} req/s (OK answers, mean)"],
+        ["Sustainable throughput", "not stated", bottleneck.sustainable_throughput(sc, r0.summary, r0.series),
+         f"{thr:.1f} req/s measured at this scenario's load"],
     ]  # fmt: skip
 
 
@@ -205,7 +208,8 @@ def build_blocks(results, figure_names: Sequence[str] = (), manifest_note: str |
     sc = r0.scenario
     k = len(results)
     seeds = ", ".join(str(r.seed) for r in results)
-    blocks: list[tuple] = [("h", 1, f"Capacity report: {sc.name}"), ("p", verdict(results))]
+    blocks: list[tuple] = [("h", 1, f"Capacity report: {sc.name}"), ("p", verdict(results)),
+                           ("p", bottleneck.first_to_break(sc, r0.summary, r0.series))]
     about = (f"{sc.description} " if sc.description else "") + (
         f"Simulated {_dur(sc.duration)} (first {_dur(sc.warmup)} warm-up, excluded from the statistics), "
         f"{k} run(s), seed(s) {seeds}.")  # fmt: skip

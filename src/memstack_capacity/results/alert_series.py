@@ -17,7 +17,8 @@ column                          built from
 ``api_targets_down``            scheduled API pods that are not Ready (``pods - pods_pending -
                                 pods_ready``): a scrape target whose process does not answer
 ``worker_targets_down``         the same for the worker deployment; NaN without one
-``worker_queue_fraction``       ``jobs/queue_fraction`` if the run samples it, else NaN
+``worker_queue_fraction``       ``<worker>/worker_queue_fraction`` (or ``jobs/queue_fraction``)
+                                if the run samples it, else NaN
 ``memory_limit_fraction_max``   the largest ``<deployment>/memory_limit_fraction_max``
 ``cpu_cores_5m_max``            ``<deployment>/cpu_cores_pod_max`` if sampled, else
                                 ``cpu_cores / (pods - pods_pending)`` (the mean pod, a lower
@@ -99,7 +100,8 @@ def alert_frame(result, buckets_s=DEFAULT_BUCKETS_S) -> pd.DataFrame:
     out["api_targets_down"] = _targets_down(series, "api")
     worker = _worker_name(result.scenario)
     out["worker_targets_down"] = _targets_down(series, worker) if worker else np.nan
-    out["worker_queue_fraction"] = _col(series, "jobs/queue_fraction")
+    queue = f"{worker}/worker_queue_fraction" if worker else None
+    out["worker_queue_fraction"] = _col(series, queue if queue in series.columns else "jobs/queue_fraction")
     deps = list(result.scenario.deployments)
     mem = [_col(series, f"{d}/memory_limit_fraction_max") for d in deps]
     out["memory_limit_fraction_max"] = pd.concat(mem, axis=1).max(axis=1) if mem else np.nan
