@@ -1,21 +1,64 @@
-"""Scheduling a plain callback on the simpy clock, without a process or a Timeout per call.
+"""The simulation clock: simpy for the control plane, a plain heap for the data plane.
 
-The data plane (requests, CPU completions) runs on raw simpy events with callbacks:
-no generator, no process object, no ``Resource`` request per request. The control plane
-(HPA, scrapes, lifecycles) uses ordinary simpy processes.
+The control plane (HPA syncs, metrics-server scrapes, pod lifecycles, probes) is written as
+ordinary simpy processes. The data plane (arrivals, CPU completions, query completions,
+timeouts) schedules plain callbacks with :func:`call_later`: on a :class:`Clock` they go on
+the clock's own heap — a tuple push and pop, no simpy ``Event`` object and no trip through
+simpy's queue — and :meth:`Clock.run` interleaves the two queues in time order (simpy's
+events first at equal times). On a plain ``simpy.Environment`` (component tests),
+``call_later`` falls back to a raw simpy event with the callback attached.
 """
 
 from __future__ import annotations
 
-from simpy.core import Environment
+import math
+from heapq import heappop, heappush
+
+from simpy.core import EmptySchedule, Environment
 from simpy.events import NORMAL, Event
 
 
-def call_later(env: Environment, delay: float, callback) -> Event:
-    """Run ``callback(event)`` after `delay` simulated seconds."""
+class Clock(Environment):
+    """A simpy Environment with a second, callback-only queue for the data plane."""
+
+    def __init__(self, initial_time: float = 0.0):
+        super().__init__(initial_time)
+        self.dp_heap: list = []
+        self.dp_seq = 0
+
+    def run(self, until: float | None = None):  # noqa: D102 - same contract as simpy's, numbers only
+        at = math.inf if until is None else float(until)
+        if at <= self._now:
+            raise ValueError(f"until ({at}) must be greater than the current simulation time")
+        heap, queue = self.dp_heap, self._queue
+        step = self.step
+        while True:
+            t_dp = heap[0][0] if heap else math.inf
+            t_sp = queue[0][0] if queue else math.inf
+            if t_sp <= t_dp:
+                if t_sp >= at:
+                    break
+                step()
+            else:
+                if t_dp >= at:
+                    break
+                self._now, _, callback = heappop(heap)
+                callback(None)
+        if at != math.inf:
+            self._now = at
+        elif not heap and not queue:
+            raise EmptySchedule()
+
+
+def call_later(env, delay: float, callback) -> None:
+    """Run ``callback(None)`` after `delay` simulated seconds (data-plane scheduling)."""
+    heap = getattr(env, "dp_heap", None)
+    if heap is not None:
+        env.dp_seq += 1
+        heappush(heap, (env._now + delay, env.dp_seq, callback))
+        return
     event = Event(env)
     event._ok = True
     event._value = None
     event.callbacks.append(callback)
     env.schedule(event, NORMAL, delay)
-    return event

@@ -31,7 +31,7 @@ _EPS_REL = 1e-10
 class Proc:
     """One server process: in-flight count and its PS state (virtual time, finish-tag heap)."""
 
-    __slots__ = ("inflight", "V", "heap", "t_last", "token", "cpu_used")
+    __slots__ = ("inflight", "V", "heap", "t_last", "token", "cpu_used", "due_at")
 
     def __init__(self, now: float = 0.0):
         self.inflight = 0
@@ -40,6 +40,7 @@ class Proc:
         self.t_last = now
         self.token = 0
         self.cpu_used = 0.0
+        self.due_at = math.inf
 
 
 class Pod:
@@ -92,7 +93,8 @@ class Pod:
         self.nbusy = 0
         self.speed = 1.0
         self.t_last = self.env.now
-        self.token = 0
+        self.token = getattr(self, "token", 0) + 1  # monotonic: a stale timer never matches again
+        self.due_at = math.inf
         self.seq = 0
 
     # ---- admission -------------------------------------------------------------------------
@@ -181,16 +183,23 @@ class Pod:
         self._proc_reschedule(proc)
 
     def _proc_reschedule(self, proc: Proc) -> None:
-        proc.token += 1
+        # Lazy timer: schedule only when the next completion moves earlier than the pending
+        # timer; one that moved later is found when the pending timer fires early.
         heap = proc.heap
         if heap:
-            token = proc.token
+            now = self.env.now
             dt = (heap[0][0] - proc.V) * len(heap)
-            call_later(self.env, dt if dt > 0.0 else 0.0, lambda _ev: self._proc_due(proc, token))
+            due = now + (dt if dt > 0.0 else 0.0)
+            if due < proc.due_at:
+                proc.due_at = due
+                proc.token += 1
+                token = proc.token
+                call_later(self.env, due - now, lambda _ev: self._proc_due(proc, token))
 
     def _proc_due(self, proc: Proc, token: int) -> None:
         if token != proc.token:
             return
+        proc.due_at = math.inf
         self._proc_sync(proc, self.env.now)
         heap = proc.heap
         limit = proc.V + _EPS_ABS + _EPS_REL * abs(proc.V)
@@ -247,7 +256,6 @@ class Pod:
         self._reschedule()
 
     def _reschedule(self) -> None:
-        self.token += 1
         if not self.nbusy:
             return
         speed = self.speed
@@ -258,12 +266,18 @@ class Pod:
                 dt = (heap[0][0] - p.V) * len(heap) / speed
                 if dt < best:
                     best = dt
-        token = self.token
-        call_later(self.env, best if best > 0.0 else 0.0, lambda _ev: self._cpu_due(token))
+        now = self.env.now
+        due = now + (best if best > 0.0 else 0.0)
+        if due < self.due_at:
+            self.due_at = due
+            self.token += 1
+            token = self.token
+            call_later(self.env, due - now, lambda _ev: self._cpu_due(token))
 
     def _cpu_due(self, token: int) -> None:
         if token != self.token:
             return
+        self.due_at = math.inf
         self._sync(self.env.now)
         finished = []
         for p in self.procs:

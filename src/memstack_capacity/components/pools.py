@@ -78,6 +78,7 @@ class PSServer:
         self.heap: list = []
         self.t_last = env.now
         self.token = 0
+        self.due_at = math.inf  # when the pending timer fires
         self.seq = 0
         self.busy = 0.0  # core-seconds of work done (for utilisation)
         self.completed = 0
@@ -109,17 +110,24 @@ class PSServer:
         self._reschedule()
 
     def _reschedule(self) -> None:
-        self.token += 1
+        # Lazy timer: a new event only when the next completion moves earlier than the pending
+        # one; a completion that moved later is found when the pending timer fires early.
         heap = self.heap
         if not heap:
             return
+        now = self.env.now
         dt = (heap[0][0] - self.V) / self._rate(len(heap))
-        token = self.token
-        call_later(self.env, dt if dt > 0.0 else 0.0, lambda _ev: self._due(token))
+        due = now + (dt if dt > 0.0 else 0.0)
+        if due < self.due_at:
+            self.due_at = due
+            self.token += 1
+            token = self.token
+            call_later(self.env, due - now, lambda _ev: self._due(token))
 
     def _due(self, token: int) -> None:
         if token != self.token:
             return
+        self.due_at = math.inf
         self._sync(self.env.now)
         heap = self.heap
         limit = self.V + _EPS_ABS + _EPS_REL * abs(self.V)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import simpy
 
 from memstack_capacity.components.balancer import Balancer
+from memstack_capacity.components.clock import Clock
 from memstack_capacity.components.cluster import Cluster
 from memstack_capacity.components.flows import Executor, compile_steps
 from memstack_capacity.components.ingress import Ingress
@@ -50,10 +51,11 @@ def _load_extensions() -> None:
     import memstack_capacity.engine.datastores_ext  # noqa: F401
     import memstack_capacity.engine.workers_ext  # noqa: F401  (before the HPA: it reads the queue length)
     import memstack_capacity.engine.hpa_ext  # noqa: F401
+    import memstack_capacity.engine.events_ext  # noqa: F401  (last: it wraps the datastore handlers, swaps HPA specs)
 
 
 def build(scenario: Scenario, seed: int) -> Model:
-    env = simpy.Environment()
+    env = Clock()
     streams = Streams(seed)
     recorder = Recorder()
     executor = Executor()
