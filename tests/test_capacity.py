@@ -18,7 +18,7 @@ from __future__ import annotations
 import pytest
 from report_scenarios import scenario
 
-from memstack_capacity.outputs.capacity import find_capacity, scale_load
+from memstack_capacity.capacity import find_capacity, scale_load
 from memstack_capacity.theory import mmc
 
 MU, TARGET_W, BASE_RPS = 100.0, 0.05, 40.0

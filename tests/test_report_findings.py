@@ -245,7 +245,7 @@ def test_report_html_with_replications_shows_95_ci_on_the_headline_figures(tmp_p
 
 
 def test_capacity_on_a_closed_scenario_with_the_hpa():
-    from memstack_capacity.outputs.capacity import find_capacity
+    from memstack_capacity.capacity import find_capacity
 
     data = _data(**{"duration": "90s", "warmup": "10s"})
     del data["workload"]["arrivals"]
