@@ -6,7 +6,15 @@ within the node's allocatable CPU and memory. Required pod anti-affinity (on
 deployment; preferred anti-affinity only ranks nodes (fewest such pods first), as the
 scheduler's InterPodAffinity score does. Among equals the least-allocated node wins
 (the default NodeResourcesFit strategy). A pod that fits nowhere stays Pending until
-room appears (a pod leaves, a node is added).
+room appears (a pod leaves, a node is added or comes back).
+
+Nodes can fail (NotReady: nothing new is scheduled there), be cordoned (a drain) and be
+added. :class:`NodeAutoscaler` is cluster-autoscaler's scale-up loop: every
+``scan_interval`` (``--scan-interval``, 10 s) it looks at the pods Pending for lack of
+room, works out how many empty nodes of the pool's shape would hold them (first fit, as
+its binpacking estimator does), counts the nodes already on their way, and asks for the
+rest up to ``max_nodes``; each new node is Ready ``provisioning_delay`` later
+(cluster-autoscaler FAQ: "How does scale-up work?"). Scale-down is not modelled.
 """
 
 from __future__ import annotations
@@ -20,12 +28,13 @@ class Node:
     cpu: float
     memory: int
     ready: bool = True
+    schedulable: bool = True  # False once cordoned
     cpu_requested: float = 0.0
     memory_requested: int = 0
     pods: set = field(default_factory=set)
 
     def fits(self, cpu: float, memory: int) -> bool:
-        return self.ready and self.cpu_requested + cpu <= self.cpu + 1e-9 and self.memory_requested + memory <= self.memory
+        return self.ready and self.schedulable and self.cpu_requested + cpu <= self.cpu + 1e-9 and self.memory_requested + memory <= self.memory
 
 
 class Cluster:
@@ -86,10 +95,90 @@ class Cluster:
         self.notify_room()
         return node
 
+    def node(self, name: str) -> Node | None:
+        return next((n for n in self.nodes if n.name == name), None)
+
     def fail_node(self, node: Node) -> list:
         """Mark a node NotReady; returns the pods bound to it (their owners recreate them)."""
         node.ready = False
+        self.recorder.pod_event(self.env.now, "cluster", node.name, "NodeLost")
         return list(node.pods)
+
+    def recover_node(self, node: Node) -> None:
+        node.ready = True
+        self.recorder.pod_event(self.env.now, "cluster", node.name, "NodeReady")
+        self.notify_room()
+
+    def cordon(self, node: Node) -> None:
+        node.schedulable = False
+        self.recorder.pod_event(self.env.now, "cluster", node.name, "Cordoned")
+
+    def nodes_by_api_pods(self, count: int, runtime) -> list[Node]:
+        """The ready nodes running the most pods of `runtime` (ties: by name), `count` of them."""
+        ready = [n for n in self.nodes if n.ready]
+        ready.sort(key=lambda n: (-sum(1 for p in n.pods if p.runtime is runtime), n.name))
+        return ready[:count]
 
     def ready_nodes(self) -> int:
         return sum(1 for n in self.nodes if n.ready)
+
+
+class NodeAutoscaler:
+    """cluster-autoscaler's scale-up: nodes for Pending pods, after a provisioning delay."""
+
+    def __init__(self, env, cluster: Cluster, spec):
+        self.env = env
+        self.cluster = cluster
+        self.max_nodes = spec.max_nodes
+        self.delay = float(spec.provisioning_delay)
+        self.scan_interval = float(spec.scan_interval)
+        self.provisioning = 0
+
+    def run(self):
+        while True:
+            yield self.env.timeout(self.scan_interval)
+            self.scan()
+
+    def nodes_needed(self, pods: list) -> int:
+        """Empty nodes of the pool's shape that would hold `pods` (first fit by arrival order)."""
+        cap_cpu, cap_mem = self.cluster.spec.node.cpu, self.cluster.spec.node.memory
+        bins: list[list] = []  # [cpu used, memory used, runtimes with required anti-affinity]
+        for pod in pods:
+            cpu, mem = pod.cpu_request, pod.mem_request
+            if cpu > cap_cpu + 1e-9 or mem > cap_mem:
+                continue  # fits no node of this shape: cluster-autoscaler cannot help
+            required = pod.spec.anti_affinity == "required"
+            for b in bins:
+                if b[0] + cpu <= cap_cpu + 1e-9 and b[1] + mem <= cap_mem and not (required and pod.runtime in b[2]):
+                    b[0] += cpu
+                    b[1] += mem
+                    b[2].add(pod.runtime)
+                    break
+            else:
+                bins.append([cpu, mem, {pod.runtime}])
+        return len(bins)
+
+    def scan(self) -> None:
+        cluster = self.cluster
+        pending = [p for p in cluster.pending if not p.deleting and p.node is None]
+        if not pending:
+            return
+        needed = self.nodes_needed(pending) - self.provisioning
+        room = self.max_nodes - len(cluster.nodes) - self.provisioning
+        add = min(needed, room)
+        if add <= 0:
+            if needed > 0:
+                cluster.recorder.pod_event(self.env.now, "cluster", "", "NotTriggerScaleUp",
+                                           f"max_nodes {self.max_nodes} reached")
+            return
+        self.provisioning += add
+        cluster.recorder.pod_event(self.env.now, "cluster", "", "TriggeredScaleUp",
+                                   f"{add} node(s) for {len(pending)} pending pod(s)")
+        for _ in range(add):
+            self.env.process(self._provision())
+
+    def _provision(self):
+        yield self.env.timeout(self.delay)
+        self.provisioning -= 1
+        node = self.cluster.add_node()
+        self.cluster.recorder.pod_event(self.env.now, "cluster", node.name, "NodeReady")

@@ -12,10 +12,21 @@ pod leaves the endpoints at once, drains what it has for up to
 Probes run through the pod's own event loop: a probe is a small CPU task on the
 least-loaded process, so under saturation it waits behind the load and times out —
 the overload death spiral.
+
+Rollouts (:mod:`.rollout` has the arithmetic): each pod template is a revision with its
+own ReplicaSet count; a rolling update surges the new ReplicaSet up to ``replicas +
+maxSurge`` and scales old ones down while at least ``replicas - maxUnavailable`` pods
+are available, exactly as ``pkg/controller/deployment/rolling.go`` does; a change of
+``replicas`` mid-rollout is spread over the ReplicaSets in proportion
+(``sync.go: scale``). Evictions go through the PodDisruptionBudget (``evict``). A pod
+whose node is lost fails what it holds with 502 ``node_lost`` and answers nothing more
+until the endpoints drop it (see :mod:`.events`).
 """
 
 from __future__ import annotations
 
+from memstack_capacity.components import rollout
+from memstack_capacity.components.clock import call_later
 from memstack_capacity.components.flows import Flow, Task
 from memstack_capacity.components.recorder import E502, REASON_CODE
 
@@ -43,6 +54,14 @@ class DeploymentRuntime:
         self.oom_kills = 0
         self.restarts = 0
         self.endpoints_changed = None  # optional callback (balancer resets)
+        # ReplicaSets: revision -> spec.replicas, in creation order; the newest is the template in use
+        self.revision = 0
+        self.rs_replicas: dict[int, int] = {0: 0}
+        self.templates: dict = {0: spec}
+        self.rolling = False
+        self.pdb = spec.pdb
+        self.evictions = 0
+        self._max_annotation = 0  # deployment.kubernetes.io/max-replicas of the active ReplicaSets
 
     # ---- replica management ----------------------------------------------------------------
     def start(self, replicas: int) -> None:
@@ -50,8 +69,11 @@ class DeploymentRuntime:
         from memstack_capacity.components.pods import Pod
 
         self.spec_replicas = replicas
+        self.rs_replicas[self.revision] = replicas
+        self._max_annotation = replicas + rollout.max_surge(self.spec.strategy, replicas)
         for _ in range(replicas):
             pod = Pod(self.env, self, self._next_index, f"{self.name}-{self._next_index}", self.spec)
+            pod.revision = self.revision
             self._next_index += 1
             self.pods.append(pod)
             if self.cluster.place(pod) is None:
@@ -67,15 +89,113 @@ class DeploymentRuntime:
             self.env.process(self._probes(pod))
 
     def scale_to(self, replicas: int) -> None:
-        """Set spec.replicas; the ReplicaSet creates or deletes pods to match."""
+        """Set spec.replicas; the ReplicaSets create or delete pods to match.
+
+        With one active ReplicaSet it takes the whole count; mid-rollout the change is
+        spread over the ReplicaSets in proportion (``sync.go: scale``), then the rollout
+        carries on from there.
+        """
         self.spec_replicas = replicas
-        live = [p for p in self.pods if not p.deleting]
-        if len(live) < replicas:
-            for _ in range(replicas - len(live)):
-                self._create_pod()
-        elif len(live) > replicas:
-            for pod in sorted(live, key=self._deletion_rank)[: len(live) - replicas]:
+        active = [r for r, n in self.rs_replicas.items() if n > 0]
+        strategy = self.spec.strategy
+        if len(active) <= 1 or strategy.type != "RollingUpdate":
+            target = active[0] if len(active) == 1 else self.revision
+            self.rs_replicas[target] = replicas
+        else:
+            sizes = rollout.proportional_scale(
+                [(r, self.rs_replicas[r]) for r in active], replicas, strategy, self._max_annotation, self.revision
+            )
+            self.rs_replicas.update(sizes)
+        self._max_annotation = replicas + rollout.max_surge(strategy, replicas)
+        self._sync_all()
+        self._rollout_step()
+
+    def _sync_replicaset(self, revision: int) -> None:
+        """The ReplicaSet controller: create or delete pods of `revision` to match its count."""
+        want = self.rs_replicas.get(revision, 0)
+        live = [p for p in self.pods if p.revision == revision and not p.deleting]
+        if len(live) < want:
+            for _ in range(want - len(live)):
+                self._create_pod(revision)
+        elif len(live) > want:
+            for pod in sorted(live, key=self._deletion_rank)[: len(live) - want]:
                 self.delete_pod(pod)
+
+    def _sync_all(self) -> None:
+        for revision in list(self.rs_replicas):
+            self._sync_replicaset(revision)
+
+    def reconcile(self) -> None:
+        """Controllers react to a change (a pod deleted, evicted or lost): replace, carry on rolling."""
+        self._sync_all()
+        self._rollout_step()
+
+    # ---- rollouts ----------------------------------------------------------------------------------
+    def rolling_update(self, spec=None) -> None:
+        """A new pod template (the same one when `spec` is None): a new ReplicaSet and a rollout."""
+        if spec is not None:
+            self.spec = spec
+            self.pdb = spec.pdb
+        self.revision += 1
+        self.templates[self.revision] = self.spec
+        self.rs_replicas[self.revision] = 0
+        self.rolling = True
+        self.recorder.pod_event(self.env.now, self.name, "", "RolloutStarted", f"revision {self.revision}")
+        self._rollout_step()
+
+    def available(self, revision: int | None = None) -> int:
+        """Available pods (Ready, not being deleted; minReadySeconds 0), of one revision or all."""
+        return sum(1 for p in self.pods if p.ready and not p.deleting and (revision is None or p.revision == revision))
+
+    def _rollout_step(self) -> None:
+        if not self.rolling:
+            return
+        for _ in range(64):  # the controller re-syncs on every ReplicaSet change
+            changes = rollout.rollout_step(self.spec.strategy, self.spec_replicas, self.revision,
+                                           dict(self.rs_replicas), self.available, self._old_pods_left)
+            if not changes:
+                break
+            self.rs_replicas.update(changes)
+            for revision in changes:
+                self._sync_replicaset(revision)
+        old = [r for r in self.rs_replicas if r != self.revision]
+        if all(self.rs_replicas[r] == 0 for r in old) and not self._old_pods_left():
+            self.rolling = False
+            self.recorder.pod_event(self.env.now, self.name, "", "RolloutComplete", f"revision {self.revision}")
+
+    def _old_pods_left(self) -> int:
+        return sum(1 for p in self.pods if p.revision != self.revision and p.phase != "Gone")
+
+    # ---- evictions (the Eviction API and the PodDisruptionBudget) ------------------------------------
+    def disruptions_allowed(self) -> tuple[int, int]:
+        """(currentHealthy, desiredHealthy) as ``pkg/controller/disruption`` computes them."""
+        healthy = self.available()
+        pdb = self.pdb
+        if pdb is None:
+            return healthy, 0
+        return healthy, rollout.desired_healthy(pdb, self.spec_replicas)
+
+    def evict(self, pod, reason: str = "pod_terminated") -> bool:
+        """POST pods/eviction: deleted (True) when the budget allows, refused (429, False) otherwise.
+
+        Pending pods ignore the budget; an unready pod may go when the budget is healthy
+        (``unhealthyPodEvictionPolicy: IfHealthyBudget``, the default); a ready one only
+        while ``disruptionsAllowed`` > 0.
+        """
+        if pod.deleting or pod.phase == "Gone":
+            return True
+        if self.pdb is not None and pod.phase == "Running":
+            healthy, desired = self.disruptions_allowed()
+            ok = healthy - 1 >= desired if (pod.ready and not pod.deleting) else healthy >= desired
+            if not ok:
+                self.recorder.pod_event(self.env.now, self.name, pod.name, "EvictionBlocked",
+                                        f"PDB: {healthy} healthy, {desired} needed")
+                return False
+        self.evictions += 1
+        self.recorder.pod_event(self.env.now, self.name, pod.name, "Evicted")
+        self.delete_pod(pod, reason)
+        self.reconcile()
+        return True
 
     def _deletion_rank(self, pod):
         """ReplicaSet victim order (controller.ActivePods): unscheduled, pending, not ready,
@@ -83,10 +203,13 @@ class DeploymentRuntime:
         ready_for = self.env.now - pod.ready_changed_at if pod.ready else -1.0
         return (pod.node is not None, pod.phase == "Running", pod.ready, ready_for, -pod.restarts, -pod.created_at)
 
-    def _create_pod(self):
+    def _create_pod(self, revision: int | None = None):
         from memstack_capacity.components.pods import Pod
 
-        pod = Pod(self.env, self, self._next_index, f"{self.name}-{self._next_index}", self.spec)
+        revision = self.revision if revision is None else revision
+        spec = self.templates.get(revision, self.spec)
+        pod = Pod(self.env, self, self._next_index, f"{self.name}-{self._next_index}", spec)
+        pod.revision = revision
         self._next_index += 1
         self.pods.append(pod)
         self.recorder.pod_event(self.env.now, self.name, pod.name, "Created")
@@ -103,7 +226,7 @@ class DeploymentRuntime:
         self.env.process(self._terminate(pod, reason))
 
     def _terminate(self, pod, reason: str):
-        grace = float(self.spec.terminationGracePeriodSeconds)
+        grace = float(pod.spec.terminationGracePeriodSeconds)
         deadline = self.env.now + grace
         while pod.tasks and self.env.now < deadline:
             yield self.env.timeout(min(1.0, deadline - self.env.now))
@@ -117,6 +240,7 @@ class DeploymentRuntime:
             self.cluster.pending.remove(pod)
         self.cluster.unbind(pod)
         self.recorder.pod_event(self.env.now, self.name, pod.name, "Deleted")
+        self._rollout_step()
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def _lifecycle(self, pod):
@@ -129,7 +253,7 @@ class DeploymentRuntime:
         self.cluster.pending.remove(pod)
         pod.scheduled_at = env.now
         self.recorder.pod_event(env.now, self.name, pod.name, "Scheduled", pod.node.name)
-        yield env.timeout(self.spec.image_pull)
+        yield env.timeout(pod.spec.image_pull)
         if pod.deleting:
             return
         pod.phase = "Running"
@@ -139,12 +263,12 @@ class DeploymentRuntime:
         env = self.env
         pod.started_at = env.now
         self.recorder.pod_event(env.now, self.name, pod.name, "Started")
-        yield env.timeout(self.spec.startup)
-        if pod.deleting or pod.phase != "Running":
+        yield env.timeout(pod.spec.startup)
+        if pod.deleting or pod.phase != "Running" or self.node_lost(pod):
             return
         pod.container_up = True
         pod._reset_container()
-        if self.spec.readinessProbe is None:
+        if pod.spec.readinessProbe is None:
             self._set_ready(pod, True)
         self.env.process(self._probes(pod))
 
@@ -152,7 +276,7 @@ class DeploymentRuntime:
         """Readiness and liveness probing of one container incarnation."""
         env = self.env
         incarnation = pod.restarts
-        ready_spec, live_spec = self.spec.readinessProbe, self.spec.livenessProbe
+        ready_spec, live_spec = pod.spec.readinessProbe, pod.spec.livenessProbe
         started = pod.started_at
         next_ready = started + ready_spec.initialDelaySeconds if ready_spec else None
         next_live = started + live_spec.initialDelaySeconds if live_spec else None
@@ -163,7 +287,7 @@ class DeploymentRuntime:
                 return
             wait = max(0.0, min(upcoming) - env.now)
             yield env.timeout(wait)
-            if pod.deleting or pod.restarts != incarnation or pod.phase != "Running":
+            if pod.deleting or pod.restarts != incarnation or pod.phase != "Running" or self.node_lost(pod):
                 return
             now = env.now
             if next_ready is not None and now >= next_ready:
@@ -213,9 +337,10 @@ class DeploymentRuntime:
             self.env.process(self._propagate_endpoint(pod))
         else:
             self._remove_endpoint(pod)
+        self._rollout_step()
 
     def _propagate_endpoint(self, pod):
-        yield self.env.timeout(self.spec.endpoint_delay)
+        yield self.env.timeout(pod.spec.endpoint_delay)
         if pod.ready and not pod.deleting and pod.container_up:
             self._add_endpoint(pod)
 
@@ -249,6 +374,38 @@ class DeploymentRuntime:
         if not pod.deleting:
             self.env.process(self._restart(pod))
 
+    @staticmethod
+    def node_lost(pod) -> bool:
+        return pod.node is not None and not pod.node.ready
+
+    def lose_node_pod(self, pod) -> None:
+        """The pod's node stopped: its container is gone, what it held fails (502 node_lost), and
+        requests the load balancer still sends it fail at once (the connection is refused) until
+        the endpoints drop it."""
+        pod.container_up = False
+        self._fail_tasks(pod, "node_lost")
+        env = self.env
+
+        def unreachable(task, _pod=pod):
+            task.pod = _pod
+            call_later(env, 0.0, lambda _e: self._fail_one(task, "node_lost"))
+            return True
+
+        pod.submit = unreachable
+
+    def _fail_one(self, task, reason: str) -> None:
+        if task.alive:
+            task.alive = False
+            self.on_task_failed(task, E502, REASON_CODE[reason])
+
+    def node_back(self, pod) -> None:
+        """The node is back: the kubelet restarts the pod's container (if the pod was not evicted)."""
+        pod.__dict__.pop("submit", None)
+        if not pod.deleting and pod.phase == "Running":
+            pod.restarts += 1
+            self.restarts += 1
+            self.env.process(self._run_container(pod))
+
     def _restart(self, pod):
         ran_for = self.env.now - (pod.started_at or 0.0)
         if ran_for > BACKOFF_RESET_S:
@@ -258,7 +415,7 @@ class DeploymentRuntime:
         delay = min(BACKOFF_MAX_S, BACKOFF_START_S * 2**streak)
         self.recorder.pod_event(self.env.now, self.name, pod.name, "BackOff", f"{delay:g}s")
         yield self.env.timeout(delay)
-        if pod.deleting:
+        if pod.deleting or self.node_lost(pod):
             return
         yield from self._run_container(pod)
 

@@ -24,6 +24,7 @@ REASON_LABELS = (
     "connection_refused",
     "rate_limited",
     "acquisition_timeout",
+    "node_lost",
 )
 REASON_CODE = {label: i for i, label in enumerate(REASON_LABELS)}
 

@@ -96,8 +96,11 @@ class NodeSpec(SpecModel):
 
 
 class NodeAutoscaler(SpecModel):
+    """cluster-autoscaler: adds nodes for pods Pending for lack of room (scale-up only)."""
+
     max_nodes: int = Field(ge=1)
-    provisioning_delay: Duration = 120.0
+    provisioning_delay: Duration = Field(120.0, description="from the scale-up decision until the node is Ready")
+    scan_interval: PositiveDuration = Field(10.0, description="cluster-autoscaler --scan-interval (10s)")
 
 
 class Cluster(SpecModel):
@@ -106,6 +109,12 @@ class Cluster(SpecModel):
     node_autoscaler: NodeAutoscaler | None = None
     metrics_resolution: PositiveDuration = Field(15.0, description="metrics-server --metric-resolution")
     hpa_sync_period: PositiveDuration = Field(15.0, description="--horizontal-pod-autoscaler-sync-period")
+    node_monitor_grace_period: Duration = Field(
+        40.0, description="kube-controller-manager --node-monitor-grace-period: an unresponsive node is marked "
+        "NotReady (its pods unready, out of the endpoints) this long after it stopped (40s; 50s from 1.32)")
+    not_ready_toleration: Duration = Field(
+        300.0, description="tolerationSeconds of the default not-ready/unreachable NoExecute tolerations "
+        "(--default-not-ready-toleration-seconds): pods are evicted this long after the node went NotReady")
 
     @field_validator("metrics_resolution")
     @classmethod
@@ -115,21 +124,112 @@ class Cluster(SpecModel):
         return value
 
 
+# ---- events ---------------------------------------------------------------------------------------
+class TrafficSpike(SpecModel):
+    """Multiply the arrival rate (open) or the number of users (closed) by `factor` for `duration`."""
+
+    factor: float = Field(gt=0)
+    duration: PositiveDuration
+    ramp: Duration = Field(0.0, description="linear rise at the start and fall at the end (0: a step)")
+
+    @model_validator(mode="after")
+    def _ramps_fit(self) -> "TrafficSpike":
+        if 2 * self.ramp > self.duration:
+            raise ValueError("the rise and the fall (2 × ramp) must fit within duration")
+        return self
+
+
+class NodeFailure(SpecModel):
+    """Nodes stop (involuntary: PodDisruptionBudgets do not apply)."""
+
+    count: int = Field(1, ge=1, description="how many nodes, those with the most API pods first")
+    nodes: list[str] = Field(default_factory=list, description="fail these nodes by name instead")
+    recover_after: Duration | None = Field(None, description="the node comes back Ready after this long")
+
+
+class PodKill(SpecModel):
+    """Evict `count` pods of a deployment through the Eviction API (voluntary: honours the PDB)."""
+
+    deployment: str = "api"
+    count: int = Field(1, ge=1)
+    respect_pdb: bool = Field(True, description="false: delete the pods directly (kubectl delete pod)")
+
+
+class Drain(SpecModel):
+    """kubectl drain: cordon nodes, evict their pods (PDBs honoured, retried every 5 s)."""
+
+    node: str | None = None
+    count: int = Field(1, ge=1, description="when no node is named: the nodes with the most API pods first")
+
+
+class RollingUpdate(SpecModel):
+    deployment: str = "api"
+
+
+class ConfigChange(SpecModel):
+    """Dotted overrides applied to the running system (`kubectl apply` of a changed object)."""
+
+    set: dict[str, Any] = Field(min_length=1)
+
+
+class DatastoreSlowdown(SpecModel):
+    datastore: str
+    factor: float = Field(gt=0, description="service times are multiplied by this")
+    duration: PositiveDuration
+
+
+class DatastoreOutage(SpecModel):
+    datastore: str
+    duration: PositiveDuration
+    mode: Literal["refused", "timeout"] = Field(
+        "refused", description="refused: calls fail at once; timeout: calls hang until the outage ends, then fail")
+
+
 class Event(SpecModel):
     """Something that happens at a time: exactly one kind key besides `at`."""
 
     at: Duration
-    traffic_spike: dict[str, Any] | None = Field(None, description="{factor, duration}")
-    node_failure: int | None = Field(None, ge=1)
-    pod_kill: dict[str, Any] | None = Field(None, description="{deployment, count}")
-    rolling_update: str | None = Field(None, description="deployment name")
-    config_change: dict[str, Any] | None = Field(None, description="{dotted.key: value}")
-    datastore_slowdown: dict[str, Any] | None = Field(None, description="{datastore, factor, duration}")
-    datastore_outage: dict[str, Any] | None = Field(None, description="{datastore, duration}")
-    cache_flush: str | None = None
+    traffic_spike: TrafficSpike | None = Field(None, description="{factor, duration, ramp}")
+    node_failure: NodeFailure | None = Field(None, description="a count, or {count | nodes, recover_after}")
+    pod_kill: PodKill | None = Field(None, description="{deployment, count}")
+    drain: Drain | None = Field(None, description="a node name, or {node | count}")
+    rolling_update: RollingUpdate | None = Field(None, description="a deployment name, or {deployment}")
+    config_change: ConfigChange | None = Field(None, description="{set: {dotted.key: value}}")
+    datastore_slowdown: DatastoreSlowdown | None = Field(None, description="{datastore, factor, duration}")
+    datastore_outage: DatastoreOutage | None = Field(None, description="{datastore, duration, mode}")
+    cache_flush: str | None = Field(None, description="a Redis datastore's name")
 
-    KINDS: ClassVar[tuple[str, ...]] = ("traffic_spike", "node_failure", "pod_kill", "rolling_update", "config_change",
-             "datastore_slowdown", "datastore_outage", "cache_flush")
+    KINDS: ClassVar[tuple[str, ...]] = ("traffic_spike", "node_failure", "pod_kill", "drain", "rolling_update",
+                                        "config_change", "datastore_slowdown", "datastore_outage", "cache_flush")
+
+    @field_validator("node_failure", mode="before")
+    @classmethod
+    def _node_failure_short(cls, value):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"count": value}
+        return value
+
+    @field_validator("drain", mode="before")
+    @classmethod
+    def _drain_short(cls, value):
+        if isinstance(value, str):
+            return {"node": value}
+        if isinstance(value, int) and not isinstance(value, bool):
+            return {"count": value}
+        return value
+
+    @field_validator("rolling_update", mode="before")
+    @classmethod
+    def _rolling_update_short(cls, value):
+        return {"deployment": value} if isinstance(value, str) else value
+
+    @field_validator("config_change", mode="before")
+    @classmethod
+    def _config_change_short(cls, value):
+        # the first spelling, {dotted.key: value}, still works
+        if isinstance(value, dict) and "set" not in value:
+            return {"set": value}
+        return value
 
     @model_validator(mode="after")
     def _one_kind(self) -> "Event":
@@ -141,6 +241,10 @@ class Event(SpecModel):
     @property
     def kind(self) -> str:
         return next(k for k in self.KINDS if getattr(self, k) is not None)
+
+    @property
+    def payload(self):
+        return getattr(self, self.kind)
 
 
 class Bound(SpecModel):
