@@ -48,3 +48,16 @@ def test_peak_ramp_scales_the_api_and_shows_the_datastores():
     assert summary["datastores"]["postgres"]["budget"]["fits"] is False
     # 100 activity slots × 64Mi per episode on a 2Gi limit: the workers are OOMKilled as the backlog floods them.
     assert summary["deployments"]["worker"]["oom_kills"] > 0
+
+
+def test_run_with_replications_writes_intervals(tmp_path, capsys):
+    out = tmp_path / "rep"
+    assert main(["run", str(SCENARIOS / "small.yaml"), "--replications", "2", "--workers", "1", "--out", str(out)]) == 0
+    import json
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["replications"] == 2 and summary["seeds"] == [7, 8]
+    lo, hi = summary["requests"]["throughput_rps_ci95"]
+    assert lo <= summary["requests"]["throughput_rps"] <= hi
+    assert "2 replications" in capsys.readouterr().out
+    assert main(["run", str(SCENARIOS / "small.yaml"), "--replications", "0"]) == 2

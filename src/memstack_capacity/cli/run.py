@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from memstack_capacity.cli.common import Progress, add_scenario_arguments, load_from_args
@@ -12,14 +13,21 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("run", help="simulate a scenario and write its outputs")
     add_scenario_arguments(parser)
     parser.add_argument("--out", default=None, help="output directory (default: out/<scenario name>/)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="processes for --replications (default: one per CPU; 1 runs them here)")
     parser.set_defaults(handler=handle)
 
 
 def handle(args) -> int:
     from memstack_capacity.api import simulate
 
+    if args.replications < 1:
+        print(f"error: --replications must be at least 1, got {args.replications}", file=sys.stderr)
+        return 2
     scenario = load_from_args(args)
     out = Path(args.out) if args.out else Path("out") / scenario.name
+    if args.replications > 1:
+        return _run_replicated(scenario, args, out)
     progress = Progress(f"run {scenario.name}")
     try:
         result = simulate(scenario, seed=args.seed, progress=progress)
@@ -32,16 +40,34 @@ def handle(args) -> int:
     return 0
 
 
+def _run_replicated(scenario, args, out: Path) -> int:
+    """K seeds on a process pool; summary.json holds means with 95 % intervals beside them."""
+    from memstack_capacity.api_batch import replicate
+    from memstack_capacity.results.replications import combine_summaries
+
+    runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers)
+    combined = combine_summaries([r.summary for r in runs], scenario.targets)
+    write_run(runs[0], out, summary=combined, replications=runs)
+    print(format_summary(combined))
+    print(f"outputs: {out}/ (frames of seed {runs[0].seed}; summary and report over {len(runs)} replications)")
+    return 0
+
+
 def format_summary(summary: dict) -> str:
     req = summary["requests"]
     lat = req["latency_s"]
 
+    def n(v):
+        return "n/a" if v is None else (f"{v:,.0f}" if abs(v - round(v)) < 1e-9 else f"{v:,.1f}")
+
     def ms(v):
         return "n/a" if v is None else f"{v * 1000:.0f} ms"
 
+    seeds = summary.get("seeds")
+    runs = f"seeds {seeds[0]}..{seeds[-1]}, {len(seeds)} replications, means" if seeds else f"seed {summary['seed']}"
     lines = [
-        f"scenario {summary['scenario']} (seed {summary['seed']}, {summary['duration_s']:.0f} s, warm-up {summary['warmup_s']:.0f} s)",
-        f"  requests: {req['completed']:,} ok, {req['failed']:,} failed ({req['error_rate']:.2%}), "
+        f"scenario {summary['scenario']} ({runs}, {summary['duration_s']:.0f} s, warm-up {summary['warmup_s']:.0f} s)",
+        f"  requests: {n(req['completed'])} ok, {n(req['failed'])} failed ({req['error_rate']:.2%}), "
         f"{req['throughput_rps']:.1f} req/s",
         f"  latency: mean {ms(lat['mean'])}, p50 {ms(lat['p50'])}, p95 {ms(lat['p95'])}, p99 {ms(lat['p99'])}",
     ]
@@ -49,10 +75,13 @@ def format_summary(summary: dict) -> str:
         rep = dep["replicas"]
         cpu = dep["cpu_utilization"]["mean"]
         lines.append(
-            f"  {name}: replicas {rep['min']}–{rep['max']} (mean {rep['mean']:.1f}), "
-            f"cpu {'n/a' if cpu is None else f'{cpu:.0%}'} of requests, restarts {dep['restarts']}, OOMKills {dep['oom_kills']}"
+            f"  {name}: replicas {n(rep['min'])}–{n(rep['max'])} (mean {rep['mean']:.1f}), "
+            f"cpu {'n/a' if cpu is None else f'{cpu:.0%}'} of requests, restarts {n(dep['restarts'])}, "
+            f"OOMKills {n(dep['oom_kills'])}"
         )
     for verdict in summary.get("targets", []):
         mark = "met " if verdict["met"] else "MISS"
-        lines.append(f"  [{mark}] {verdict['name']} {verdict['kind']} {verdict['limit']:g}: {verdict['value']}")
+        value = verdict["value"]
+        shown = "n/a" if value is None else f"{value:.4g}"
+        lines.append(f"  [{mark}] {verdict['name']} {verdict['kind']} {verdict['limit']:g}: {shown}")
     return "\n".join(lines)

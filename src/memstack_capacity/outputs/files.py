@@ -35,15 +35,19 @@ def summary_json(summary: dict) -> str:
     return json.dumps(_clean(summary), indent=2, sort_keys=False) + "\n"
 
 
-def write_run(result, out_dir: str | Path, report: bool = True) -> Path:
-    """Write summary.json, timeseries.csv, requests.csv.gz, scaling.csv, the report and manifests."""
+def write_run(result, out_dir: str | Path, report: bool = True, summary: dict | None = None, replications=None) -> Path:
+    """Write summary.json, timeseries.csv, requests.csv.gz, scaling.csv, the report and manifests.
+
+    With replications, pass the combined ``summary`` (means and 95 % intervals) and the list
+    of Results: the frames are the first replication's, the report covers them all.
+    """
     import memstack_capacity.outputs.report_files  # noqa: F401  (registers the report writer)
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
-        (staging / "summary.json").write_text(summary_json(result.summary), encoding="utf-8")
+        (staging / "summary.json").write_text(summary_json(summary or result.summary), encoding="utf-8")
         result.timeseries.to_csv(staging / "timeseries.csv", index=False, float_format="%.6g")
         result.requests.to_csv(staging / "requests.csv.gz", index=False, float_format="%.6f", compression={"method": "gzip", "mtime": 0})
         result.scaling.to_csv(staging / "scaling.csv", index=False)
@@ -52,7 +56,7 @@ def write_run(result, out_dir: str | Path, report: bool = True) -> Path:
         result.pods.to_csv(staging / "pods.csv", index=False)
         for writer in WRITERS:
             if report or getattr(writer, "always", False):
-                writer(result, staging)
+                writer(replications if replications else result, staging)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)
