@@ -92,7 +92,7 @@ class SqlStore:
         self.t_area = env.now
 
     def _area(self) -> None:
-        now = self.env.now
+        now = self.env._now
         dt = now - self.t_area
         if dt > 0.0:
             self.area_use += self.n_use * dt

@@ -83,23 +83,29 @@ class PSServer:
         self.busy = 0.0  # core-seconds of work done (for utilisation)
         self.completed = 0
 
-    def _rate(self, n: int) -> float:
-        return self.speed * (1.0 if n <= self.cores else self.cores / n)
-
     def _sync(self, now: float) -> None:
-        dt = now - self.t_last
         n = len(self.heap)
-        if dt > 0.0 and n:
-            self.V += dt * self._rate(n)
-            self.busy += dt * self.speed * (n if n < self.cores else self.cores)
+        if n:
+            dt = now - self.t_last
+            if dt > 0.0:
+                cores, speed = self.cores, self.speed
+                if n <= cores:
+                    self.V += dt * speed
+                    self.busy += dt * speed * n
+                else:
+                    self.V += dt * speed * cores / n
+                    self.busy += dt * speed * cores
         self.t_last = now
 
     def submit(self, work: float, fn, arg) -> None:
         """Serve `work` seconds of one core; then call ``fn(arg)``."""
-        self._sync(self.env.now)
+        now = self.env._now
         heap = self.heap
-        if not heap:
+        if heap:
+            self._sync(now)
+        else:
             self.V = 0.0
+            self.t_last = now
         self.seq += 1
         heapq.heappush(heap, (self.V + work, self.seq, fn, arg))
         self._reschedule()
@@ -115,9 +121,11 @@ class PSServer:
         heap = self.heap
         if not heap:
             return
-        now = self.env.now
-        dt = (heap[0][0] - self.V) / self._rate(len(heap))
-        due = now + (dt if dt > 0.0 else 0.0)
+        n = len(heap)
+        rate = self.speed if n <= self.cores else self.speed * self.cores / n
+        now = self.env._now
+        dt = (heap[0][0] - self.V) / rate
+        due = now + dt if dt > 0.0 else now
         if due < self.due_at:
             self.due_at = due
             self.token += 1
@@ -128,7 +136,7 @@ class PSServer:
         if token != self.token:
             return
         self.due_at = math.inf
-        self._sync(self.env.now)
+        self._sync(self.env._now)
         heap = self.heap
         limit = self.V + _EPS_ABS + _EPS_REL * abs(self.V)
         finished = []
