@@ -366,8 +366,9 @@ class WorkerTier:
             return {
                 "completed": int(ok.sum()),
                 "failed": int((mask & (status != OK)).sum()),
-                "latency_s": {"mean": float(lat.mean()) if len(lat) else 0.0,
-                              "p99": float(np.percentile(lat, 99)) if len(lat) else 0.0},
+                # No completed job has no latency: null, not a zero that reads as "instant".
+                "latency_s": {"mean": float(lat.mean()) if len(lat) else None,
+                              "p99": float(np.percentile(lat, 99)) if len(lat) else None},
             }
 
         out = figures(keep)
