@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import deque
 
 from memstack_capacity.components.clock import call_later
-from memstack_capacity.components.recorder import E503, E504, OK, REASON_CODE
+from memstack_capacity.components.recorder import E503, E504, OK, REASON_CODE, STATUS_LABELS
 
 _NO_ENDPOINTS = REASON_CODE["no_endpoints"]
 _BACKLOG_FULL = REASON_CODE["backlog_full"]
@@ -35,6 +35,8 @@ class Ingress:
         self.in_flight = 0
         self.arrived = 0
         self.window = []  # latencies of requests answered OK since the last sample
+        self.interval_status = [0] * len(STATUS_LABELS)  # answers by status since the last sample
+        self.stats = None  # RequestStats, set by the engine
 
     def send(self, task) -> None:
         self.arrived += 1
@@ -75,8 +77,12 @@ class Ingress:
     def _answer(self, task, status: int, reason: int, pod_index: int) -> None:
         task.done = True
         task.client_gone = True
-        now = self.env.now
+        now = self.env._now
         self.log.add(task.cls, task.t0, now, status, reason, pod_index)
+        self.interval_status[status] += 1
+        stats = self.stats
+        if stats is not None and task.t0 >= stats.warmup:
+            stats.add(task.cls, task.t0, now, status, reason)
         owner = task.owner
         if owner is not None:
             owner.answered(task, status == OK)

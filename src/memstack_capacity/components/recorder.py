@@ -9,6 +9,8 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass, field
 
+from memstack_capacity.components.sketch import QuantileSketch
+
 STATUS_LABELS = ("ok", "503", "504", "502", "500")
 OK, E503, E504, E502, E500 = range(5)
 
@@ -31,8 +33,15 @@ REASON_CODE = {label: i for i, label in enumerate(REASON_LABELS)}
 
 @dataclass
 class RequestLog:
-    """One row per finished request (client-visible outcome)."""
+    """One row per finished request (client-visible outcome), or one per ``every`` of them.
 
+    A run whose requests would not fit in memory keeps every N-th answer (N = ``every``,
+    chosen before the run from the expected request count); the summary's figures then come
+    from :class:`RequestStats`, which sees every request.
+    """
+
+    every: int = 1
+    seen: int = 0
     cls: array = field(default_factory=lambda: array("i"))
     t_arrival: array = field(default_factory=lambda: array("d"))
     t_end: array = field(default_factory=lambda: array("d"))
@@ -41,6 +50,9 @@ class RequestLog:
     pod: array = field(default_factory=lambda: array("i"))
 
     def add(self, cls: int, t_arrival: float, t_end: float, status: int, reason: int, pod: int) -> None:
+        self.seen += 1
+        if self.every != 1 and self.seen % self.every:
+            return
         self.cls.append(cls)
         self.t_arrival.append(t_arrival)
         self.t_end.append(t_end)
@@ -50,6 +62,28 @@ class RequestLog:
 
     def __len__(self) -> int:
         return len(self.cls)
+
+
+class RequestStats:
+    """Exact counts and a latency sketch per request class, for requests arriving after the warm-up.
+
+    Sees every answer, so its counts are exact whatever the log keeps; its percentiles are
+    within the sketch's relative error (:mod:`memstack_capacity.components.sketch`).
+    """
+
+    def __init__(self, n_classes: int, warmup: float):
+        self.warmup = warmup
+        self.counts = [[0] * len(STATUS_LABELS) for _ in range(n_classes)]
+        self.reasons = [[0] * len(REASON_LABELS) for _ in range(n_classes)]
+        self.ok_latency = [QuantileSketch() for _ in range(n_classes)]
+
+    def add(self, cls: int, t_arrival: float, t_end: float, status: int, reason: int) -> None:
+        if t_arrival < self.warmup:
+            return
+        self.counts[cls][status] += 1
+        self.reasons[cls][reason] += 1
+        if status == OK:
+            self.ok_latency[cls].add(t_end - t_arrival)
 
 
 @dataclass

@@ -7,6 +7,7 @@ scenario uses that no component models yet is reported here as a ScenarioError
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import simpy
@@ -17,7 +18,7 @@ from memstack_capacity.components.cluster import Cluster
 from memstack_capacity.components.flows import Executor, compile_steps
 from memstack_capacity.components.ingress import Ingress
 from memstack_capacity.components.monitor import Monitor
-from memstack_capacity.components.recorder import Recorder
+from memstack_capacity.components.recorder import Recorder, RequestStats
 from memstack_capacity.components.workload import ClosedPopulation, OpenSource, RequestMix
 from memstack_capacity.engine.rng import Streams
 from memstack_capacity.errors import Problem, ScenarioError
@@ -74,6 +75,8 @@ def build(scenario: Scenario, seed: int) -> Model:
     api = runtimes["api"]
     balancer = Balancer(api, scenario.api.load_balancing, streams("balancer/api"))
     ingress = Ingress(env, api, balancer, scenario.workload.timeout, recorder)
+    ingress.stats = RequestStats(len(scenario.workload.requests), scenario.warmup)
+    recorder.requests.every = request_log_stride(scenario)
 
     programs = [compile_steps(c.steps, streams, f"requests/{c.name}") for c in scenario.workload.requests]
     mix = RequestMix(scenario.workload.requests, programs, streams("workload/mix"))
@@ -102,6 +105,35 @@ def build(scenario: Scenario, seed: int) -> Model:
         extension(model, streams)
     _reject_unsupported(model)
     return model
+
+
+#: Most rows the per-request log keeps (about 26 bytes each in memory); beyond, every N-th.
+REQUEST_LOG_LIMIT = 4_000_000
+
+
+def expected_requests(scenario: Scenario) -> float:
+    """An upper estimate of the requests a run will see, from its load profile."""
+    wl = scenario.workload
+    if wl.arrivals is not None:
+        points = [(p.at, p.rps) for p in wl.arrivals.profile]
+        per_s_think = 1.0
+    else:
+        points = [(p.at, float(p.users)) for p in wl.users.profile]
+        per_s_think = 1.0 / max(wl.users.think_time.expected(), 1e-3)
+    total, t_prev, v_prev = 0.0, 0.0, points[0][1]
+    for t, v in points + [(scenario.duration, points[-1][1])]:
+        t = min(t, scenario.duration)
+        if t > t_prev:
+            total += (t - t_prev) * (v_prev + v) / 2.0
+            t_prev = t
+        v_prev = v
+    factor = max((e.traffic_spike.factor for e in scenario.events if getattr(e, "traffic_spike", None)), default=1.0)
+    return total * per_s_think * factor
+
+
+def request_log_stride(scenario: Scenario) -> int:
+    """Keep every request when they fit under REQUEST_LOG_LIMIT; otherwise every N-th."""
+    return max(1, math.ceil(expected_requests(scenario) / REQUEST_LOG_LIMIT))
 
 
 def _reject_unsupported(model: Model) -> None:

@@ -32,6 +32,7 @@ class RunRecord:
     deployments: dict = field(default_factory=dict)
     extras: dict = field(default_factory=dict)
     wall_s: float = 0.0
+    request_stats: object = None  # RequestStats: exact counts and latency sketches per class
 
 
 def run(scenario: Scenario, seed: int | None = None, progress=None) -> RunRecord:
@@ -80,4 +81,5 @@ def _finish(model: Model, wall_s: float) -> RunRecord:
         deployments=totals,
         extras=extras,
         wall_s=wall_s,
+        request_stats=model.ingress.stats,
     )
