@@ -43,3 +43,27 @@ def test_expected_requests_bounds_the_real_count():
     assert build.expected_requests(scenario) == pytest.approx(12_000)
     arrived = simulate(scenario, seed=1).record.arrived
     assert abs(arrived - 12_000) < 4 * 12_000**0.5
+
+
+def test_pool_wait_percentiles_beyond_the_exact_limit(monkeypatch):
+    """WaitStats keeps positive waits exactly up to a limit, then answers from the sketch."""
+    import numpy as np
+
+    from memstack_capacity.components import datastores_stats
+
+    rng = np.random.default_rng(2)
+    waits = np.concatenate([np.zeros(3000), rng.exponential(0.1, 7000)])
+    rng.shuffle(waits)
+    exact, capped = datastores_stats.WaitStats(), None
+    exact.measuring = True
+    for w in waits.tolist():
+        exact.add(w)
+    monkeypatch.setattr(datastores_stats, "EXACT_WAITS_LIMIT", 100)
+    capped = datastores_stats.WaitStats()
+    capped.measuring = True
+    for w in waits.tolist():
+        capped.add(w)
+    assert len(capped.positive) == 100
+    for q in (50.0, 95.0, 99.0):
+        assert capped.run_percentile(q) == pytest.approx(exact.run_percentile(q), rel=0.01)
+    assert capped.run_percentile(10.0) == 0.0

@@ -11,6 +11,11 @@ from __future__ import annotations
 import math
 from array import array
 
+from memstack_capacity.components.sketch import QuantileSketch
+
+#: Positive waits kept exactly; beyond, percentiles come from a sketch (0.5 % relative error).
+EXACT_WAITS_LIMIT = 1_000_000
+
 
 def percentile_with_zeros(positive: list | array, zeros: int, q: float) -> float:
     """The q-th percentile (0–100) of `zeros` zeros plus the values in `positive`."""
@@ -30,11 +35,12 @@ def percentile_with_zeros(positive: list | array, zeros: int, q: float) -> float
 class WaitStats:
     """Waits of one interval and of the run after the warm-up."""
 
-    __slots__ = ("zeros", "positive", "w_zeros", "w_positive", "measuring", "total", "count")
+    __slots__ = ("zeros", "positive", "sketch", "w_zeros", "w_positive", "measuring", "total", "count")
 
     def __init__(self):
         self.zeros = 0
         self.positive = array("d")
+        self.sketch = QuantileSketch()
         self.w_zeros = 0
         self.w_positive: list = []
         self.measuring = False  # after the warm-up
@@ -45,7 +51,9 @@ class WaitStats:
         if wait > 0.0:
             self.w_positive.append(wait)
             if self.measuring:
-                self.positive.append(wait)
+                if len(self.positive) < EXACT_WAITS_LIMIT:
+                    self.positive.append(wait)
+                self.sketch.add(wait)
                 self.total += wait
                 self.count += 1
         else:
@@ -61,7 +69,13 @@ class WaitStats:
         return p
 
     def run_percentile(self, q: float) -> float:
-        return percentile_with_zeros(self.positive, self.zeros, q)
+        """Exact while every positive wait was kept; from the sketch (with the zeros) after."""
+        if self.sketch.count <= len(self.positive):
+            return percentile_with_zeros(self.positive, self.zeros, q)
+        rank = q / 100.0 * (self.zeros + self.sketch.count - 1)
+        if rank < self.zeros:
+            return 0.0
+        return self.sketch.quantile((rank - self.zeros) / max(self.sketch.count - 1, 1))
 
     def mean(self) -> float:
         return self.total / self.count if self.count else 0.0
