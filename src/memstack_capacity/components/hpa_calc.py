@@ -211,6 +211,24 @@ def _adjusted_replicas(current: int, ratio: float, new_ratio: float, n_samples: 
     return new_replicas
 
 
+def _grouped_samples(pods, resource: str, now: float, config, samples):
+    """The pods grouped as the controller groups them, and the usable samples by pod name.
+
+    The common start of ``GetResourceReplicas`` and ``calcPlainMetricReplicas``: no samples,
+    no pods, or no sample left after dropping ignored and unready pods makes the metric invalid.
+    """
+    metrics = _samples_for(pods, resource, samples)
+    if not metrics:
+        raise MetricError(f"unable to get metrics for resource {resource}: no metrics returned from resource metrics API")
+    if not pods:
+        raise MetricError("no pods returned by selector while calculating replica count")
+    groups = group_pods(pods, metrics, resource, now, config.cpu_initialization_period_s, config.initial_readiness_delay_s)
+    values = {name: s.value for name, s in metrics.items() if name not in groups.ignored and name not in groups.unready}
+    if not values:
+        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+    return groups, values
+
+
 def resource_utilization_replicas(
     current_replicas: int,
     target_utilization: int,
@@ -235,15 +253,7 @@ def resource_utilization_replicas(
             for pods the lister does not know, as the metrics API can.
     """
     tol = tolerances or Tolerances(config.tolerance, config.tolerance)
-    metrics = _samples_for(pods, resource, samples)
-    if not metrics:
-        raise MetricError(f"unable to get metrics for resource {resource}: no metrics returned from resource metrics API")
-    if not pods:
-        raise MetricError("no pods returned by selector while calculating replica count")
-    groups = group_pods(pods, metrics, resource, now, config.cpu_initialization_period_s, config.initial_readiness_delay_s)
-    values = {name: s.value for name, s in metrics.items() if name not in groups.ignored and name not in groups.unready}
-    if not values:
-        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+    groups, values = _grouped_samples(pods, resource, now, config, samples)
     requests: dict[str, int] = {}
     for pod in pods:
         if resource not in pod.requests:
@@ -289,15 +299,7 @@ def plain_metric_replicas(
     ``""`` for a Pods metric, which skips them.
     """
     tol = tolerances or Tolerances(config.tolerance, config.tolerance)
-    metrics = _samples_for(pods, resource, samples)
-    if not metrics:
-        raise MetricError(f"unable to get metrics for resource {resource}: no metrics returned from resource metrics API")
-    if not pods:
-        raise MetricError("no pods returned by selector while calculating replica count")
-    groups = group_pods(pods, metrics, resource, now, config.cpu_initialization_period_s, config.initial_readiness_delay_s)
-    values = {name: s.value for name, s in metrics.items() if name not in groups.ignored and name not in groups.unready}
-    if not values:
-        raise MetricError("did not receive metrics for targeted pods (pods might be unready)")
+    groups, values = _grouped_samples(pods, resource, now, config, samples)
 
     def usage_ratio() -> tuple[float, int]:
         usage = trunc_div(sum(values.values()), len(values))
