@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from pathlib import Path
 
 from memstack_capacity.scenario.load import load_scenario
 
 
-def add_scenario_arguments(parser, replications: bool = True) -> None:
+def add_scenario_arguments(parser, replications: bool = True, seed: bool = True) -> None:
     parser.add_argument("scenario", metavar="SCENARIO", help="a scenario YAML file")
-    parser.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
+    if seed:
+        parser.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -32,6 +35,23 @@ def load_from_args(args):
             key, value = parse_set_argument(item)
             overrides[key] = value
     return load_scenario(args.scenario, overrides or None)
+
+
+def output_dir_problem(out: Path) -> str | None:
+    """Why ``out`` cannot take a run's outputs, or None.
+
+    Writing replaces the directory as a whole, so an existing directory must be empty or
+    a previous run's outputs (it holds a summary.json); anything else would be deleted.
+    """
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: exists and is not a directory"
+    if out.is_dir() and any(out.iterdir()) and not (out / "summary.json").is_file():
+        return (f"--out {out}: the directory exists and does not hold a previous run's outputs (no summary.json); "
+                "its contents would be replaced, so give a new or empty directory")
+    parent = next((p for p in (out.absolute(), *out.absolute().parents) if p.exists()), None)
+    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        return f"--out {out}: cannot create or write it ({parent} is not a writable directory)"
+    return None
 
 
 class Progress:

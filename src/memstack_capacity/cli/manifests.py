@@ -5,6 +5,7 @@ Exit codes: 0 written, 2 bad input (including a layout the manifests cannot expr
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from memstack_capacity.cli.common import add_scenario_arguments, load_from_args
@@ -12,7 +13,7 @@ from memstack_capacity.cli.common import add_scenario_arguments, load_from_args
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("manifests", help="write the Kubernetes manifests of a scenario")
-    add_scenario_arguments(parser, replications=False)
+    add_scenario_arguments(parser, replications=False, seed=False)
     parser.add_argument("--out", default=None, help="output directory (default: out/<scenario name>/manifests/)")
     parser.set_defaults(handler=handle)
 
@@ -24,6 +25,11 @@ def handle(args) -> int:
     scenario = load_from_args(args)
     objects = build_manifests(inputs_from_scenario(scenario))  # ScenarioError → exit 2
     out = Path(args.out) if args.out else Path("out") / scenario.name / "manifests"
-    for path in write_manifests(objects, out):
+    try:
+        paths = write_manifests(objects, out)
+    except OSError as exc:
+        print(f"error: cannot write the manifests to {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    for path in paths:
         print(path)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from memstack_capacity.cli.common import Progress, add_scenario_arguments, load_from_args
+from memstack_capacity.cli.common import Progress, add_scenario_arguments, load_from_args, output_dir_problem
 from memstack_capacity.outputs.files import write_run
 
 
@@ -26,6 +26,10 @@ def handle(args) -> int:
         return 2
     scenario = load_from_args(args)
     out = Path(args.out) if args.out else Path("out") / scenario.name
+    problem = output_dir_problem(out)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     if args.replications > 1:
         return _run_replicated(scenario, args, out)
     progress = Progress(f"run {scenario.name}")
@@ -34,7 +38,8 @@ def handle(args) -> int:
         summary = result.summary
     finally:
         progress.close()
-    write_run(result, out)
+    if not _write(result, out):
+        return 2
     print(format_summary(summary))
     print(f"outputs: {out}/")
     return 0
@@ -47,10 +52,21 @@ def _run_replicated(scenario, args, out: Path) -> int:
 
     runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers)
     combined = combine_summaries([r.summary for r in runs], scenario.targets)
-    write_run(runs[0], out, summary=combined, replications=runs)
+    if not _write(runs[0], out, summary=combined, replications=runs):
+        return 2
     print(format_summary(combined))
     print(f"outputs: {out}/ (frames of seed {runs[0].seed}; summary and report over {len(runs)} replications)")
     return 0
+
+
+def _write(result, out: Path, **kwargs) -> bool:
+    """Write the outputs (all or nothing); False, with a message, when the directory cannot be written."""
+    try:
+        write_run(result, out, **kwargs)
+    except OSError as exc:
+        print(f"error: cannot write the outputs to {out}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def format_summary(summary: dict) -> str:

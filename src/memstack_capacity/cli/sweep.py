@@ -14,6 +14,7 @@ that names nothing is reported with the nearest keys).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -109,8 +110,16 @@ def handle(args) -> int:
         frame.to_csv(sys.stdout, index=False)
         return EXIT_OK
     out = Path(args.out) if args.out else Path("out") / f"{scenario.name}-sweep.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(out, index=False)
+    partial = out.with_name(f".{out.name}.partial")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(partial, index=False)
+        partial.replace(out)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        print(f"error: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     variants = int(frame["variant"].max()) + 1 if len(frame) else 0
     print(f"sweep {scenario.name}: {variants} variant{'s' if variants != 1 else ''} × "
           f"{args.replications} replication{'s' if args.replications != 1 else ''} = {len(frame)} runs")

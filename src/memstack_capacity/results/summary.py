@@ -13,6 +13,11 @@ import math
 import numpy as np
 import pandas as pd
 
+from memstack_capacity.components.recorder import STATUS_LABELS
+
+#: The error statuses ``requests.errors`` always lists (zero when none happened), as the contract shows.
+ERROR_STATUSES = tuple(STATUS_LABELS[1:])
+
 PERCENTILES = {"p50": 50, "p95": 95, "p99": 99}
 
 
@@ -30,14 +35,16 @@ def request_stats(frame: pd.DataFrame, window_s: float) -> dict:
     ok = frame["status"] == "ok"
     completed, failed = int(ok.sum()), int((~ok).sum())
     answered = completed + failed
-    errors = frame.loc[~ok, "status"].astype(str).value_counts()
+    counts = frame.loc[~ok, "status"].astype(str).value_counts()
+    errors = {status: 0 for status in ERROR_STATUSES}
+    errors.update({str(k): int(v) for k, v in counts.items() if v})
     return {
         "completed": completed,
         "failed": failed,
         "throughput_rps": completed / window_s if window_s > 0 else 0.0,
         "error_rate": failed / answered if answered else 0.0,
         "latency_s": latency_stats(frame.loc[ok, "latency_s"].to_numpy()),
-        "errors": {str(k): int(v) for k, v in errors.items() if v},
+        "errors": errors,
     }
 
 
