@@ -83,7 +83,12 @@ def peak_load(scenario) -> tuple[str, float]:
 
 
 def scale_load(scenario, multiplier: float):
-    """A copy of ``scenario`` with its load profile multiplied by ``multiplier``."""
+    """A copy of ``scenario`` with its load profile multiplied by ``multiplier``.
+
+    A throughput target is a statement about the offered load ("serve ≥ 900 req/s of the
+    ~1000 offered"), so it scales with the load: at twice the users the system must serve
+    twice the throughput. Latency and error-rate targets do not scale.
+    """
     if not (multiplier > 0 and math.isfinite(multiplier)):
         raise ValueError(f"multiplier must be a positive number (got {multiplier!r})")
     wl = scenario.workload
@@ -93,7 +98,12 @@ def scale_load(scenario, multiplier: float):
     else:
         points = [p.model_copy(update={"rps": p.rps * multiplier}) for p in wl.arrivals.profile]
         new_wl = wl.model_copy(update={"arrivals": wl.arrivals.model_copy(update={"profile": points})})
-    return scenario.model_copy(update={"workload": new_wl})
+    update = {"workload": new_wl}
+    throughput = scenario.targets.throughput_rps
+    if throughput is not None:
+        scaled = {k: (v * multiplier if v is not None else None) for k, v in (("min", throughput.min), ("max", throughput.max))}
+        update["targets"] = scenario.targets.model_copy(update={"throughput_rps": throughput.model_copy(update=scaled)})
+    return scenario.model_copy(update=update)
 
 
 def find_capacity(scenario, replications: int = 1, seed: int | None = None, rel_tol: float = 0.05,

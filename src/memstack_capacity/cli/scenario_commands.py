@@ -37,12 +37,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.set_defaults(handler=run_show)
 
 
+def check_buildable(scenario: Scenario, path) -> None:
+    """Wire the scenario into the simulator without running it, so `validate` catches what `run`
+    would reject at build time (references between events and deployments, unsupported steps)."""
+    from memstack_capacity.engine.build import build
+
+    try:
+        build(scenario, scenario.seed)
+    except ScenarioError as exc:
+        raise ScenarioError(exc.problems, str(path)) from None
+
+
 def run_validate(args: argparse.Namespace) -> int:
     """Check every file (all of them, even after a bad one); 0 if all are valid, else 2."""
     status = EXIT_OK
     for path in args.files:
         try:
-            load_scenario(path)
+            check_buildable(load_scenario(path), path)
         except ScenarioError as exc:
             status = EXIT_BAD_INPUT
             for problem in exc.problems:

@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable
+import os
 from pathlib import Path
 from typing import Any
 
@@ -135,9 +136,17 @@ def write_manifests(objects: Iterable[dict[str, Any]], out_dir: str | Path) -> l
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, text in render_manifests(objects).items():
-        path = out / name
-        path.write_text(text, encoding="utf-8")
-        paths.append(path)
-    return paths
+    texts = render_manifests(objects)  # everything rendered before anything is written
+    staged = []
+    try:
+        for name, text in texts.items():
+            tmp = out / f".{name}.partial"
+            tmp.write_text(text, encoding="utf-8")
+            staged.append((tmp, out / name))
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    for tmp, path in staged:  # each rename is atomic: a file is either the old one or complete
+        os.replace(tmp, path)
+    return [path for _, path in staged]

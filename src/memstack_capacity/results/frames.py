@@ -56,9 +56,14 @@ def wide(timeseries: pd.DataFrame) -> pd.DataFrame:
     return timeseries.assign(key=key).pivot_table(index="t_s", columns="key", values="value", aggfunc="last")
 
 
+#: The columns every scaling.csv has, even when no HPA made a decision.
+SCALING_COLUMNS = ["t_s", "deployment", "current_replicas", "status_replicas", "proposal", "stabilized",
+                   "desired_replicas", "rescaled", "able_to_scale", "scaling_active_reason", "limited_reason", "reason"]
+
+
 def scaling_frame(decisions: list) -> pd.DataFrame:
     rows = [d if isinstance(d, dict) else dict(d) for d in decisions]
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=SCALING_COLUMNS)
 
 
 def pods_frame(events: list) -> pd.DataFrame:

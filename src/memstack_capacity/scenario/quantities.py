@@ -91,9 +91,14 @@ def parse_memory(value: object) -> int:
         factor = _BINARY[suffix]
     elif suffix in _DECIMAL:
         factor = _DECIMAL[suffix]
+    elif suffix in ("mb", "gb", "kb"):
+        # Redis spells "256mb" in lower case and means MiB (redis.conf: 1mb => 1024*1024 bytes).
+        factor = {"kb": 2**10, "mb": 2**20, "gb": 2**30}[suffix]
     elif suffix.lower() in ("mb", "gb", "kb"):
-        # Redis spells megabytes "256mb" and means MiB (redis.conf: 1mb => 1024*1024 bytes).
-        factor = {"kb": 2**10, "mb": 2**20, "gb": 2**30}[suffix.lower()]
+        raise ValueError(
+            f"not {MEMORY_HELP}: {suffix!r} is ambiguous; write M (10^6 bytes) or Mi (2^20), "
+            "or lower-case mb as Redis does (2^20)"
+        )
     else:
         raise ValueError(f"not {MEMORY_HELP}: unknown suffix {suffix!r}")
     result = number * factor
