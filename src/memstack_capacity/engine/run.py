@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -35,13 +36,35 @@ class RunRecord:
     request_stats: object = None  # RequestStats: exact counts and latency sketches per class
 
 
-def run(scenario: Scenario, seed: int | None = None, progress=None) -> RunRecord:
+def run(scenario: Scenario, seed: int | None = None, progress=None, *, engine: str | None = None) -> RunRecord:
     """Simulate `scenario` with `seed` (the scenario's own when None).
 
     `progress`, if given, is called as ``progress(sim_time_s, duration_s)`` as the run advances.
+    `engine`: ``"auto"`` (default; also ``MEMSTACK_ENGINE``) runs an eligible scenario on the
+    per-pod kernel (engine/kernel.py) and any other on the general engine; ``"des"`` forces
+    the general engine; ``"kernel"`` requires the kernel (ValueError when not eligible).
     """
     seed = scenario.seed if seed is None else int(seed)
     started = time.perf_counter()
+    # ---- per-pod kernel dispatch (engine/kernel.py) -------------------------------------
+    from memstack_capacity.engine import kernel
+
+    choice = engine or os.environ.get("MEMSTACK_ENGINE", "auto")
+    if choice not in kernel.ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(kernel.ENGINES)}, got {choice!r}")
+    if choice != "des":
+        why = kernel.eligibility(scenario)
+        if why and choice == "kernel":
+            raise ValueError("scenario not eligible for the kernel: " + "; ".join(why))
+        if not why:
+            model = kernel.run_model(scenario, seed)
+            if progress is not None:
+                t = 0.0
+                while t < scenario.duration:
+                    t = min(scenario.duration, t + PROGRESS_STEP_S)
+                    progress(t, scenario.duration)
+            return _finish(model, time.perf_counter() - started)
+    # ---- end of the kernel dispatch -------------------------------------------------------
     model = build(scenario, seed)
     _start(model)
     env, horizon = model.env, scenario.duration

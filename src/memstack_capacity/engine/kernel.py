@@ -1,0 +1,284 @@
+"""The per-pod kernel: an exact fast path for scenarios whose routing ignores pod state.
+
+When every request is one ``cpu`` step, arrivals are open, the API has a fixed set of pods
+that the balancer picks without looking at them (``round_robin``, ``random``) and nothing
+else acts on the pods (no HPA, events, probes, datastores, jobs, OOM), each pod's requests
+can be advanced on their own, with no event per request: arrivals, classes and routing are
+drawn in numpy blocks from the engine's own named streams, each pod's requests run through
+:mod:`.kernel_pods`, and the monitor's series are computed afterwards from the per-request
+times (:mod:`.kernel_series`). The result is the general engine's record:
+
+* one pod: the same numbers — every stream is consumed in the engine's order (service times
+  in admission order), so the request rows match to rounding (≈1e-12 s);
+* several pods: arrivals, classes and routing are the engine's; service times are drawn
+  from the same per-class streams but pod after pod instead of interleaved by admission time
+  across pods, so the run is a different sample of the same model (statistically equivalent).
+
+:func:`eligibility` says why a scenario cannot take this path; :func:`run_model` runs it.
+``engine/run.py`` dispatches here (``engine="auto"``, the default) and falls back to the
+general engine for anything not eligible; ``engine="des"`` (or ``MEMSTACK_ENGINE=des``)
+forces the general engine, ``engine="kernel"`` requires the kernel.
+"""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import simpy
+
+from memstack_capacity.components.cluster import Cluster
+from memstack_capacity.components.recorder import E503, E504, OK, REASON_CODE, Recorder
+from memstack_capacity.components.sampling import BLOCK, _block_drawer
+from memstack_capacity.components.workload import PiecewiseLinearRate
+from memstack_capacity.engine import kernel_pods
+from memstack_capacity.engine.kernel_series import record_answers, record_samples
+from memstack_capacity.engine.rng import stream
+from memstack_capacity.scenario.distributions import Dist
+from memstack_capacity.scenario.workload import CpuStep
+
+ENGINES = ("auto", "des", "kernel")
+
+
+# ---- eligibility -------------------------------------------------------------------------------
+def eligibility(scenario) -> list[str]:
+    """Why `scenario` cannot run on the kernel (empty when it can)."""
+    why: list[str] = []
+    wl = scenario.workload
+    if wl.arrivals is None:
+        why.append("closed users (the kernel needs open arrivals)")
+    if wl.jobs:
+        why.append("workload.jobs")
+    if scenario.events:
+        why.append("events")
+    if scenario.datastores:
+        why.append("datastores")
+    if scenario.cluster.node_autoscaler is not None:
+        why.append("cluster.node_autoscaler")
+    others = sorted(set(scenario.deployments) - {"api"})
+    if others:
+        why.append(f"deployments other than api ({', '.join(others)})")
+    api = scenario.deployments.get("api")
+    if api is None:
+        return why + ["no api deployment"]
+    if api.hpa is not None:
+        why.append("api.hpa")
+    if api.readinessProbe is not None or api.livenessProbe is not None:
+        why.append("probes (they run through the pod's CPU)")
+    if api.consumes:
+        why.append("api.consumes")
+    if api.load_balancing not in ("round_robin", "random"):
+        why.append(f"load_balancing {api.load_balancing} (routing depends on pod state)")
+    if api.replicas < 1:
+        why.append("no replicas")
+    limits = api.resources.limits
+    if limits.cpu is not None and limits.cpu < api.processes:
+        why.append("limits.cpu < processes (the CPU limit couples the processes)")
+    for i, c in enumerate(wl.requests):
+        steps = c.steps
+        if len(steps) != 1 or not isinstance(steps[0], CpuStep) or steps[0].repeat != 1:
+            why.append(f"workload.requests[{i}] is not a single cpu step")
+    # Memory is held only by admitted requests (the backlog holds none): at most p × k of them.
+    if limits.memory is not None:
+        worst = api.memory_base + api.processes * api.concurrency * max((c.memory for c in wl.requests), default=0)
+        if worst > limits.memory:
+            why.append("an OOM kill is possible (memory_base + processes × concurrency × memory > limits.memory)")
+    if api.replicas >= 1 and not why and not _all_placed(scenario, api):
+        why.append("the cluster cannot schedule every initial pod")
+    return why
+
+
+class _PodShape:
+    """What Cluster.place reads of a pod."""
+
+
+def _all_placed(scenario, api) -> bool:
+    cluster = Cluster(simpy.Environment(), scenario.cluster, Recorder())
+    owner = object()
+    for _ in range(api.replicas):
+        pod = _PodShape()
+        pod.cpu_request, pod.mem_request = api.resources.requests.cpu, api.resources.requests.memory
+        pod.spec, pod.runtime, pod.node = api, owner, None
+        if cluster.place(pod) is None:
+            return False
+    return True
+
+
+# ---- random numbers, in the engine's streams ---------------------------------------------------
+def _blocks(fill, n: int) -> np.ndarray:
+    """The first `n` (or a few more) numbers of a stream drawn BLOCK at a time, as the engine draws."""
+    parts = []
+    got = 0
+    while got < n:
+        block = fill()
+        parts.append(block)
+        got += len(block)
+    return np.concatenate(parts) if parts else np.empty(0)
+
+
+class _Inverse:
+    """workload.InverseIntensity over arrays: the same segments and formulas, element by element."""
+
+    def __init__(self, points):
+        self._segments = PiecewiseLinearRate(points).segments()
+        self.a, self.b, self.ra, self.k = next(self._segments)
+        self.base = 0.0
+
+    def times(self, lam: np.ndarray) -> np.ndarray:
+        out = np.empty(len(lam))
+        i, n = 0, len(lam)
+        while i < n:
+            a, b, ra, k = self.a, self.b, self.ra, self.k
+            seg_mass = math.inf if b == math.inf else ra * (b - a) + 0.5 * k * (b - a) ** 2
+            need = lam[i:] - self.base
+            m = int(np.searchsorted(need, seg_mass, side="right"))
+            nd = need[:m]
+            if k == 0.0:
+                t = a + nd / ra if ra > 0 else np.full(m, math.inf)
+            else:
+                disc = ra * ra + 2.0 * k * nd
+                t = a + 2.0 * nd / (ra + np.sqrt(np.maximum(disc, 0.0)))
+            out[i : i + m] = np.where(nd <= 0, a, t)
+            i += m
+            if i < n:
+                if b == math.inf:
+                    out[i:] = math.inf
+                    break
+                self.base += seg_mass
+                self.a, self.b, self.ra, self.k = next(self._segments)
+        return out
+
+
+def arrival_times(spec, rng, horizon: float) -> np.ndarray:
+    """The times the engine's OpenSource processes arrivals at (those before the horizon)."""
+    if spec.cv == 1.0:
+        def fill():
+            return rng.standard_exponential(BLOCK)
+    else:
+        fill = _block_drawer(Dist(dist="gamma", mean=1.0, cv=spec.cv), rng)
+    inverse = _Inverse([(p.at, p.rps) for p in spec.profile])
+    epoch, out = 0.0, []
+    while True:
+        block = fill().astype(float)
+        block[0] += epoch
+        lam = np.cumsum(block)  # sequential sums, as epoch += draw
+        epoch = float(lam[-1])
+        t = inverse.times(lam)
+        beyond = np.flatnonzero(t > horizon)
+        if len(beyond):
+            out.append(t[: beyond[0]])
+            break
+        out.append(t)
+    t = _as_scheduled(np.concatenate(out))
+    return t[: int(np.searchsorted(t, horizon, side="left"))]  # an event at the horizon is not processed
+
+
+def _as_scheduled(t: np.ndarray) -> np.ndarray:
+    """call_later puts arrival i at T[i-1] + (t[i] - T[i-1]); equal to t[i] except rarely, early on."""
+    if len(t) < 2:
+        return t
+    prev = t[:-1]
+    if np.array_equal(prev + (t[1:] - prev), t[1:]):
+        return t
+    out = t.tolist()
+    for i in range(1, len(out)):
+        out[i] = out[i - 1] + (out[i] - out[i - 1])
+    return np.asarray(out)
+
+
+def _uniforms(rng, n: int) -> np.ndarray:
+    return _blocks(lambda: rng.random(BLOCK), n)[:n]
+
+
+# ---- the run ------------------------------------------------------------------------------------
+def run_model(scenario, seed: int):
+    """Build the engine's model, fill its record with the kernel's results, return it (clock at the horizon)."""
+    from memstack_capacity.engine.build import build
+
+    model = build(scenario, seed)
+    api = scenario.deployments["api"]
+    runtime = model.runtimes["api"]
+    runtime.start(api.replicas)
+    if any(p.phase != "Running" for p in runtime.pods):  # _all_placed said otherwise: a bug, not a fallback
+        raise RuntimeError("kernel: an initial pod was not placed")
+    H = float(scenario.duration)
+    wl = scenario.workload
+    T = arrival_times(wl.arrivals, stream(seed, "workload/arrivals"), H)
+    N = len(T)
+    mix = model.source.mix
+    cls = np.searchsorted(np.asarray(mix.cumulative), _uniforms(stream(seed, "workload/mix"), N), side="right")
+    n_classes = len(wl.requests)
+    np.minimum(cls, n_classes - 1, out=cls)
+    n_pods = api.replicas
+    if api.load_balancing == "round_robin":
+        pod = np.arange(N) % n_pods
+    else:
+        pod = (_uniforms(stream(seed, "balancer/api"), N) * n_pods).astype(np.int64)
+
+    # one iterator per class over its service draws, shared by the pods (consumed pod after pod)
+    nexts = []
+    for c, rc in enumerate(wl.requests):
+        dist = rc.steps[0].cpu
+        need = int(np.count_nonzero(cls == c))
+        if dist.dist == "constant":
+            draws = [float(dist.expected())] * need
+        else:
+            draws = _blocks(_block_drawer(dist, stream(seed, f"requests/{rc.name}/0")), need)[:need].tolist()
+        nexts.append(iter(draws).__next__)
+
+    adm = np.full(N, math.inf)
+    done = np.full(N, math.inf)
+    rejected = np.zeros(N, dtype=bool)
+    busy_start, busy_end, ok_order = [], [], []
+    p, k, b = api.processes, api.concurrency, api.backlog
+    for q in range(n_pods):
+        idx = np.flatnonzero(pod == q)
+        arr = T[idx].tolist()
+        draws = [nexts[c] for c in cls[idx].tolist()] if n_classes > 1 else [nexts[0]] * len(idx)
+        if k == 1:
+            a_, d_, rej = kernel_pods.fcfs(arr, draws, p, b, H)
+            a_, d_ = np.asarray(a_), np.asarray(d_)
+            d_[d_ >= H] = math.inf
+            busy_start.append(a_[np.isfinite(a_)])
+            busy_end.append(d_[np.isfinite(a_)])
+            order = idx[np.argsort(d_, kind="stable")]
+        else:
+            a_, d_, rej, bs, be, order = kernel_pods.shared(arr, draws, p, k, b, H)
+            busy_start.append(np.asarray(bs))
+            busy_end.append(np.asarray(be + [math.inf] * (len(bs) - len(be))))
+            order = idx[np.asarray(order, dtype=np.int64)]
+        adm[idx] = a_
+        done[idx] = d_
+        rejected[idx[np.asarray(rej, dtype=np.int64)]] = True
+        ok_order.append(order)
+
+    # ---- what the client sees (ingress.py): 503 at arrival, 504 at the deadline, else the answer
+    deadline = T + float(wl.timeout)
+    accepted = ~rejected
+    ok = accepted & (done < deadline) & (done < H)
+    late = accepted & ~ok & (deadline < H)
+    order = np.concatenate(ok_order) if ok_order else np.empty(0, dtype=np.int64)
+    order = order[ok[order]]
+    late_i = np.flatnonzero(late)
+    rej_i = np.flatnonzero(rejected)
+    rows = np.concatenate([order, late_i, rej_i]).astype(np.int64)
+    t_end = np.concatenate([done[order], deadline[late_i], T[rej_i]])
+    status = np.concatenate([np.full(len(order), OK), np.full(len(late_i), E504), np.full(len(rej_i), E503)])
+    reason = np.concatenate([np.zeros(len(order), dtype=np.int64), np.full(len(late_i), REASON_CODE["timeout"]),
+                             np.full(len(rej_i), REASON_CODE["backlog_full"])])
+    sort = np.argsort(t_end, kind="stable")
+    rows, t_end, status, reason = rows[sort], t_end[sort], status[sort], reason[sort]
+    answers = SimpleNamespace(cls=cls[rows], t0=T[rows], t_end=t_end, status=status, reason=reason, pod=pod[rows])
+    record_answers(model, answers)
+
+    mem = np.asarray([c.memory for c in wl.requests], dtype=float)
+    record_samples(model, scenario, SimpleNamespace(
+        T=T, accepted=accepted, adm=adm, done=done, cls=cls, pod=pod, mem=mem, n_pods=n_pods,
+        answers=answers, busy_start=np.concatenate(busy_start), busy_end=np.concatenate(busy_end)))
+
+    ingress = model.ingress
+    ingress.arrived = N
+    ingress.in_flight = int(np.count_nonzero(accepted)) - int(np.count_nonzero(ok)) - len(late_i)
+    model.env._now = H
+    return model
