@@ -307,7 +307,8 @@ class FluidSim:
                 dep.cpu_integral += c / serving * dt
             dep.pod_seconds += len(dep.pods) * dt
             if name == "api" and s["ev"] is not None and serving:
-                per_pod = min(s["ev"]["in_flight"] / serving, self.tiers.p * self.tiers.k)
+                # requests queued downstream (a datastore) are admitted and hold their memory too
+                per_pod = min((s["ev"]["in_flight"] + self.backlog) / serving, self.tiers.p * self.tiers.k)
                 dep.mem_per_pod = float(dep.spec.memory_base) + per_pod * self._mem_per_request(s["ev"])
             elif name != "api":
                 running = sum(j["running"] for j in s["workers"].values() if j["dep"] == name)
