@@ -15,6 +15,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, help="output directory (default: out/<scenario name>/)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="processes for --replications (default: one per CPU; 1 runs them here)")
+    parser.add_argument("--mode", choices=("des", "fluid"), default="des",
+                        help="des: the discrete-event engine; fluid: the fast flow model (docs/fluid.md)")
     parser.set_defaults(handler=handle)
 
 
@@ -31,16 +33,21 @@ def handle(args) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     if args.replications > 1:
+        if args.mode == "fluid":
+            print("error: --mode fluid is deterministic; --replications must be 1", file=sys.stderr)
+            return 2
         return _run_replicated(scenario, args, out)
     progress = Progress(f"run {scenario.name}")
     try:
-        result = simulate(scenario, seed=args.seed, progress=progress)
+        result = simulate(scenario, seed=args.seed, progress=progress, mode=args.mode)
         summary = result.summary
     finally:
         progress.close()
     if not _write(result, out):
         return 2
     print(format_summary(summary))
+    for caveat in result.record.extras.get("fluid", {}).get("caveats", []):
+        print(f"  caveat: {caveat}")
     print(f"outputs: {out}/")
     return 0
 
