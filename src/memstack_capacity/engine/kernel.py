@@ -187,6 +187,13 @@ def _as_scheduled(t: np.ndarray) -> np.ndarray:
     return np.asarray(out)
 
 
+def _backlog_peak(starts: np.ndarray, arrivals: np.ndarray) -> int:
+    """Most requests waiting in a FCFS pod's backlog at an arrival (earlier ones not yet started)."""
+    i = np.arange(len(arrivals))
+    started = np.minimum(np.searchsorted(starts, arrivals, side="right"), i)
+    return int((i - started).max()) if len(i) else 0
+
+
 def _uniforms(rng, n: int) -> np.ndarray:
     return _blocks(lambda: rng.random(BLOCK), n)[:n]
 
@@ -216,16 +223,15 @@ def run_model(scenario, seed: int):
     else:
         pod = (_uniforms(stream(seed, "balancer/api"), N) * n_pods).astype(np.int64)
 
-    # one iterator per class over its service draws, shared by the pods (consumed pod after pod)
-    nexts = []
+    # each class's service draws, consumed pod after pod from a cursor (off)
+    class_draws, off = [], [0] * n_classes
     for c, rc in enumerate(wl.requests):
         dist = rc.steps[0].cpu
         need = int(np.count_nonzero(cls == c))
         if dist.dist == "constant":
-            draws = [float(dist.expected())] * need
+            class_draws.append(np.full(need, float(dist.expected())))
         else:
-            draws = _blocks(_block_drawer(dist, stream(seed, f"requests/{rc.name}/0")), need)[:need].tolist()
-        nexts.append(iter(draws).__next__)
+            class_draws.append(_blocks(_block_drawer(dist, stream(seed, f"requests/{rc.name}/0")), need)[:need])
 
     adm = np.full(N, math.inf)
     done = np.full(N, math.inf)
@@ -233,18 +239,47 @@ def run_model(scenario, seed: int):
     busy_start, busy_end, ok_order = [], [], []
     p, k, b = api.processes, api.concurrency, api.backlog
     for q in range(n_pods):
-        idx = np.flatnonzero(pod == q)
+        idx = np.flatnonzero(pod == q) if n_pods > 1 else np.arange(N)
         arr = T[idx].tolist()
-        draws = [nexts[c] for c in cls[idx].tolist()] if n_classes > 1 else [nexts[0]] * len(idx)
-        if k == 1:
-            a_, d_, rej = kernel_pods.fcfs(arr, draws, p, b, H)
+        c_idx = cls[idx]
+        fast = False
+        if k == 1 and b >= 1:
+            # Optimistic: if nothing is rejected the pod admits in arrival order, so each
+            # arrival's draw is known; then check the backlog never reached its limit.
+            works = np.empty(len(idx))
+            for c in range(n_classes):
+                mine = c_idx == c if n_classes > 1 else slice(None)
+                m = len(idx) if n_classes == 1 else int(np.count_nonzero(mine))
+                works[mine] = class_draws[c][off[c] : off[c] + m]
+            a_, d_ = kernel_pods.fcfs_open(arr, works.tolist(), p)
             a_, d_ = np.asarray(a_), np.asarray(d_)
-            d_[d_ >= H] = math.inf
-            busy_start.append(a_[np.isfinite(a_)])
-            busy_end.append(d_[np.isfinite(a_)])
+            fast = b >= len(idx) or _backlog_peak(a_, T[idx]) < b
+            if fast:
+                late = a_ >= H  # never admitted before the horizon (starts are non-decreasing)
+                a_[late] = math.inf
+                d_[late | (d_ >= H)] = math.inf
+                rej = []
+        if not fast:
+            draws = []
+            for c in range(n_classes):
+                m = int(np.count_nonzero(c_idx == c))
+                draws.append(iter(class_draws[c][off[c] : off[c] + m].tolist()).__next__)
+            per_arrival = [draws[c] for c in c_idx.tolist()] if n_classes > 1 else [draws[0]] * len(idx)
+            if k == 1:
+                a_, d_, rej = kernel_pods.fcfs(arr, per_arrival, p, b, H)
+                a_, d_ = np.asarray(a_), np.asarray(d_)
+                d_[d_ >= H] = math.inf
+            else:
+                a_, d_, rej, bs, be, order = kernel_pods.shared(arr, per_arrival, p, k, b, H)
+                a_, d_ = np.asarray(a_), np.asarray(d_)
+        admitted = np.isfinite(a_)
+        for c in range(n_classes):  # each admission took one draw of its class
+            off[c] += int(np.count_nonzero(admitted & (c_idx == c))) if n_classes > 1 else int(admitted.sum())
+        if k == 1:
+            busy_start.append(a_[admitted])
+            busy_end.append(d_[admitted])
             order = idx[np.argsort(d_, kind="stable")]
         else:
-            a_, d_, rej, bs, be, order = kernel_pods.shared(arr, draws, p, k, b, H)
             busy_start.append(np.asarray(bs))
             busy_end.append(np.asarray(be + [math.inf] * (len(bs) - len(be))))
             order = idx[np.asarray(order, dtype=np.int64)]

@@ -27,8 +27,29 @@ _EPS_ABS = 1e-12  # as components/pods.py
 _EPS_REL = 1e-10
 
 
+def fcfs_open(arr: list, works: list, p: int):
+    """``concurrency: 1`` with a backlog that cannot fill: ``p`` FCFS servers, every request
+    admitted in arrival order, so request i's service time is ``works[i]``.
+
+    Returns (adm, done) per request, horizon ignored: the starts are non-decreasing, so the
+    caller cuts at the first start at or after the horizon.
+    """
+    heap = [0.0] * p
+    adm: list = []
+    done: list = []
+    adm_append, done_append = adm.append, done.append
+    for a, w in zip(arr, works):
+        f = heap[0]
+        s = a if f <= a else f
+        e = s + w
+        heapreplace(heap, e)
+        adm_append(s)
+        done_append(e)
+    return adm, done
+
+
 def fcfs(arr: list, draws: list, p: int, b: int, H: float):
-    """``concurrency: 1``: ``p`` FCFS servers fed from one FIFO backlog (an M/G/c queue).
+    """``concurrency: 1``: ``p`` FCFS servers fed from one FIFO backlog of ``b`` (an M/G/c/c+b queue).
 
     With one request per process, which process serves does not change any time, so the
     heap of the servers' free times is the whole state. Returns (adm, done, rejected); each
@@ -38,22 +59,6 @@ def fcfs(arr: list, draws: list, p: int, b: int, H: float):
     adm: list = []
     done: list = []
     n = len(arr)
-    if b >= n:  # the backlog can never fill: no rejection, starts are non-decreasing
-        adm_append, done_append = adm.append, done.append
-        for a, draw in zip(arr, draws):
-            f = heap[0]
-            s = a if f <= a else f
-            if s >= H:
-                break
-            e = s + draw()
-            heapreplace(heap, e)
-            adm_append(s)
-            done_append(e)
-        missing = n - len(adm)
-        if missing:
-            adm.extend([INF] * missing)
-            done.extend([INF] * missing)
-        return adm, done, []
     waiting: deque = deque()  # start times of the requests in the backlog
     rejected: list = []
     for i in range(n):
