@@ -135,3 +135,22 @@ def test_week_runs_in_seconds():
     replicas = result.series["api/replicas_desired"]
     assert replicas.max() > 3 * replicas.min()  # the HPA follows the diurnal profile
     assert len(result.scaling) == pytest.approx(sc.duration / sc.cluster.hpa_sync_period, abs=1)
+
+
+def test_fluid_run_writes_its_figures_into_the_summary(tmp_path, capsys):
+    """`run --mode fluid`: summary.json carries the flow model's request figures and says
+    which targets it cannot judge (no percentiles for a multi-tier chain)."""
+    import json
+    from pathlib import Path
+
+    from memstack_capacity.cli import main
+
+    small = Path(__file__).resolve().parents[1] / "scenarios" / "small.yaml"
+    assert main(["run", str(small), "--mode", "fluid", "--out", str(tmp_path / "f")]) == 0
+    summary = json.loads((tmp_path / "f" / "summary.json").read_text())
+    assert summary["mode"] == "fluid"
+    # 60 users, 1 s think, ~10 ms response: the machine-repairman throughput is ~59 req/s.
+    assert summary["requests"]["throughput_rps"] == pytest.approx(59, rel=0.05)
+    p99 = next(v for v in summary["targets"] if v["name"] == "latency_p99")
+    assert p99["met"] is False and "fluid mode" in p99["note"]
+    assert "caveat:" in capsys.readouterr().out

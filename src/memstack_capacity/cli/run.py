@@ -106,5 +106,6 @@ def format_summary(summary: dict) -> str:
         mark = "met " if verdict["met"] else "MISS"
         value = verdict["value"]
         shown = "n/a" if value is None else f"{value:.4g}"
-        lines.append(f"  [{mark}] {verdict['name']} {verdict['kind']} {verdict['limit']:g}: {shown}")
+        note = f" ({verdict['note']})" if verdict.get("note") else ""
+        lines.append(f"  [{mark}] {verdict['name']} {verdict['kind']} {verdict['limit']:g}: {shown}{note}")
     return "\n".join(lines)
