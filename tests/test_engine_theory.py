@@ -19,6 +19,14 @@ from tests.factory import closed_scenario, mean_and_se, measured, pod_scenario, 
 SEEDS = range(1, 6)
 
 
+@pytest.fixture(autouse=True, params=["des", "auto"])
+def engine(request, monkeypatch):
+    """Every check runs twice: on the general discrete-event engine, and with the default
+    dispatch (the exact per-pod kernel wherever the scenario is eligible)."""
+    monkeypatch.setenv("MEMSTACK_ENGINE", request.param)
+    return request.param
+
+
 def _check(values, expected, max_rel_se=0.03):
     mean, se = mean_and_se(values)
     assert se < max_rel_se * expected, f"too noisy to judge: se {se:.3g} vs {expected:.3g}"
