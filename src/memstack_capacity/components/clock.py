@@ -32,18 +32,22 @@ class Clock(Environment):
             raise ValueError(f"until ({at}) must be greater than the current simulation time")
         heap, queue = self.dp_heap, self._queue
         step = self.step
+        inf = math.inf
         while True:
-            t_dp = heap[0][0] if heap else math.inf
-            t_sp = queue[0][0] if queue else math.inf
-            if t_sp <= t_dp:
+            t_sp = queue[0][0] if queue else inf
+            # data-plane callbacks strictly before simpy's next event (and before `at`); a
+            # callback that schedules a simpy event changes the queue's length, so re-check then
+            lim = t_sp if t_sp < at else at
+            n_sp = len(queue)
+            while heap and heap[0][0] < lim:
+                self._now, _, fn, arg = heappop(heap)
+                fn(arg)
+                if len(queue) != n_sp:
+                    break
+            else:
                 if t_sp >= at:
                     break
                 step()
-            else:
-                if t_dp >= at:
-                    break
-                self._now, _, callback = heappop(heap)
-                callback(None)
         if at != math.inf:
             self._now = at
         elif not heap and not queue:
@@ -55,10 +59,24 @@ def call_later(env, delay: float, callback) -> None:
     heap = getattr(env, "dp_heap", None)
     if heap is not None:
         env.dp_seq += 1
-        heappush(heap, (env._now + delay, env.dp_seq, callback))
+        heappush(heap, (env._now + delay, env.dp_seq, callback, None))
         return
     event = Event(env)
     event._ok = True
     event._value = None
     event.callbacks.append(callback)
+    env.schedule(event, NORMAL, delay)
+
+
+def call_later_fn(env, delay: float, fn, arg) -> None:
+    """Run ``fn(arg)`` after `delay` simulated seconds: :func:`call_later` without a closure."""
+    heap = getattr(env, "dp_heap", None)
+    if heap is not None:
+        env.dp_seq += 1
+        heappush(heap, (env._now + delay, env.dp_seq, fn, arg))
+        return
+    event = Event(env)
+    event._ok = True
+    event._value = None
+    event.callbacks.append(lambda _e: fn(arg))
     env.schedule(event, NORMAL, delay)
