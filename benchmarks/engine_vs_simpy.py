@@ -165,6 +165,8 @@ def main(argv=None) -> int:
     print(f"targets: M/M/c >= 4x (foundation), >= 10x (performance); PS >= 25x (performance)")
     print(f"measured: M/M/c {ratio_mmc:.1f}x, PS {ratio_ps:.1f}x")
 
+    replications_speedup()
+    week_fluid()
     if not args.no_peak:
         with tempfile.TemporaryDirectory() as out:
             start = time.perf_counter()
@@ -175,6 +177,30 @@ def main(argv=None) -> int:
             )
             print(f"run scenarios/peak.yaml (outputs included): {time.perf_counter() - start:.1f} s wall")
     return 0
+
+
+def replications_speedup(k: int = 4) -> None:
+    """`replicate` on one process against the process pool (one worker per core)."""
+    import os
+
+    from memstack_capacity import load_scenario, replicate
+
+    # An hour of small.yaml (a few seconds a run): long enough that starting worker processes
+    # (spawn, importing numpy/pandas/simpy) does not dominate.
+    scenario = load_scenario(ROOT / "scenarios" / "small.yaml").with_overrides({"duration": "60m"})
+    t_serial, _ = timed(lambda: replicate(scenario, k, workers=1))
+    t_pool, _ = timed(lambda: replicate(scenario, k, workers=os.cpu_count()))
+    print(f"replicate small.yaml (60 min) x{k}: {t_serial:.1f} s on one process, {t_pool:.1f} s on {os.cpu_count()} "
+          f"-> speed-up {t_serial / t_pool:.2f}x")
+
+
+def week_fluid() -> None:
+    """`--mode fluid` on scenarios/week.yaml (a week at up to 10 000 req/s); target: seconds."""
+    from memstack_capacity import load_scenario
+
+    scenario = load_scenario(ROOT / "scenarios" / "week.yaml")
+    t, _ = timed(lambda: simulate(scenario, mode="fluid").summary)
+    print(f"fluid mode, scenarios/week.yaml: {t:.1f} s wall")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import pandas as pd
 import pytest
@@ -119,19 +118,10 @@ def test_dask_local_cluster_gives_identical_figures():
     )
     grid = {"deployments.api.replicas": [2, 3]}
     serial = sweep(tiny(), grid, replications=2, workers=1)
-    started = time.perf_counter()
-    # The worker's statistical profiler holds stack frames, which can keep alive the
-    # monitor's np.frombuffer view of the request log (components/monitor.py) and make a
-    # later append fail with BufferError; off until the monitor copies its slice.
-    import dask
-
-    with dask.config.set({"distributed.worker.profile.enabled": False}), distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-    ) as cluster:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         with distributed.Client(cluster) as client:
             remote = sweep(tiny(), grid, replications=2, client=client)
             runs = replicate(tiny(), 2, seed=3, client=client)
-    assert time.perf_counter() - started < 20
     pd.testing.assert_frame_equal(serial, remote)
     assert [r.summary for r in runs] == [r.summary for r in replicate(tiny(), 2, seed=3, workers=1)]
 

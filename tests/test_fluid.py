@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -124,12 +123,10 @@ def test_unsupported_events_are_rejected():
         simulate(sc, mode="fluid")
 
 
-def test_week_runs_in_seconds():
+def test_week_follows_the_diurnal_profile():
+    """A week at up to 10 000 req/s (its wall time is in benchmarks/, not asserted here)."""
     sc = load_scenario(SCENARIOS / "week.yaml")
-    started = time.perf_counter()
     result = simulate(sc, mode="fluid")
-    wall = time.perf_counter() - started
-    assert wall < 10.0
     req = _fluid_requests(result)
     assert req["throughput_rps"] > 4000
     replicas = result.series["api/replicas_desired"]
