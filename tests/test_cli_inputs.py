@@ -48,3 +48,19 @@ def test_capacity_scales_a_throughput_target_with_the_load():
     assert scaled.workload.arrivals.profile[0].rps == 200.0
     assert scaled.targets.throughput_rps.min == 180.0
     assert scaled.targets.latency_p99.max == 0.5
+
+
+def test_capacity_writes_its_figures_and_confidence(tmp_path):
+    """An M/M/1-like pod with a mean-latency target of 50 ms: W = 1/(μ−λ) ≤ 0.05 s ⇒ λ ≤ 80 req/s."""
+    import json
+
+    data = pod_scenario(50.0, 0.01, duration=120.0, warmup=20.0)
+    data["targets"] = {"latency_mean": {"max": 0.05}}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data))
+    out = tmp_path / "cap"
+    assert main(["capacity", str(path), "--replications", "3", "--out", str(out)]) == 0
+    figures = json.loads((out / "capacity.json").read_text())
+    assert 60 < figures["capacity"] <= 80 * 1.06 and figures["unit"] == "req/s"
+    assert figures["pass_probability_lower_95"] == pytest.approx(0.05 ** (1 / 3))
+    assert "Clopper–Pearson" in (out / "capacity.md").read_text()

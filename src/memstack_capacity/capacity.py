@@ -54,6 +54,32 @@ class CapacityResult:
     def found(self) -> bool:
         return self.lo is not None
 
+    @property
+    def confidence(self) -> float | None:
+        """One-sided 95 % lower bound on the chance that a run at the capacity meets every target.
+
+        With all K runs passing (the pass rule), Clopper–Pearson gives ``0.05 ** (1 / K)``:
+        0.37 for K = 3, 0.74 for K = 10, 0.94 for K = 50. More replications, more confidence.
+        """
+        return 0.05 ** (1.0 / self.lo.runs) if self.lo is not None else None
+
+    def to_dict(self) -> dict:
+        """JSON-ready figures: the capacity, its bracket, the confidence and every trial."""
+        return {
+            "mode": self.mode,
+            "unit": "users" if self.mode == "users" else "req/s",
+            "scenario_peak": self.base_load,
+            "capacity": self.lo.load if self.lo else None,
+            "multiplier": self.lo.multiplier if self.lo else None,
+            "fails_at": self.hi.load if self.hi else None,
+            "runs_per_load": self.trials[0].runs if self.trials else None,
+            "pass_probability_lower_95": self.confidence,
+            "trials": [
+                {"multiplier": t.multiplier, "load": t.load, "passed_runs": t.passed_runs, "runs": t.runs, "passed": t.passed}
+                for t in self.trials
+            ],
+        }
+
     def describe(self) -> str:
         unit = "users" if self.mode == "users" else "req/s"
         fmt = (lambda x: f"{x:.0f}") if self.mode == "users" else (lambda x: f"{x:.1f}")
@@ -64,6 +90,9 @@ class CapacityResult:
         else:
             lines.append(f"capacity: {fmt(self.lo.load)} {unit} at peak (×{self.lo.multiplier:.3g} of the scenario's "
                          f"{fmt(self.base_load)}), every target met in {self.lo.passed_runs}/{self.lo.runs} runs")
+            lines.append(f"confidence: a run at this load meets every target with probability ≥ {self.confidence:.2f} "
+                         f"(95 % one-sided, Clopper–Pearson from {self.lo.runs}/{self.lo.runs}); more --replications "
+                         "tighten it")
             if self.hi is not None:
                 lines.append(f"bracket: passes at {fmt(self.lo.load)}, fails at {fmt(self.hi.load)} {unit} "
                              f"(targets met in {self.hi.passed_runs}/{self.hi.runs} runs)")

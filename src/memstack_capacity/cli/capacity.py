@@ -5,9 +5,12 @@ Exit codes: 0 a passing load was found, 1 no load tried passes, 2 bad input.
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 from memstack_capacity.cli.common import add_scenario_arguments, load_from_args
+from memstack_capacity.outputs.files import summary_json
 
 # The report writer registers itself in outputs.files.WRITERS on import; the CLI loads
 # every command module, so `run` writes report.md/html, plots and manifests too.
@@ -27,6 +30,8 @@ def register(subparsers) -> None:
     add_scenario_arguments(parser)
     parser.add_argument("--rel-tol", type=float, default=0.05, metavar="F",
                         help="stop when the bracket's upper/lower load ratio is at most 1+F (default 0.05)")
+    parser.add_argument("--out", default=None, help="where to write capacity.json and capacity.md "
+                        "(default: out/<scenario name>-capacity/)")
     parser.set_defaults(handler=handle)
 
 
@@ -48,6 +53,30 @@ def handle(args) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(f"scenario {scenario.name}: {args.replications} run(s) per load, a load passes when all meet every target")
+    header = f"scenario {scenario.name}: {args.replications} run(s) per load, a load passes when all meet every target"
+    print(header)
     print(result.describe())
+    out = Path(args.out) if args.out else Path("out") / f"{scenario.name}-capacity"
+    try:
+        write_capacity(result, header, out)
+    except OSError as exc:
+        print(f"error: cannot write to {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(f"outputs: {out}/")
     return EXIT_OK if result.found else EXIT_NONE
+
+
+def write_capacity(result, header: str, out: Path) -> None:
+    """capacity.json (the figures) and capacity.md (the same for people), written together."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Capacity: {header.split(':')[0].removeprefix('scenario ')}", "", header + ".", ""]
+    lines += ["    " + line for line in result.describe().splitlines()]
+    lines += ["", "| load | runs meeting every target | verdict |", "|---|---|---|"]
+    for t in result.trials:
+        lines.append(f"| {t.load:.1f} | {t.passed_runs}/{t.runs} | {'pass' if t.passed else 'fail'} |")
+    texts = {"capacity.json": summary_json(result.to_dict()), "capacity.md": "\n".join(lines) + "\n"}
+    for name, text in texts.items():
+        tmp = out / f".{name}.partial"
+        tmp.write_text(text, encoding="utf-8")
+    for name in texts:
+        os.replace(out / f".{name}.partial", out / name)
