@@ -91,7 +91,11 @@ def test_rolling_update_invariants(replicas, surge, unavailable, scale_changes):
     (not being deleted) never exceed replicas + maxSurge — also while the HPA changes replicas mid-rollout."""
     if surge in (0, "0%") and unavailable in (0, "0%"):
         surge = 1
-    data = rollout_data(replicas, surge, unavailable, duration=130.0)
+    # A new pod is Ready about 13 s after it is created (pull 3 s, start 4 s, readiness probe at
+    # 5 s fails, the next at 10 s passes). At the worst, 8 replicas replaced one at a time after
+    # the second rollout (70 s) or the last scale change (≤ 90 s) take 8 × 13 ≈ 104 s, so the
+    # run lasts long enough for every rollout to finish: 90 + 2 × 104 < 400.
+    data = rollout_data(replicas, surge, unavailable, duration=400.0)
     data["events"] = [{"at": 10, "rolling_update": "api"}, {"at": 70, "rolling_update": "api"}]
     scenario = parse_scenario(data)
     model = build(scenario, 1)

@@ -27,10 +27,9 @@ from __future__ import annotations
 
 from memstack_capacity.components import rollout
 from memstack_capacity.components.clock import call_later
-from memstack_capacity.components.flows import Flow, Task
+from memstack_capacity.components.probes import Prober
 from memstack_capacity.components.recorder import E502, REASON_CODE
 
-PROBE_CPU_S = 0.0005  # the /health handler's Python work
 BACKOFF_START_S, BACKOFF_MAX_S, BACKOFF_RESET_S = 10.0, 300.0, 600.0
 INITIAL_POD_AGE_S = 3600.0  # pods present at t=0 have been running for an hour
 
@@ -45,7 +44,8 @@ class DeploymentRuntime:
         self.cluster = cluster
         self.executor = executor
         self.recorder = recorder
-        self.on_task_failed = on_task_failed  # (task, status, reason) -> None
+        self.on_task_failed = on_task_failed
+        self.prober = Prober(self)  # (task, status, reason) -> None
         self.pods: list = []
         self.endpoints: list = []
         self.spec_replicas = 0
@@ -86,7 +86,7 @@ class DeploymentRuntime:
             pod.container_up = True
             pod.ready = True
             self._add_endpoint(pod)
-            self.env.process(self._probes(pod))
+            self.env.process(self.prober.run(pod))
 
     def scale_to(self, replicas: int) -> None:
         """Set spec.replicas; the ReplicaSets create or delete pods to match.
@@ -270,62 +270,7 @@ class DeploymentRuntime:
         pod._reset_container()
         if pod.spec.readinessProbe is None:
             self._set_ready(pod, True)
-        self.env.process(self._probes(pod))
-
-    def _probes(self, pod):
-        """Readiness and liveness probing of one container incarnation."""
-        env = self.env
-        incarnation = pod.restarts
-        ready_spec, live_spec = pod.spec.readinessProbe, pod.spec.livenessProbe
-        started = pod.started_at
-        next_ready = started + ready_spec.initialDelaySeconds if ready_spec else None
-        next_live = started + live_spec.initialDelaySeconds if live_spec else None
-        successes = failures = live_failures = 0
-        while True:
-            upcoming = [t for t in (next_ready, next_live) if t is not None]
-            if not upcoming:
-                return
-            wait = max(0.0, min(upcoming) - env.now)
-            yield env.timeout(wait)
-            if pod.deleting or pod.restarts != incarnation or pod.phase != "Running" or self.node_lost(pod):
-                return
-            now = env.now
-            if next_ready is not None and now >= next_ready:
-                next_ready = now + ready_spec.periodSeconds
-                ok = yield from self._probe_once(pod, ready_spec.timeoutSeconds)
-                if ok:
-                    successes, failures = successes + 1, 0
-                    if not pod.ready and successes >= ready_spec.successThreshold:
-                        self._set_ready(pod, True)
-                else:
-                    successes, failures = 0, failures + 1
-                    if pod.ready and failures >= ready_spec.failureThreshold:
-                        self._set_ready(pod, False)
-            if pod.restarts != incarnation or pod.deleting:
-                return
-            if next_live is not None and env.now >= next_live:
-                next_live = env.now + live_spec.periodSeconds
-                ok = yield from self._probe_once(pod, live_spec.timeoutSeconds)
-                live_failures = 0 if ok else live_failures + 1
-                if live_failures >= live_spec.failureThreshold and pod.restarts == incarnation and not pod.deleting:
-                    self.recorder.pod_event(env.now, self.name, pod.name, "Unhealthy", "liveness probe failed")
-                    self.container_died(pod, "container_restarted")
-                    return
-
-    def _probe_once(self, pod, timeout_s: float):
-        """Send one probe through the pod's event loop; True if it answers within the timeout."""
-        env = self.env
-        if not pod.container_up:
-            yield env.timeout(0)
-            return False
-        answered = env.event()
-        task = Task("probe", -1, env.now, answered, 0, ())
-        task.pod = pod
-        proc = min(pod.procs, key=lambda p: len(p.heap))
-        task.proc = proc
-        pod.cpu_start(proc, Flow(task, (), None), PROBE_CPU_S)
-        result = yield answered | env.timeout(timeout_s)
-        return answered in result
+        self.env.process(self.prober.run(pod))
 
     def _set_ready(self, pod, ready: bool) -> None:
         if pod.ready == ready:
