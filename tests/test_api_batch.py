@@ -234,7 +234,7 @@ def test_compare_puts_headline_figures_side_by_side_with_intervals():
 
 
 def test_auto_progress_is_silent_off_a_terminal_and_when_disabled(capsys):
-    from memstack_capacity.api_batch import TerminalProgress, auto_progress
+    from memstack_capacity.api_progress import TerminalProgress, auto_progress
 
     assert auto_progress("sweep x", False) is None
     assert auto_progress("sweep x", None) is None  # pytest's stderr is not a terminal, and no kernel runs
