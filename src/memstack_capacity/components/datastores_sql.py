@@ -31,8 +31,9 @@ work on the server, as PostgreSQL notices a dead client only when it writes).
 from __future__ import annotations
 
 import math
+from heapq import heappush
 
-from memstack_capacity.components.clock import call_later
+from memstack_capacity.components.clock import call_later, call_later_fn
 from memstack_capacity.components.datastores_stats import WaitStats
 from memstack_capacity.components.pools import Conn, ConnPool, PSServer
 from memstack_capacity.components.recorder import REASON_CODE
@@ -90,6 +91,10 @@ class SqlStore:
         self.n_use = self.n_wait = 0
         self.area_use = self.area_wait = 0.0
         self.t_area = env.now
+        # hot-path references: the Clock's data-plane heap (None on plain simpy), bound methods
+        self._dp = getattr(env, "dp_heap", None)
+        self._served_cb = self._served
+        self._finish_cb = self._finish
 
     def _area(self) -> None:
         now = self.env._now
@@ -126,8 +131,46 @@ class SqlStore:
             s.pending.append((flow, work))
             self._checkout(pool, s, work)
             return False
-        self._checkout(pool, flow, work)
+        idle = pool.idle
+        if not idle:
+            self._checkout(pool, flow, work)
+            return False
+        # hot path: _checkout (idle connection), _area, waits.add(0.0), _got and _execute inlined
+        conn = idle.popleft()
+        pool.in_use += 1
+        now = self.env._now
+        dt = now - self.t_area
+        if dt > 0.0:
+            self.area_use += self.n_use * dt
+            self.area_wait += self.n_wait * dt
+            self.t_area = now
+        self.n_use += 1
+        waits = self.waits
+        waits.w_zeros += 1
+        if waits.measuring:
+            waits.zeros += 1
+            waits.count += 1
+        if not task.alive or now - conn.born > self.recycle:
+            self._got(pool, conn, flow, work)
+            return False
+        pre = self.round_trip if (self.pre_ping and not conn.fresh) else 0.0  # no ping on a fresh connection
+        conn.fresh = False
+        arg = (pool, conn, flow, pre + self.round_trip)
+        if work > 0.0:
+            self.server.submit(work, self._served_cb, arg)
+        else:
+            self._later(arg[3], arg)
         return False
+
+    def _later(self, delay: float, arg) -> None:
+        """``_finish(arg)`` after `delay` (call_later_fn, inlined for the Clock)."""
+        dp = self._dp
+        if dp is not None:
+            env = self.env
+            env.dp_seq += 1
+            heappush(dp, (env._now + delay, env.dp_seq, self._finish_cb, arg))
+        else:
+            call_later_fn(self.env, delay, self._finish_cb, arg)
 
     # ---- pool: checkout ------------------------------------------------------------------------
     def _checkout(self, pool: ConnPool, target, work: float) -> None:
@@ -207,29 +250,51 @@ class SqlStore:
     def _execute(self, pool: ConnPool, conn: Conn, flow, work: float, pre: float) -> None:
         arg = (pool, conn, flow, pre + self.round_trip)
         if work > 0.0:
-            self.server.submit(work, self._served, arg)
+            self.server.submit(work, self._served_cb, arg)
         else:
-            call_later(self.env, arg[3], lambda _e: self._finish(arg))
+            self._later(arg[3], arg)
 
     def _served(self, arg) -> None:
         delay = arg[3]
         if delay > 0.0:
-            call_later(self.env, delay, lambda _e: self._finish(arg))
+            dp = self._dp
+            if dp is not None:
+                env = self.env
+                env.dp_seq += 1
+                heappush(dp, (env._now + delay, env.dp_seq, self._finish_cb, arg))
+            else:
+                call_later_fn(self.env, delay, self._finish_cb, arg)
         else:
             self._finish(arg)
 
     def _finish(self, arg) -> None:
         pool, conn, flow, _ = arg
-        task = flow.task
         if self.session:
+            task = flow.task
             s = self.sessions.get(task)
             if s is not None:
                 s.active -= 1
                 if not task.alive and s.active == 0:
                     del self.sessions[task]
                     self._checkin(pool, conn)
-        else:
+        elif pool.waiters or pool.dead:
             self._checkin(pool, conn)
+        else:
+            # hot path: _checkin with no waiter, _area inlined
+            pool.in_use -= 1
+            now = self.env._now
+            dt = now - self.t_area
+            if dt > 0.0:
+                self.area_use += self.n_use * dt
+                self.area_wait += self.n_wait * dt
+                self.t_area = now
+            self.n_use -= 1
+            if len(pool.idle) < pool.size:
+                pool.idle.append(conn)
+            else:  # QueuePool._do_return_conn: the queue is full, so the (overflow) connection is closed
+                pool.open -= 1
+                self.server_open -= 1
+                self.overflow_closed += 1
         self.executor.advance(flow)
 
     # ---- pool: check-in, waiting, failures --------------------------------------------------------

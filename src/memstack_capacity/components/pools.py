@@ -28,11 +28,11 @@ pending timer — as ``pods.py`` does for a pod's processes.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import deque
+from heapq import heappop, heappush
 
-from memstack_capacity.components.clock import call_later
+from memstack_capacity.components.clock import call_later_fn
 
 _EPS_ABS = 1e-12
 _EPS_REL = 1e-10
@@ -70,6 +70,9 @@ class ConnPool:
 class PSServer:
     """``cores`` processors shared by the jobs in service; each job gets at most one core."""
 
+    __slots__ = ("env", "cores", "speed", "V", "heap", "t_last", "token", "due_at", "seq", "busy", "completed",
+                 "_dp", "_due_cb")
+
     def __init__(self, env, cores: int):
         self.env = env
         self.cores = float(cores)
@@ -82,6 +85,8 @@ class PSServer:
         self.seq = 0
         self.busy = 0.0  # core-seconds of work done (for utilisation)
         self.completed = 0
+        self._dp = getattr(env, "dp_heap", None)  # the Clock's data-plane heap (None on plain simpy)
+        self._due_cb = self._due
 
     def _sync(self, now: float) -> None:
         n = len(self.heap)
@@ -99,16 +104,40 @@ class PSServer:
 
     def submit(self, work: float, fn, arg) -> None:
         """Serve `work` seconds of one core; then call ``fn(arg)``."""
-        now = self.env._now
+        # hot path: _sync and _reschedule inlined (same arithmetic, same order)
+        env = self.env
+        now = env._now
         heap = self.heap
-        if heap:
-            self._sync(now)
+        n = len(heap)
+        if n:
+            dt = now - self.t_last
+            if dt > 0.0:
+                cores, speed = self.cores, self.speed
+                if n <= cores:
+                    self.V += dt * speed
+                    self.busy += dt * speed * n
+                else:
+                    self.V += dt * speed * cores / n
+                    self.busy += dt * speed * cores
         else:
             self.V = 0.0
-            self.t_last = now
+        self.t_last = now
         self.seq += 1
-        heapq.heappush(heap, (self.V + work, self.seq, fn, arg))
-        self._reschedule()
+        V = self.V
+        heappush(heap, (V + work, self.seq, fn, arg))
+        n += 1
+        rate = self.speed if n <= self.cores else self.speed * self.cores / n
+        dt = (heap[0][0] - V) / rate
+        due = now + dt if dt > 0.0 else now
+        if due < self.due_at:
+            self.due_at = due
+            self.token += 1
+            dp = self._dp
+            if dp is not None:
+                env.dp_seq += 1
+                heappush(dp, (now + (due - now), env.dp_seq, self._due_cb, self.token))
+            else:
+                call_later_fn(env, due - now, self._due_cb, self.token)
 
     def set_speed(self, speed: float) -> None:
         self._sync(self.env.now)
@@ -129,8 +158,7 @@ class PSServer:
         if due < self.due_at:
             self.due_at = due
             self.token += 1
-            token = self.token
-            call_later(self.env, due - now, lambda _ev: self._due(token))
+            call_later_fn(self.env, due - now, self._due_cb, self.token)
 
     def _due(self, token: int) -> None:
         if token != self.token:
@@ -138,14 +166,24 @@ class PSServer:
         self.due_at = math.inf
         self._sync(self.env._now)
         heap = self.heap
-        limit = self.V + _EPS_ABS + _EPS_REL * abs(self.V)
-        finished = []
-        while heap and heap[0][0] <= limit:
-            finished.append(heapq.heappop(heap))
+        V = self.V
+        limit = V + _EPS_ABS + _EPS_REL * abs(V)
+        if not heap or heap[0][0] > limit:  # fired early: the completion moved later
+            self._reschedule()
+            return
+        first = heappop(heap)
+        if heap and heap[0][0] <= limit:
+            finished = [first]
+            while heap and heap[0][0] <= limit:
+                finished.append(heappop(heap))
+            self._reschedule()
+            self.completed += len(finished)
+            for _tag, _seq, fn, arg in finished:
+                fn(arg)
+            return
         self._reschedule()
-        self.completed += len(finished)
-        for _tag, _seq, fn, arg in finished:
-            fn(arg)
+        self.completed += 1
+        first[2](first[3])
 
     def busy_now(self) -> float:
         self._sync(self.env.now)
