@@ -105,9 +105,11 @@ class Executor:
             return
         prog = flow.prog
         n = len(prog)
-        while flow.pc < n:
-            op = prog[flow.pc]
-            flow.pc += 1
+        pc = flow.pc
+        while pc < n:
+            op = prog[pc]
+            pc += 1
+            flow.pc = pc  # before the handler: it may resume this flow itself
             kind = op[0]
             if kind == CPU:
                 task.pod.cpu_start(task.proc, flow, op[1]())
@@ -120,9 +122,11 @@ class Executor:
                 flow.pending -= 1
                 if flow.pending:
                     return
+                pc = flow.pc
                 continue
             if not self.handlers[kind](flow, op):
                 return
+            pc = flow.pc
         parent = flow.parent
         if parent is None:
             self.on_task_done(task)

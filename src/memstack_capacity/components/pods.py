@@ -21,8 +21,9 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
+from heapq import heappop, heappush
 
-from memstack_capacity.components.clock import call_later
+from memstack_capacity.components.clock import call_later_fn
 
 _EPS_ABS = 1e-12
 _EPS_REL = 1e-10
@@ -78,6 +79,8 @@ class Pod:
         self.throttled_s = 0.0
         self.busy_s = 0.0
         self.mem_peak = 0
+        self._dp = getattr(env, "dp_heap", None)  # the Clock's data-plane heap (None on plain simpy)
+        self._proc_due_cb = self._proc_due_arg
 
     def _reset_container(self) -> None:
         if hasattr(self, "procs") and self.independent:
@@ -171,45 +174,76 @@ class Pod:
         proc.t_last = now
 
     def _proc_start(self, proc: Proc, flow, work: float) -> None:
-        now = self.env.now
+        # hot path: _proc_sync and _proc_reschedule inlined (same arithmetic, same order)
+        env = self.env
+        now = env._now
         heap = proc.heap
         if heap:
-            self._proc_sync(proc, now)
+            dt = now - proc.t_last
+            proc.V += dt / len(heap)
+            proc.cpu_used += dt
         else:
             proc.V = 0.0
-            proc.t_last = now
+        proc.t_last = now
         self.seq += 1
-        heapq.heappush(heap, (proc.V + work, self.seq, flow))
-        self._proc_reschedule(proc)
+        V = proc.V
+        heappush(heap, (V + work, self.seq, flow))
+        dt = (heap[0][0] - V) * len(heap)
+        due = now + (dt if dt > 0.0 else 0.0)
+        if due < proc.due_at:
+            proc.due_at = due
+            proc.token += 1
+            dp = self._dp
+            if dp is not None:
+                env.dp_seq += 1
+                heappush(dp, (now + (due - now), env.dp_seq, self._proc_due_cb, (proc, proc.token)))
+            else:
+                call_later_fn(env, due - now, self._proc_due_cb, (proc, proc.token))
 
     def _proc_reschedule(self, proc: Proc) -> None:
         # Lazy timer: schedule only when the next completion moves earlier than the pending
         # timer; one that moved later is found when the pending timer fires early.
         heap = proc.heap
         if heap:
-            now = self.env.now
+            now = self.env._now
             dt = (heap[0][0] - proc.V) * len(heap)
             due = now + (dt if dt > 0.0 else 0.0)
             if due < proc.due_at:
                 proc.due_at = due
                 proc.token += 1
-                token = proc.token
-                call_later(self.env, due - now, lambda _ev: self._proc_due(proc, token))
+                call_later_fn(self.env, due - now, self._proc_due_cb, (proc, proc.token))
+
+    def _proc_due_arg(self, arg) -> None:
+        self._proc_due(arg[0], arg[1])
 
     def _proc_due(self, proc: Proc, token: int) -> None:
         if token != proc.token:
             return
         proc.due_at = math.inf
-        self._proc_sync(proc, self.env.now)
+        now = self.env._now
         heap = proc.heap
-        limit = proc.V + _EPS_ABS + _EPS_REL * abs(proc.V)
-        finished = []
-        while heap and heap[0][0] <= limit:
-            finished.append(heapq.heappop(heap)[2])
+        if heap:  # _proc_sync inlined
+            dt = now - proc.t_last
+            proc.V += dt / len(heap)
+            proc.cpu_used += dt
+        proc.t_last = now
+        V = proc.V
+        limit = V + _EPS_ABS + _EPS_REL * abs(V)
+        if not heap or heap[0][0] > limit:  # fired early
+            self._proc_reschedule(proc)
+            return
+        first = heappop(heap)[2]
+        if heap and heap[0][0] <= limit:
+            finished = [first]
+            while heap and heap[0][0] <= limit:
+                finished.append(heappop(heap)[2])
+            self._proc_reschedule(proc)
+            advance = self.runtime.executor.advance
+            for flow in finished:
+                advance(flow)
+            return
         self._proc_reschedule(proc)
-        advance = self.runtime.executor.advance
-        for flow in finished:
-            advance(flow)
+        self.runtime.executor.advance(first)
 
     # ---- coupled processes: the CFS limit binds, all slow down together ----------------------
     def _sync(self, now: float) -> None:
@@ -272,7 +306,7 @@ class Pod:
             self.due_at = due
             self.token += 1
             token = self.token
-            call_later(self.env, due - now, lambda _ev: self._cpu_due(token))
+            call_later_fn(self.env, due - now, self._cpu_due, token)
 
     def _cpu_due(self, token: int) -> None:
         if token != self.token:
