@@ -93,7 +93,6 @@ class SqlStore:
         self.t_area = env.now
         # hot-path references: the Clock's data-plane heap (None on plain simpy), bound methods
         self._dp = getattr(env, "dp_heap", None)
-        self._served_cb = self._served
         self._finish_cb = self._finish
 
     def _area(self) -> None:
@@ -157,7 +156,7 @@ class SqlStore:
         conn.fresh = False
         arg = (pool, conn, flow, pre + self.round_trip)
         if work > 0.0:
-            self.server.submit(work, self._served_cb, arg)
+            self.server.submit(work, self._finish_cb, arg, arg[3])
         else:
             self._later(arg[3], arg)
         return False
@@ -250,22 +249,9 @@ class SqlStore:
     def _execute(self, pool: ConnPool, conn: Conn, flow, work: float, pre: float) -> None:
         arg = (pool, conn, flow, pre + self.round_trip)
         if work > 0.0:
-            self.server.submit(work, self._served_cb, arg)
+            self.server.submit(work, self._finish_cb, arg, arg[3])
         else:
             self._later(arg[3], arg)
-
-    def _served(self, arg) -> None:
-        delay = arg[3]
-        if delay > 0.0:
-            dp = self._dp
-            if dp is not None:
-                env = self.env
-                env.dp_seq += 1
-                heappush(dp, (env._now + delay, env.dp_seq, self._finish_cb, arg))
-            else:
-                call_later_fn(self.env, delay, self._finish_cb, arg)
-        else:
-            self._finish(arg)
 
     def _finish(self, arg) -> None:
         pool, conn, flow, _ = arg

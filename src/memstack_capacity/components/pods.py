@@ -80,7 +80,7 @@ class Pod:
         self.busy_s = 0.0
         self.mem_peak = 0
         self._dp = getattr(env, "dp_heap", None)  # the Clock's data-plane heap (None on plain simpy)
-        self._proc_due_cb = self._proc_due_arg
+        self._proc_due_cb = self._proc_due
 
     def _reset_container(self) -> None:
         if hasattr(self, "procs") and self.independent:
@@ -174,7 +174,9 @@ class Pod:
         proc.t_last = now
 
     def _proc_start(self, proc: Proc, flow, work: float) -> None:
-        # hot path: _proc_sync and _proc_reschedule inlined (same arithmetic, same order)
+        # hot path: _proc_sync and the lazy timer inlined (same arithmetic, same order). The
+        # timer is rescheduled only when the next completion moves earlier than the pending
+        # one; one that moved later is found when the pending timer fires early.
         env = self.env
         now = env._now
         heap = proc.heap
@@ -200,50 +202,47 @@ class Pod:
             else:
                 call_later_fn(env, due - now, self._proc_due_cb, (proc, proc.token))
 
-    def _proc_reschedule(self, proc: Proc) -> None:
-        # Lazy timer: schedule only when the next completion moves earlier than the pending
-        # timer; one that moved later is found when the pending timer fires early.
-        heap = proc.heap
-        if heap:
-            now = self.env._now
-            dt = (heap[0][0] - proc.V) * len(heap)
-            due = now + (dt if dt > 0.0 else 0.0)
-            if due < proc.due_at:
-                proc.due_at = due
-                proc.token += 1
-                call_later_fn(self.env, due - now, self._proc_due_cb, (proc, proc.token))
-
-    def _proc_due_arg(self, arg) -> None:
-        self._proc_due(arg[0], arg[1])
-
-    def _proc_due(self, proc: Proc, token: int) -> None:
+    def _proc_due(self, arg) -> None:
+        proc, token = arg
         if token != proc.token:
             return
+        # hot path: _proc_sync and the lazy timer inlined (as in _proc_start)
         proc.due_at = math.inf
-        now = self.env._now
+        env = self.env
+        now = env._now
         heap = proc.heap
-        if heap:  # _proc_sync inlined
+        if heap:
             dt = now - proc.t_last
             proc.V += dt / len(heap)
             proc.cpu_used += dt
         proc.t_last = now
         V = proc.V
         limit = V + _EPS_ABS + _EPS_REL * abs(V)
-        if not heap or heap[0][0] > limit:  # fired early
-            self._proc_reschedule(proc)
-            return
-        first = heappop(heap)[2]
+        first = finished = None
         if heap and heap[0][0] <= limit:
-            finished = [first]
-            while heap and heap[0][0] <= limit:
-                finished.append(heappop(heap)[2])
-            self._proc_reschedule(proc)
+            first = heappop(heap)[2]
+            if heap and heap[0][0] <= limit:
+                finished = [first]
+                while heap and heap[0][0] <= limit:
+                    finished.append(heappop(heap)[2])
+        if heap:
+            dt = (heap[0][0] - V) * len(heap)
+            due = now + (dt if dt > 0.0 else 0.0)
+            if due < proc.due_at:
+                proc.due_at = due
+                proc.token += 1
+                dp = self._dp
+                if dp is not None:
+                    env.dp_seq += 1
+                    heappush(dp, (now + (due - now), env.dp_seq, self._proc_due_cb, (proc, proc.token)))
+                else:
+                    call_later_fn(env, due - now, self._proc_due_cb, (proc, proc.token))
+        if finished is not None:
             advance = self.runtime.executor.advance
             for flow in finished:
                 advance(flow)
-            return
-        self._proc_reschedule(proc)
-        self.runtime.executor.advance(first)
+        elif first is not None:
+            self.runtime.executor.advance(first)
 
     # ---- coupled processes: the CFS limit binds, all slow down together ----------------------
     def _sync(self, now: float) -> None:

@@ -102,8 +102,8 @@ class PSServer:
                     self.busy += dt * speed * cores
         self.t_last = now
 
-    def submit(self, work: float, fn, arg) -> None:
-        """Serve `work` seconds of one core; then call ``fn(arg)``."""
+    def submit(self, work: float, fn, arg, reply: float = 0.0) -> None:
+        """Serve `work` seconds of one core; then call ``fn(arg)``, `reply` seconds later if > 0."""
         # hot path: _sync and _reschedule inlined (same arithmetic, same order)
         env = self.env
         now = env._now
@@ -124,7 +124,7 @@ class PSServer:
         self.t_last = now
         self.seq += 1
         V = self.V
-        heappush(heap, (V + work, self.seq, fn, arg))
+        heappush(heap, (V + work, self.seq, fn, arg, reply))
         n += 1
         rate = self.speed if n <= self.cores else self.speed * self.cores / n
         dt = (heap[0][0] - V) / rate
@@ -163,27 +163,60 @@ class PSServer:
     def _due(self, token: int) -> None:
         if token != self.token:
             return
+        # hot path: _sync and _reschedule inlined (same arithmetic, same order)
         self.due_at = math.inf
-        self._sync(self.env._now)
+        env = self.env
+        now = env._now
         heap = self.heap
+        n = len(heap)
+        if n:
+            dt = now - self.t_last
+            if dt > 0.0:
+                cores, speed = self.cores, self.speed
+                if n <= cores:
+                    self.V += dt * speed
+                    self.busy += dt * speed * n
+                else:
+                    self.V += dt * speed * cores / n
+                    self.busy += dt * speed * cores
+        self.t_last = now
         V = self.V
         limit = V + _EPS_ABS + _EPS_REL * abs(V)
-        if not heap or heap[0][0] > limit:  # fired early: the completion moved later
-            self._reschedule()
-            return
-        first = heappop(heap)
+        first = finished = None
         if heap and heap[0][0] <= limit:
-            finished = [first]
-            while heap and heap[0][0] <= limit:
-                finished.append(heappop(heap))
-            self._reschedule()
-            self.completed += len(finished)
-            for _tag, _seq, fn, arg in finished:
+            first = heappop(heap)
+            if heap and heap[0][0] <= limit:
+                finished = [first]
+                while heap and heap[0][0] <= limit:
+                    finished.append(heappop(heap))
+        dp = self._dp
+        if heap:
+            n = len(heap)
+            rate = self.speed if n <= self.cores else self.speed * self.cores / n
+            dt = (heap[0][0] - V) / rate
+            due = now + dt if dt > 0.0 else now
+            if due < self.due_at:
+                self.due_at = due
+                self.token += 1
+                if dp is not None:
+                    env.dp_seq += 1
+                    heappush(dp, (now + (due - now), env.dp_seq, self._due_cb, self.token))
+                else:
+                    call_later_fn(env, due - now, self._due_cb, self.token)
+        if finished is None:
+            if first is None:
+                return
+            finished = (first,)
+        self.completed += len(finished)
+        for _tag, _seq, fn, arg, reply in finished:
+            if reply > 0.0:  # the reply's way back: fn(arg) one more event later
+                if dp is not None:
+                    env.dp_seq += 1
+                    heappush(dp, (env._now + reply, env.dp_seq, fn, arg))
+                else:
+                    call_later_fn(env, reply, fn, arg)
+            else:
                 fn(arg)
-            return
-        self._reschedule()
-        self.completed += 1
-        first[2](first[3])
 
     def busy_now(self) -> float:
         self._sync(self.env.now)
