@@ -34,7 +34,7 @@ from collections import OrderedDict, deque
 
 import numpy as np
 
-from memstack_capacity.components.clock import call_later
+from memstack_capacity.components.clock import call_later, call_later_fn
 from memstack_capacity.components.flows import Flow
 from memstack_capacity.components.pools import FifoServer
 from memstack_capacity.components.sampling import BLOCK, Sampler, Uniforms
@@ -159,7 +159,7 @@ class RedisStore:
             self._touch(step)
         done = self.server.schedule(self.op_time) + self.round_trip
         miss = None if hit else op[4]
-        call_later(self.env, done - self.env.now, lambda _e: self._reply(flow, miss))
+        call_later_fn(self.env, done - self.env.now, self._reply, (flow, miss))
         return False
 
     def _lookup(self, site: CacheSite) -> bool:
@@ -204,7 +204,8 @@ class RedisStore:
                     self.cache.popitem(last=False)
                 return
 
-    def _reply(self, flow, miss) -> None:
+    def _reply(self, arg) -> None:
+        flow, miss = arg
         if miss is None:
             self.executor.advance(flow)
             return
@@ -289,9 +290,10 @@ class ExternalStore:
             if self.win_count > self.win_max:
                 self.win_max = self.win_count
         self.in_flight += 1
-        call_later(self.env, self.latency(), lambda _e: self._done(sem, flow))
+        call_later_fn(self.env, self.latency(), self._done, (sem, flow))
 
-    def _done(self, sem: Semaphore, flow) -> None:
+    def _done(self, arg) -> None:
+        sem, flow = arg
         self.in_flight -= 1
         self._release(sem)
         self.executor.advance(flow)

@@ -40,8 +40,7 @@ class Ingress:
 
     def send(self, task) -> None:
         self.arrived += 1
-        now = self.env.now
-        pod = self.balancer.pick(now)
+        pod = self.balancer.pick(self.env._now)
         if pod is None:
             self._answer(task, E503, _NO_ENDPOINTS, -1)
             return
@@ -60,7 +59,7 @@ class Ingress:
         if task.client_gone:
             return
         self.in_flight -= 1
-        now = self.env.now
+        now = self.env._now
         latency = now - task.t0
         self.window.append(latency)
         if self.balancer.policy == "ewma":

@@ -36,6 +36,7 @@ from memstack_capacity.components.clock import call_later_fn
 
 _EPS_ABS = 1e-12
 _EPS_REL = 1e-10
+_INF = math.inf
 
 
 class Conn:
@@ -108,36 +109,37 @@ class PSServer:
         env = self.env
         now = env._now
         heap = self.heap
+        speed, cores = self.speed, self.cores
         n = len(heap)
         if n:
+            V = self.V
             dt = now - self.t_last
             if dt > 0.0:
-                cores, speed = self.cores, self.speed
                 if n <= cores:
-                    self.V += dt * speed
+                    V += dt * speed
                     self.busy += dt * speed * n
                 else:
-                    self.V += dt * speed * cores / n
+                    V += dt * speed * cores / n
                     self.busy += dt * speed * cores
+                self.V = V
         else:
-            self.V = 0.0
+            self.V = V = 0.0
         self.t_last = now
-        self.seq += 1
-        V = self.V
-        heappush(heap, (V + work, self.seq, fn, arg, reply))
+        self.seq = seq = self.seq + 1
+        heappush(heap, (V + work, seq, fn, arg, reply))
         n += 1
-        rate = self.speed if n <= self.cores else self.speed * self.cores / n
+        rate = speed if n <= cores else speed * cores / n
         dt = (heap[0][0] - V) / rate
         due = now + dt if dt > 0.0 else now
         if due < self.due_at:
             self.due_at = due
-            self.token += 1
+            self.token = token = self.token + 1
             dp = self._dp
             if dp is not None:
                 env.dp_seq += 1
-                heappush(dp, (now + (due - now), env.dp_seq, self._due_cb, self.token))
+                heappush(dp, (now + (due - now), env.dp_seq, self._due_cb, token))
             else:
-                call_later_fn(env, due - now, self._due_cb, self.token)
+                call_later_fn(env, due - now, self._due_cb, token)
 
     def set_speed(self, speed: float) -> None:
         self._sync(self.env.now)
@@ -164,23 +166,23 @@ class PSServer:
         if token != self.token:
             return
         # hot path: _sync and _reschedule inlined (same arithmetic, same order)
-        self.due_at = math.inf
         env = self.env
         now = env._now
         heap = self.heap
+        speed, cores = self.speed, self.cores
+        V = self.V
         n = len(heap)
         if n:
             dt = now - self.t_last
             if dt > 0.0:
-                cores, speed = self.cores, self.speed
                 if n <= cores:
-                    self.V += dt * speed
+                    V += dt * speed
                     self.busy += dt * speed * n
                 else:
-                    self.V += dt * speed * cores / n
+                    V += dt * speed * cores / n
                     self.busy += dt * speed * cores
+                self.V = V
         self.t_last = now
-        V = self.V
         limit = V + _EPS_ABS + _EPS_REL * abs(V)
         first = finished = None
         if heap and heap[0][0] <= limit:
@@ -190,19 +192,20 @@ class PSServer:
                 while heap and heap[0][0] <= limit:
                     finished.append(heappop(heap))
         dp = self._dp
+        self.due_at = _INF
         if heap:
             n = len(heap)
-            rate = self.speed if n <= self.cores else self.speed * self.cores / n
+            rate = speed if n <= cores else speed * cores / n
             dt = (heap[0][0] - V) / rate
             due = now + dt if dt > 0.0 else now
-            if due < self.due_at:
+            if due < _INF:
                 self.due_at = due
-                self.token += 1
+                self.token = token = self.token + 1
                 if dp is not None:
                     env.dp_seq += 1
-                    heappush(dp, (now + (due - now), env.dp_seq, self._due_cb, self.token))
+                    heappush(dp, (now + (due - now), env.dp_seq, self._due_cb, token))
                 else:
-                    call_later_fn(env, due - now, self._due_cb, self.token)
+                    call_later_fn(env, due - now, self._due_cb, token)
         if finished is None:
             if first is None:
                 return

@@ -17,7 +17,7 @@ from __future__ import annotations
 import bisect
 import math
 
-from memstack_capacity.components.clock import call_later
+from memstack_capacity.components.clock import call_later, call_later_fn
 from memstack_capacity.components.flows import Task
 from memstack_capacity.components.sampling import Sampler, Uniforms, unit_renewal_drawer
 
@@ -187,7 +187,7 @@ class ClosedPopulation:
         self.active.append(user)
         # Users present at t=0 are spread over their first think time (no synchronised burst).
         delay = self.think() * self.uniform() if first else 0.0
-        call_later(self.env, delay, lambda _ev: self._send(user))
+        call_later_fn(self.env, delay, self._send, user)
 
     def _send(self, user: User) -> None:
         if user.retiring:
@@ -204,11 +204,11 @@ class ClosedPopulation:
                 backoff *= 1.0 + retry.jitter * (2.0 * self.uniform() - 1.0)
             user.attempt += 1
             user.cls = task.cls
-            call_later(self.env, backoff, lambda _ev: self._send(user))
+            call_later_fn(self.env, backoff, self._send, user)
             return
         user.attempt = 1
         user.cls = None
-        call_later(self.env, self.think(), lambda _ev: self._send(user))
+        call_later_fn(self.env, self.think(), self._send, user)
 
 
 def user_changes(points: list[tuple[float, int]], horizon: float) -> list[tuple[float, int]]:
