@@ -11,11 +11,18 @@ events first at equal times). On a plain ``simpy.Environment`` (component tests)
 
 from __future__ import annotations
 
+import gc
 import math
 from heapq import heappop, heappush
 
 from simpy.core import EmptySchedule, Environment
 from simpy.events import NORMAL, Event
+
+
+#: The cyclic collector's generation-0 threshold while :meth:`Clock.run` runs (CPython's default
+#: is 700). The data plane allocates a tuple or two per event and keeps few of them; collecting
+#: every 700 allocations costs ~10 % of a run, every 50 000 almost nothing (restored after).
+GC_GEN0_THRESHOLD = 50_000
 
 
 class Clock(Environment):
@@ -30,6 +37,15 @@ class Clock(Environment):
         at = math.inf if until is None else float(until)
         if at <= self._now:
             raise ValueError(f"until ({at}) must be greater than the current simulation time")
+        gc_thresholds = gc.get_threshold()
+        if gc_thresholds[0] < GC_GEN0_THRESHOLD:
+            gc.set_threshold(GC_GEN0_THRESHOLD, *gc_thresholds[1:])
+        try:
+            self._run(at)
+        finally:
+            gc.set_threshold(*gc_thresholds)
+
+    def _run(self, at: float) -> None:
         heap, queue = self.dp_heap, self._queue
         step = self.step
         inf = math.inf
