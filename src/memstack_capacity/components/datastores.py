@@ -55,9 +55,9 @@ class Datastores:
         self.sql = [s for s in self.stores.values() if s.kind in ("postgresql", "neo4j")]
         self.sessions = [s for s in self.sql if s.session]
         self.pooled = [s for s in self.stores.values() if s.kind != "redis"]
-        handlers = {name: s.handle for name, s in self.stores.items()}
-        executor.handlers[CALL] = lambda flow, op: handlers[op[1]](flow, op)
-        executor.handlers[EXTERNAL] = lambda flow, op: handlers[op[1]](flow, op)
+        executor.routes.update({name: s.handle for name, s in self.stores.items()})
+        executor.handlers[CALL] = executor.route  # routes[op[1]]: one dict lookup in the executor
+        executor.handlers[EXTERNAL] = executor.route
         self.budget = connection_budget(scenario)
         self.warmup = float(scenario.warmup)
         self.measure_from = 0.0

@@ -95,6 +95,14 @@ class Executor:
     def __init__(self):
         self.handlers: dict = {}
         self.on_task_done = None  # set by the engine: called with the task when its program ends
+        # Handlers by target name (op[1]): register ``self.route`` as a kind's handler and the
+        # targets in ``routes``; advance then calls ``routes[op[1]]`` without the extra frame.
+        self.routes: dict = {}
+        self.route = self._route
+
+    def _route(self, flow: Flow, op: tuple) -> bool:
+        """The handler of the op's target (``routes[op[1]]``)."""
+        return self.routes[op[1]](flow, op)
 
     def start(self, task: Task) -> None:
         self.advance(task.flow)
@@ -106,13 +114,21 @@ class Executor:
         prog = flow.prog
         n = len(prog)
         pc = flow.pc
+        handlers, route = self.handlers, self.route
         while pc < n:
             op = prog[pc]
             pc += 1
             flow.pc = pc  # before the handler: it may resume this flow itself
             kind = op[0]
             if kind == CPU:
-                task.pod.cpu_start(task.proc, flow, op[1]())
+                sampler = op[1]  # Sampler.__call__ inlined while its block lasts
+                i = sampler._i
+                if i != sampler._n:
+                    sampler._i = i + 1
+                    work = sampler._buf[i]
+                else:
+                    work = sampler()
+                task.pod.cpu_start(task.proc, flow, work)
                 return
             if kind == PARALLEL:
                 branches = op[1]
@@ -124,7 +140,10 @@ class Executor:
                     return
                 pc = flow.pc
                 continue
-            if not self.handlers[kind](flow, op):
+            handler = handlers[kind]
+            if handler is route:
+                handler = self.routes[op[1]]
+            if not handler(flow, op):
                 return
             pc = flow.pc
         parent = flow.parent
