@@ -78,6 +78,18 @@ def _trailing_mean(values: pd.Series, window_s: float) -> pd.Series:
 def alert_frame(result, buckets_s=DEFAULT_BUCKETS_S) -> pd.DataFrame:
     """The rule columns (see the module docstring) at every sample time of ``result``.
 
+    Computed once per result and bucket set: the summary and both report renderings use it.
+    """
+    key = None if buckets_s is None else tuple(buckets_s)
+    cache = result.__dict__.setdefault("_alert_frames", {})
+    if key not in cache:
+        cache[key] = _alert_frame(result, buckets_s)
+    return cache[key]
+
+
+def _alert_frame(result, buckets_s=DEFAULT_BUCKETS_S) -> pd.DataFrame:
+    """The rule columns (see the module docstring) at every sample time of ``result``.
+
     Args:
         result: A :class:`~memstack_capacity.results.result.Result`.
         buckets_s: Histogram bucket bounds for the latency quantile; ``None`` for exact.
