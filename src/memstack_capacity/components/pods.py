@@ -27,6 +27,10 @@ from memstack_capacity.components.clock import call_later_fn
 
 _EPS_ABS = 1e-12
 _EPS_REL = 1e-10
+#: A job is also due when its remaining time is below a few ulps of the clock: late in a long
+#: run (t ≈ 16 384 s has an ulp of 3.6e-12 s) ``now + remaining`` would round back to ``now``
+#: and the completion timer would fire at the same instant forever.
+_TIME_ULPS = 4.0
 
 
 class Proc:
@@ -218,6 +222,8 @@ class Pod:
         proc.t_last = now
         V = proc.V
         limit = V + _EPS_ABS + _EPS_REL * abs(V)
+        if heap:
+            limit += _TIME_ULPS * math.ulp(now) / len(heap)
         first = finished = None
         if heap and heap[0][0] <= limit:
             first = heappop(heap)[2]
@@ -311,11 +317,15 @@ class Pod:
         if token != self.token:
             return
         self.due_at = math.inf
-        self._sync(self.env.now)
+        now = self.env.now
+        self._sync(now)
         finished = []
+        ulps = _TIME_ULPS * math.ulp(now) * self.speed
         for p in self.procs:
             heap = p.heap
             limit = p.V + _EPS_ABS + _EPS_REL * abs(p.V)
+            if heap:
+                limit += ulps / len(heap)
             while heap and heap[0][0] <= limit:
                 finished.append(heapq.heappop(heap)[2])
         self._set_busy()

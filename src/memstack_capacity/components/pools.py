@@ -36,6 +36,10 @@ from memstack_capacity.components.clock import call_later_fn
 
 _EPS_ABS = 1e-12
 _EPS_REL = 1e-10
+#: A job is also due when its remaining time is below a few ulps of the clock: late in a long
+#: run (t ≈ 16 384 s has an ulp of 3.6e-12 s) ``now + remaining`` would round back to ``now``
+#: and the completion timer would fire at the same instant forever.
+_TIME_ULPS = 4.0
 _INF = math.inf
 
 
@@ -184,6 +188,8 @@ class PSServer:
                 self.V = V
         self.t_last = now
         limit = V + _EPS_ABS + _EPS_REL * abs(V)
+        if n:
+            limit += _TIME_ULPS * math.ulp(now) * speed * (1.0 if n <= cores else cores / n)
         first = finished = None
         if heap and heap[0][0] <= limit:
             first = heappop(heap)

@@ -25,6 +25,7 @@ from heapq import heappop, heappush, heapreplace
 INF = math.inf
 _EPS_ABS = 1e-12  # as components/pods.py
 _EPS_REL = 1e-10
+_TIME_ULPS = 4.0  # as components/pods.py
 
 
 def fcfs_open(arr: list, works: list, p: int):
@@ -120,7 +121,7 @@ def shared(arr: list, draws: list, p: int, k: int, b: int, H: float):
             m = len(heap)
             v = V[q] + (dmin - tl[q]) / m
             tl[q] = dmin
-            limit = v + _EPS_ABS + _EPS_REL * abs(v)
+            limit = v + _EPS_ABS + _EPS_REL * abs(v) + _TIME_ULPS * math.ulp(dmin) / m
             fin = [heappop(heap)[2]]
             while heap and heap[0][0] <= limit:
                 fin.append(heappop(heap)[2])
