@@ -197,14 +197,19 @@ class Pod:
         dt = (heap[0][0] - V) * len(heap)
         due = now + (dt if dt > 0.0 else 0.0)
         if due < proc.due_at:
-            proc.due_at = due
-            proc.token += 1
-            dp = self._dp
-            if dp is not None:
-                env.dp_seq += 1
-                heappush(dp, (now + (due - now), env.dp_seq, self._proc_due_cb, (proc, proc.token)))
-            else:
-                call_later_fn(env, due - now, self._proc_due_cb, (proc, proc.token))
+            self._arm_proc_timer(proc, now, due)
+
+    def _arm_proc_timer(self, proc: Proc, now: float, due: float) -> None:
+        """Schedule the process's completion timer for `due`, invalidating any earlier one."""
+        proc.due_at = due
+        proc.token += 1
+        env = self.env
+        dp = self._dp
+        if dp is not None:
+            env.dp_seq += 1
+            heappush(dp, (now + (due - now), env.dp_seq, self._proc_due_cb, (proc, proc.token)))
+        else:
+            call_later_fn(env, due - now, self._proc_due_cb, (proc, proc.token))
 
     def _proc_due(self, arg) -> None:
         proc, token = arg
@@ -235,14 +240,7 @@ class Pod:
             dt = (heap[0][0] - V) * len(heap)
             due = now + (dt if dt > 0.0 else 0.0)
             if due < proc.due_at:
-                proc.due_at = due
-                proc.token += 1
-                dp = self._dp
-                if dp is not None:
-                    env.dp_seq += 1
-                    heappush(dp, (now + (due - now), env.dp_seq, self._proc_due_cb, (proc, proc.token)))
-                else:
-                    call_later_fn(env, due - now, self._proc_due_cb, (proc, proc.token))
+                self._arm_proc_timer(proc, now, due)
         if finished is not None:
             advance = self.runtime.executor.advance
             for flow in finished:
