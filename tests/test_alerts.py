@@ -172,3 +172,69 @@ def test_window_quantile_empirical_and_histogram():
     assert window_quantile([100.0], end, lat3, q=0.99, buckets_s=buckets)[0] == pytest.approx(1.0)
     # Beyond the largest finite bound histogram_quantile returns that bound.
     assert window_quantile([100.0], end, np.full(100, 50.0), q=0.99, buckets_s=buckets)[0] == 10.0
+
+
+def _reference_window_quantile(t_s, end_s, latency_s, window_s, q, buckets_s):
+    """window_quantile written out plainly: select each window, sort it, count per bucket."""
+    out = []
+    for t in t_s:
+        sel = np.sort(latency_s[(end_s > t - window_s) & (end_s <= t)])
+        if sel.size == 0:
+            out.append(np.nan)
+            continue
+        if buckets_s is None:
+            out.append(np.quantile(sel, q))
+            continue
+        # promql bucketQuantile on cumulative `le` counts; +Inf holds every observation.
+        bounds = list(buckets_s) + [np.inf]
+        counts = [np.float64(np.sum(sel <= b)) for b in buckets_s] + [np.float64(sel.size)]
+        rank = q * sel.size
+        b = next(i for i, c in enumerate(counts) if c >= rank)
+        if b == len(bounds) - 1:
+            out.append(float(bounds[-2]))
+        elif b == 0 and bounds[0] <= 0:
+            out.append(float(bounds[0]))
+        else:
+            lower, below = (0.0, 0.0) if b == 0 else (bounds[b - 1], counts[b - 1])
+            out.append(lower + (bounds[b] - lower) * (rank - below) / (counts[b] - below))
+    return np.array(out)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # q = 0 with an empty first bucket: 0/0
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("q", [0.0, 0.5, 0.9, 0.99, 1.0])
+def test_window_quantile_matches_a_plain_reference(seed, q):
+    """Bucket counts without a sort per window equal sorting each window (NaN where it is empty)."""
+    rng = np.random.default_rng(seed)
+    buckets = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0]
+    n = 3000
+    # End times in bursts with gaps longer than the window (empty windows), unsorted, with ties.
+    third = n // 3
+    end = np.concatenate([rng.uniform(0, 600, third), rng.uniform(1500, 1800, third), np.full(n - 2 * third, 1700.0)])
+    rng.shuffle(end)
+    lat = rng.lognormal(np.log(0.2), 1.5, n)
+    on_bound = rng.random(n) < 0.3  # latencies exactly at a bound count in that bound's bucket
+    lat[on_bound] = rng.choice(buckets, on_bound.sum())
+    slow = (end > 1500) & (end < 1600)
+    lat[slow] = rng.uniform(10.5, 60.0, slow.sum())  # windows with every latency in the +Inf bucket
+    t = np.arange(0.0, 2400.0, 15.0)
+    for buckets_s in (buckets, None, [0.0, 0.5, 1.0]):
+        got = window_quantile(t, end, lat, 300.0, q, buckets_s)
+        want = _reference_window_quantile(t, end, lat, 300.0, q, buckets_s)
+        assert np.array_equal(np.isnan(got), np.isnan(want))
+        assert np.isnan(got[(t > 900) & (t < 1200)]).all() and not np.isnan(got).all()
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=0.0)
+
+
+def test_window_quantile_histogram_edges():
+    buckets = [0.1, 1.0, 10.0]
+    end = np.array([10.0, 20.0, 30.0, 40.0])
+    # A latency equal to a bound is in that bound's bucket (`le`): p50 of {0.1, 0.1, 1, 1} is 0.1.
+    at_bounds = np.array([0.1, 0.1, 1.0, 1.0])
+    assert window_quantile([50.0], end, at_bounds, q=0.5, buckets_s=buckets)[0] == pytest.approx(0.1)
+    # Every latency above the last bound: the last finite bound.
+    assert window_quantile([50.0], end, np.full(4, 99.0), q=0.5, buckets_s=buckets)[0] == 10.0
+    # No request in the window, and a window's edge: end == t - window is outside, end == t inside.
+    out = window_quantile([5.0, 310.0, 340.0], end, np.full(4, 0.5), q=0.5, buckets_s=buckets)
+    assert np.isnan(out[0]) and out[1] == pytest.approx(0.55) and np.isnan(out[2])
+    assert np.isnan(window_quantile([1.0], np.empty(0), np.empty(0), q=0.99, buckets_s=buckets)).all()
