@@ -4,9 +4,11 @@ Between control events (metrics-server scrapes, HPA syncs, pod transitions, samp
 rates are held and every tier is solved pointwise-stationary (:mod:`engine.fluid_tiers`);
 overload builds a fluid backlog at the API (dB/dt = arrivals − capacity) and at the worker
 queue. The control plane is the DES's: the same lifecycle delays, the same metrics-server
-view and the real HPA ``reconcile`` (:mod:`engine.fluid_pods`). The result is a
-:class:`~memstack_capacity.engine.run.RunRecord` with the same samples and scaling rows as
-the DES, an empty request log, and the request statistics in ``extras["fluid_summary"]``.
+view and the real HPA ``reconcile`` (:mod:`engine.fluid_pods`); the metrics it reads carry
+the noise a single run's would, drawn from the queueing model (:mod:`engine.fluid_noise`).
+The result is a :class:`~memstack_capacity.engine.run.RunRecord` with the same samples and
+scaling rows as the DES, an empty request log, and the request statistics in
+``extras["fluid_summary"]``.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ import time
 from memstack_capacity.components.hpa_calc import ControllerConfig
 from memstack_capacity.components.recorder import Recorder
 from memstack_capacity.components.workload import PiecewiseLinearRate
-from memstack_capacity.engine.fluid_flow import Demand, compile_steps, pod_chain, redis_hit_ratios
+from memstack_capacity.engine import fluid_noise as noise
+from memstack_capacity.engine.fluid_flow import Demand, compile_steps, cpu_moments, pod_chain, redis_hit_ratios
 from memstack_capacity.engine.fluid_pods import VCluster, VDeployment, VHPA
 from memstack_capacity.engine.fluid_report import Totals, caveats_for, check_supported, fluid_summary
 from memstack_capacity.engine.fluid_tiers import RHO_MAX, Tiers
+from memstack_capacity.engine.rng import stream
 from memstack_capacity.engine.run import DeploymentTotals, RunRecord
 
 def default_step(scenario) -> float:
@@ -29,12 +33,15 @@ def default_step(scenario) -> float:
     return float(min(max(1.0, scenario.duration / 20000.0), scenario.cluster.metrics_resolution))
 
 
-def run_fluid(scenario, seed: int | None = None, progress=None, step: float | None = None) -> RunRecord:
-    """Solve `scenario` with the fluid model; `seed` is recorded only (the model is deterministic)."""
+def run_fluid(scenario, seed: int | None = None, progress=None, step: float | None = None,
+              metric_noise: bool = True) -> RunRecord:
+    """Solve `scenario` with the fluid model. `seed` (the scenario's when None) seeds the only
+    randomness, the noise of the metrics the HPA sees (engine.fluid_noise): the run is
+    deterministic for a given seed. `metric_noise=False` gives the HPA the means."""
     seed = scenario.seed if seed is None else int(seed)
     started = time.perf_counter()
     check_supported(scenario)
-    sim = FluidSim(scenario, step or default_step(scenario))
+    sim = FluidSim(scenario, step or default_step(scenario), seed, metric_noise)
     sim.run(progress)
     return sim.record(seed, time.perf_counter() - started)
 
@@ -55,7 +62,7 @@ def _profile(scenario):
 
 
 class FluidSim:
-    def __init__(self, scenario, step: float):
+    def __init__(self, scenario, step: float, seed: int | None = None, metric_noise: bool = True):
         self.sc, self.dt = scenario, float(step)
         self.recorder = Recorder()
         stores = scenario.datastores
@@ -65,10 +72,22 @@ class FluidSim:
         job_exprs = {j.name: compile_steps(j.steps, stores) for j in wl.jobs}
         hit = redis_hit_ratios(exprs + list(job_exprs.values()), weights + [1e-9] * len(job_exprs), stores)
         self.tiers = Tiers(scenario, exprs, weights, job_exprs, hit)
+        # E[D²] of the CPU demand of a request (over the class mix) and of each job
+        moments = [cpu_moments(e, hit) for e in exprs]
+        self.cpu_m2 = sum(w * (v + m * m) for w, (m, v) in zip(self.tiers.w, moments))
+        self.job_cpu_m2 = {}
+        for job, e in job_exprs.items():
+            m, v = cpu_moments(e, hit)
+            self.job_cpu_m2[job] = v + m * m
+        self.job_mem = {jc.name: float(jc.memory) for jc in wl.jobs}
         self.profile, self.closed = _profile(scenario)
         self.think = wl.users.think_time.expected() if self.closed else 0.0
         self.cluster = VCluster(scenario.cluster)
         self.deps = {n: VDeployment(n, d, self.cluster, self.recorder) for n, d in scenario.deployments.items()}
+        seed = scenario.seed if seed is None else int(seed)
+        self.noise_rng = ({n: stream(seed, f"fluid/metrics/{n}") for n in self.deps} if metric_noise else None)
+        self.hpa_resources: dict = {}  # deployment -> {cpu|memory: (averageUtilization, averageValue)}
+        self._noise_cache = None
         self.consumer = {job: n for n, d in scenario.deployments.items() for job in d.consumes}
         config = ControllerConfig(sync_period_s=scenario.cluster.hpa_sync_period)
         self.hpas = []
@@ -76,6 +95,10 @@ class FluidSim:
             if d.hpa is not None:
                 ext = {"queue_length": (lambda n=n: [self.job_backlog(n)])} if scenario.worker_names() else {}
                 self.hpas.append(VHPA(self.deps[n], d.hpa, config, self.recorder, ext))
+                self.hpa_resources[n] = {m.resource.name: (m.resource.target.averageUtilization,
+                                                           float(m.resource.target.averageValue or 0.0))
+                                         for m in d.hpa.metrics if m.type == "Resource"}
+        self.tolerance = config.tolerance
         self.backlog = 0.0  # requests waiting at the API beyond the stationary queue
         self.jobs = {j: {"backlog": 0.0, "rate": 0.0, "running": 0.0, "time": 0.0} for j in job_exprs}
         self.t_prev = 0.0
@@ -125,8 +148,8 @@ class FluidSim:
             pending += [(dep.cpu_req, dep.mem_req) for _ in dep.pending()]
         self.cluster.tick(t, pending)
         if t >= self.next_scrape - 1e-9:
-            for dep in self.deps.values():
-                dep.scrape(t)
+            for name, dep in self.deps.items():
+                dep.scrape(t, *self._metric_noise(name, dep, t))
             self.next_scrape += self.sc.cluster.metrics_resolution
         for h in self.hpas:
             if t >= h.next_sync - 1e-9:
@@ -163,7 +186,9 @@ class FluidSim:
                 self.backlog = max(room, 0.0)
                 delay = self.backlog / x if x > 0 else 0.0
         state = {"t": mid, "t0": t, "t1": t1, "n_api": n_api, "arrivals": arrivals, "x": x, "ev": ev, "delay": delay, "shed": shed,
-                 "cap": cap, "bottleneck": bottleneck}
+                 "cap": cap, "bottleneck": bottleneck, "shares": None, "delay_f": None}
+        if ev is not None and (self.backlog > 0 or delay > 0):
+            state["shares"], state["delay_f"] = self._backlog_split(ev, bottleneck)
         if ev is not None:
             self.t_prev = ev["t_in"]
             state.update(self._answer(ev, x, delay, dt))
@@ -172,6 +197,25 @@ class FluidSim:
         self._workers(state, dt)
         self._account(state, t, t1)
         self.state = state
+
+    def _backlog_split(self, ev: dict, bottleneck: str):
+        """(β_c, f_c): the fluid backlog's class shares and each class's part of its queue delay.
+
+        Beyond capacity the requests wait at the bottleneck tier (the DES admits them and they
+        queue there). In processor sharing a request's time there grows in proportion to its
+        work there (M/G/1-PS: E[T | s] = s/(1 − ρ)), so class c waits ``delay·f_c`` with
+        ``f_c = b_c / Σ w b`` (b_c its time at that tier, ``Σ w_c f_c = 1``: the mean delay is
+        unchanged) and holds ``β_c = w_c b_c / Σ w b`` of the backlog. A class that never uses
+        the bottleneck does not wait. When the admission slots bind (or nothing is known),
+        the backlog splits as the requests in flight and every class waits the same."""
+        key = self.tiers.tier_of.get(bottleneck)
+        if key is None or key[0] == "slots":
+            return None, None
+        b = self.tiers.tier_times(ev["ctx"], key)
+        total = sum(w * bc for w, bc in zip(self.tiers.w, b))
+        if total <= 0:
+            return None, None
+        return [w * bc / total for w, bc in zip(self.tiers.w, b)], [bc / total for bc in b]
 
     def _evaluate(self, x: float, n_api: int, job_load: Demand, job_rate: float) -> dict:
         """tiers.evaluate, reused while the pods and job load are unchanged and x moved < 0.2 %
@@ -309,19 +353,89 @@ class FluidSim:
             if name == "api" and s["ev"] is not None and serving:
                 # requests queued downstream (a datastore) are admitted and hold their memory too
                 per_pod = min((s["ev"]["in_flight"] + self.backlog) / serving, self.tiers.p * self.tiers.k)
-                dep.mem_per_pod = float(dep.spec.memory_base) + per_pod * self._mem_per_request(s["ev"])
+                dep.mem_per_pod = float(dep.spec.memory_base) + per_pod * self._mem_per_request(s)
+                dep.mem_serving = serving
             elif name != "api":
                 running = sum(j["running"] for j in s["workers"].values() if j["dep"] == name)
                 mem = sum(float(jc.memory) for jc in self.sc.workload.jobs if self.consumer.get(jc.name) == name)
                 n_jobs = max(1, sum(1 for jc in self.sc.workload.jobs if self.consumer.get(jc.name) == name))
                 dep.mem_per_pod = float(dep.spec.memory_base) + (running / serving if serving else 0.0) * mem / n_jobs
+                dep.mem_serving = serving
         self.totals.add(self.sc.warmup, t, t1, s, self.tiers)
 
-    def _mem_per_request(self, ev: dict) -> float:
+    def _mem_per_request(self, s: dict) -> float:
+        """Mean memory of a request in the pods: in flight weighted by w_c·T_c, the backlog by β_c."""
         tiers = self.tiers
-        num = sum(w * t * m for w, t, m in zip(tiers.w, ev["times"], tiers.mem))
-        den = sum(w * t for w, t in zip(tiers.w, ev["times"]))
-        return num / den if den > 0 else 0.0
+        if self.backlog <= 0:
+            ev = s["ev"]
+            num = sum(w * t * m for w, t, m in zip(tiers.w, ev["times"], tiers.mem))
+            den = sum(w * t for w, t in zip(tiers.w, ev["times"]))
+            return num / den if den > 0 else 0.0
+        mix = noise.in_pod_mix(tiers, s["ev"], s["x"], self.backlog, s["shares"])
+        return noise.memory_moments(mix, tiers.mem)[0]
+
+    # ---- what metrics-server sees ----------------------------------------------------------------
+    def _metric_noise(self, name: str, dep, now: float) -> tuple[float, float]:
+        """This scrape's deviation of a serving pod's working set and CPU rate from the means:
+        the deployment's sums drawn from normals with the variances of engine.fluid_noise,
+        shared over its serving pods. Only what an HPA reads is drawn (metrics-server's view
+        feeds nothing else); (0, 0) without noise or before the first step."""
+        uses = self.hpa_resources.get(name)
+        if self.noise_rng is None or not uses:
+            return 0.0, 0.0
+        z_mem, z_cpu = self.noise_rng[name].standard_normal(2)
+        s = self.state
+        serving = dep.counts(now)[3]
+        if not s or not serving:
+            return 0.0, 0.0
+        window, tiers = self.sc.cluster.metrics_resolution, self.tiers
+        var_mem = 0.0
+        if name == "api":
+            ev, x = s["ev"], s["x"]
+            if ev is None or x <= 0:
+                return 0.0, 0.0
+            if "memory" in uses:
+                var_mem = self._api_memory_variance(ev, x, s)
+            var_cpu = noise.cpu_rate_variance(x, self.cpu_m2, window)
+            cpu_mean = x * tiers.mean.cpu
+        else:
+            jobs = [(j, st) for j, st in s.get("workers", {}).items() if st["dep"] == name]
+            var_mem = sum((st["running"] if st["backlog"] <= 0 else 0.0) * self.job_mem[j] ** 2 for j, st in jobs)
+            var_cpu = sum(noise.cpu_rate_variance(st["done"], self.job_cpu_m2[j], window) for j, st in jobs)
+            cpu_mean = sum(st["cpu"] for _, st in jobs)
+        sd_mem, sd_cpu = math.sqrt(var_mem) / serving, math.sqrt(var_cpu) / serving
+        dep.noise_sd = (sd_mem, sd_cpu)
+        self._count_edge(dep, uses, sd_mem, cpu_mean / serving, sd_cpu)
+        return float(z_mem * sd_mem), float(z_cpu * sd_cpu)
+
+    def _api_memory_variance(self, ev: dict, x: float, s: dict) -> float:
+        """Var of the API's in-flight memory summed over its serving pods: Var(K)·m̄² + E[K]·σ_m²."""
+        tiers = self.tiers
+        n_api, slots = s["n_api"], tiers.p * tiers.k
+        per_pod = (ev["in_flight"] + self.backlog) / max(n_api, 1)
+        m1, m_var = noise.memory_moments(noise.in_pod_mix(tiers, ev, x, self.backlog, s["shares"]), tiers.mem)
+        var_k = 0.0
+        if per_pod < slots:  # full slots: K is fixed
+            cached = self._noise_cache  # the open variance is x-proportional while the tiers' ctx is reused
+            if cached is not None and cached[0] is ev["ctx"] and cached[1] == n_api:
+                open_var = cached[2] * x
+            else:
+                open_var = noise.api_open_variance(tiers, ev, x, n_api)
+                self._noise_cache = (ev["ctx"], n_api, open_var / x)
+            var_k = noise.api_count_variance(open_var, self.backlog, x * self.think if self.closed else None)
+        return var_k * m1 * m1 + min(per_pod, slots) * n_api * m_var
+
+    def _count_edge(self, dep, uses: dict, sd_mem: float, cpu_mean: float, sd_cpu: float) -> None:
+        """Count the scrapes at which a Resource metric's mean sits within 2 σ of the HPA's
+        tolerance edge (its decisions there are draws: caveats_for reports them)."""
+        dep.scrapes += 1
+        for resource, (utilization, value) in uses.items():
+            mean, sd, request = ((dep.mem_per_pod, sd_mem, dep.mem_req) if resource == "memory"
+                                 else (cpu_mean, sd_cpu, dep.cpu_req))
+            target = utilization / 100.0 * request if utilization is not None else value
+            if target > 0 and noise.near_edge(mean / target, sd / target, self.tolerance):
+                dep.edge_scrapes += 1
+                return
 
     def _sample(self, now: float) -> None:
         from memstack_capacity.engine.fluid_report import write_samples

@@ -3,7 +3,8 @@ queueing formulas the time-stepped model evaluates at each step (docs/fluid.md).
 
 A class's steps become a small expression tree of tuples:
 
-* ``("cpu", D)``: core-seconds of Python work (means; repeats multiplied out);
+* ``("cpu", D, V)``: core-seconds of Python work, mean and variance (repeats are independent
+  draws, so both are multiplied out);
 * ``("call", store, t, n)``: ``n`` PostgreSQL/Neo4j calls of mean server time ``t``;
 * ``("redis", store, n, site, miss)``: ``n`` Redis commands, ``miss`` run on a miss;
 * ``("ext", name, n)``: ``n`` calls to an external API;
@@ -32,7 +33,7 @@ def compile_steps(steps, stores: dict) -> list:
     for step in steps:
         r = step.repeat
         if isinstance(step, CpuStep):
-            out.append(("cpu", r * step.cpu.expected()))
+            out.append(("cpu", r * step.cpu.expected(), r * step.cpu.variance()))
         elif isinstance(step, CallStep):
             spec = stores[step.call]
             if spec.kind == "redis":
@@ -168,6 +169,32 @@ def latency(expr: list, ctx: dict, hit: dict) -> float:
     return total
 
 
+def cpu_moments(expr: list, hit: dict) -> tuple[float, float]:
+    """(mean, variance) of one request's CPU demand in core-seconds.
+
+    Steps are independent draws; a Redis command runs its miss path with probability
+    ``q = 1 − hit``, so each command adds a Bernoulli mixture: mean ``q·m``, variance
+    ``q·(v + m²) − (q·m)²``; parallel branches all run, so their demands add.
+    """
+    mean = var = 0.0
+    for node in expr:
+        kind = node[0]
+        if kind == "cpu":
+            mean += node[1]
+            var += node[2]
+        elif kind == "redis" and node[4]:
+            n, q = node[2], 1.0 - hit.get(node[3], 1.0)
+            m, v = cpu_moments(node[4], hit)
+            mean += n * q * m
+            var += n * (q * (v + m * m) - (q * m) ** 2)
+        elif kind == "par":
+            for branch in node[1]:
+                m, v = cpu_moments(branch, hit)
+                mean += m
+                var += v
+    return mean, var
+
+
 def redis_hit_ratios(classes_expr: list, weights: list, stores: dict) -> dict:
     """Hit ratio per cacheable Redis site (key_space, alpha), by Che's approximation (allkeys-lru)
     or the most popular keys kept (noeviction), one cache per store shared by its sites."""
@@ -232,6 +259,33 @@ def pod_chain(lam: float, demand: float, processes: int, cores: float) -> tuple[
     mean += prob * (processes * g + rho / (1.0 - rho) ** 2)
     n_mean = mean / total
     return n_mean, n_mean / lam
+
+
+def chain_moments(lam: float, demand: float, processes: int, cores: float) -> tuple[float, float]:
+    """(mean, variance) of the number in the birth–death chain of :func:`pod_chain`.
+
+    Finite part ``π_n`` up to ``p``, then the geometric tail ``π_{p+j} = π_p ρ^j``, whose
+    moments are ``Σ_{j≥1} (p + j) ρ^j = p·g + ρ/(1 − ρ)²`` and
+    ``Σ_{j≥1} (p + j)² ρ^j = p²·g + 2p·ρ/(1 − ρ)² + ρ(1 + ρ)/(1 − ρ)³`` with ``g = ρ/(1 − ρ)``.
+    For M/M/1-PS (p = 1) the number in system is geometric: mean ``ρ/(1 − ρ)``, variance
+    ``ρ/(1 − ρ)²``. Requires ρ < 1.
+    """
+    if lam <= 0 or demand <= 0:
+        return 0.0, 0.0
+    mu = 1.0 / demand
+    rho = lam / (min(processes, cores) * mu)
+    prob, total, m1, m2 = 1.0, 1.0, 0.0, 0.0
+    for n in range(1, processes + 1):
+        prob *= lam / (min(n, cores) * mu)
+        total += prob
+        m1 += n * prob
+        m2 += n * n * prob
+    p, g, h = processes, rho / (1.0 - rho), rho / (1.0 - rho) ** 2
+    total += prob * g
+    m1 += prob * (p * g + h)
+    m2 += prob * (p * p * g + 2 * p * h + rho * (1.0 + rho) / (1.0 - rho) ** 3)
+    mean = m1 / total
+    return mean, max(0.0, m2 / total - mean * mean)
 
 
 def erlang_wait(servers: int, lam: float, hold: float) -> tuple[float, float]:

@@ -87,6 +87,9 @@ class VDeployment:
         self.cpu_req = float(spec.resources.requests.cpu)
         self.mem_req = float(spec.resources.requests.memory)
         self.mem_per_pod = float(spec.memory_base)  # working set of a serving pod (set each step)
+        self.mem_serving = 0  # the serving pods mem_per_pod was set for
+        self.scrapes = self.edge_scrapes = 0  # scrapes, and those whose HPA ratio sat at the tolerance edge
+        self.noise_sd = (0.0, 0.0)  # sd of a serving pod's working set and CPU rate at the last scrape
         self.pod_seconds = 0.0
         rp = spec.readinessProbe
         self.version = 0  # bumped when pods are added, removed or scheduled
@@ -190,13 +193,26 @@ class VDeployment:
         return value
 
     # ---- metrics-server ------------------------------------------------------------------------
-    def scrape(self, now: float) -> None:
+    def scrape(self, now: float, mem_noise: float = 0.0, cpu_noise: float = 0.0) -> None:
+        """One metrics-server scrape. `mem_noise` and `cpu_noise` are this scrape's deviations of a
+        serving pod's working set (bytes) and CPU rate (cores) from the means (engine.fluid_noise).
+
+        The requests in flight are those of the last step, held by the pods serving then; pods
+        that have just joined the endpoints share them (the total is what the HPA sums, and in
+        the DES it is the same: the old pods still hold their requests, the new ones few yet)."""
+        base = float(self.spec.memory_base)
+        serving_now = self.counts(now)[3]
+        extra = self.mem_per_pod - base
+        if serving_now and self.mem_serving and serving_now != self.mem_serving:
+            extra *= self.mem_serving / serving_now
+        mem_serving = max(base, base + extra + mem_noise)
         for p in self.pods:
             if p.up > now:
                 p.scrape = None
                 continue
             cpu = self.cpu_integral - p.cpu_base if p.cpu_base is not None else 0.0
-            mem = self.mem_per_pod if p.serving <= now else float(self.spec.memory_base)
+            serving = p.serving <= now
+            mem = mem_serving if serving else base
             s = p.scrape
             if s is None:
                 p.scrape = [None, 0.0, now, cpu, None, 0.0, mem]
@@ -205,6 +221,8 @@ class VDeployment:
             if now > s[0]:
                 s[5] = now - s[0]
                 s[4] = (cpu - s[1]) / s[5]
+                if serving and cpu_noise:
+                    s[4] = max(0.0, s[4] + cpu_noise)
 
     def pod_infos(self, now: float) -> list[PodInfo]:
         """What the controller reads. Pods with the same scrape share one samples mapping, and the

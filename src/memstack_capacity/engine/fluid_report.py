@@ -51,9 +51,11 @@ class Totals:
         self.lat += s["ok"] * s["lat"] * f
         if ev is not None:
             failed = s["shed"] + s["e504"] + s["e500"]
-            for (name, acc), w, tm in zip(self.by_class.items(), tiers.w, ev["times"]):
+            share = s.get("delay_f")  # each class's part of the queue delay (None: all the same)
+            delays = [s["delay"]] * len(tiers.w) if share is None else [s["delay"] * fc for fc in share]
+            for (name, acc), w, tm, dc in zip(self.by_class.items(), tiers.w, ev["times"], delays):
                 acc[0] += w * s["ok"] * f
-                acc[1] += w * s["ok"] * min(tm + s["delay"], self_timeout(tiers)) * f
+                acc[1] += w * s["ok"] * min(tm + dc, self_timeout(tiers)) * f
                 acc[2] += w * failed * f
             self.lam_pod.add(round(s["x"] / s["n_api"], 9) if s["n_api"] else 0.0)
             for store, st in ev["stores"].items():
@@ -132,9 +134,11 @@ def caveats_for(sim, summary: dict) -> list[str]:
     out = [
         f"Fluid mode: every tier is solved as if the rate of each step (at most {sim.dt:g} s) had lasted; "
         "queues that build and drain within a step, and the randomness of a single run, are not seen.",
-        "Load is split evenly over serving pods (an ideal balancer); per-pod imbalance from round robin, "
-        "random or least-request picks is not represented.",
+        "Load is split evenly over serving pods (an ideal balancer) and each pod's arrivals are taken as Poisson; "
+        "per-pod imbalance from random or least-request picks, and the smoothing of round robin (each pod sees "
+        "every n-th arrival, so a busy processor-sharing pod queues less than M/M/1-PS says), are not represented.",
     ]
+    out += _hpa_caveats(sim)
     if summary["fluid"]["percentiles"] is None:
         out.append("Latency percentiles are not given: they have a closed form only for one tier "
                    "(an M/M/c pod at one load), and this run is a multi-tier chain or its load varies; "
@@ -143,7 +147,9 @@ def caveats_for(sim, summary: dict) -> list[str]:
         where = ", ".join(f"{k} ({v:.0f} s)" for k, v in sorted(tot.bottlenecks.items(), key=lambda kv: -kv[1]))
         out.append(f"The system ran at or beyond saturation for {tot.saturated_s:.0f} s of the measured window "
                    f"(bottleneck: {where}): latency, the 503/504 split and tail behaviour under overload are "
-                   "fluid approximations (a deterministic backlog, timeouts smoothed by an exponential in-pod time).")
+                   "fluid approximations (a deterministic backlog held at the bottleneck tier, each request "
+                   "class delayed in proportion to its work there; timeouts smoothed by an exponential "
+                   "in-pod time).")
     if sim.closed:
         out.append("Closed users: throughput is the fixed point X = N / (Z + R(X)) with open-queue tier times, "
                    "not exact MVA; client retries and timed-out users re-thinking are not modelled.")
@@ -168,6 +174,24 @@ def caveats_for(sim, summary: dict) -> list[str]:
                    "and restart containers; the fluid model does not.")
     out.append("Not modelled in fluid mode: liveness-probe failures and the overload death spiral, OOMKills, "
                "CrashLoopBackOff, terminating pods' drain, per-node anti-affinity.")
+    return out
+
+
+def _hpa_caveats(sim) -> list[str]:
+    """What the HPA saw: the metric noise (engine.fluid_noise) and the decisions at the tolerance edge."""
+    if not sim.hpa_resources:
+        return []
+    if sim.noise_rng is None:
+        return ["HPA metrics are the fluid means (metric noise off): a decision near the tolerance edge can "
+                "differ from the DES's, whose noisy metrics can tip it (docs/fluid.md, Metric noise)."]
+    out = ["HPA metrics carry noise drawn from the queueing model at every scrape (the in-flight count's variance, "
+           "compound-Poisson CPU over the scrape window), seeded from the run's seed; normal approximations, "
+           "scrapes taken as independent."]
+    for name, dep in sim.deps.items():
+        if dep.edge_scrapes:
+            out.append(f"{name}: at {dep.edge_scrapes} of {dep.scrapes} scrapes an HPA metric's mean sat "
+                       "within 2 sd of the tolerance band's edge; the replicas there are one draw of the metric "
+                       "noise (as one DES run is): other seeds can settle on another count.")
     return out
 
 

@@ -37,26 +37,32 @@ class Tiers:
         api = scenario.api
         self.p, self.k, self.cores = api.processes, api.concurrency, api.cpu_capacity
         self.session = {n for n, s in self.stores.items() if getattr(s, "session", False)}
+        self.tier_of: dict = {}  # capacity's tier name -> tier key
 
     # ---- capacity ------------------------------------------------------------------------------
     def capacity(self, n_api: int, t_req: float, job_load: Demand, job_rate: float) -> tuple[float, str]:
-        """(most requests/s the system can serve, the tier that sets it)."""
+        """(most requests/s the system can serve, the tier that sets it); :attr:`tier_of` maps the
+        tier's name to its key for :meth:`tier_times` (``("cpu",)``, ``("store", name)``, ...)."""
         if n_api <= 0:
             return 0.0, "no serving API pods"
         d, best = self.mean, []
         if d.cpu > 0:
-            best.append((n_api * min(self.p, self.cores) / d.cpu, "api cpu"))
+            best.append((n_api * min(self.p, self.cores) / d.cpu, "api cpu", ("cpu",)))
         slots = n_api * self.p * self.k
         if t_req > 0:
-            best.append((slots / t_req, "api concurrency (processes x concurrency)"))
+            best.append((slots / t_req, "api concurrency (processes x concurrency)", ("slots",)))
         for store, calls in d.calls.items():
             spec = self.stores[store]
             free = spec.cores - job_rate * job_load.server.get(store, 0.0)
             if d.server.get(store, 0.0) > 0:
-                best.append((max(free, 0.0) / d.server[store], f"{store} server cores"))
+                best.append((max(free, 0.0) / d.server[store], f"{store} server cores", ("store", store)))
         for store, ops in d.redis_ops.items():
-            best.append((1.0 / (ops * self.stores[store].op_time), f"{store} (single thread)"))
-        return min(best) if best else (math.inf, "none")
+            best.append((1.0 / (ops * self.stores[store].op_time), f"{store} (single thread)", ("redis", store)))
+        if not best:
+            return math.inf, "none"
+        cap, label, key = min(best)
+        self.tier_of[label] = key
+        return cap, label
 
     # ---- one evaluation ------------------------------------------------------------------------
     def evaluate(self, x: float, n_api: int, job_load: Demand, job_rate: float, t_prev: float) -> dict:
@@ -146,6 +152,27 @@ class Tiers:
                    in_flight=x * t_in, backlog=x * admit, cpu_cores=x * d.cpu)
         out["errors"] = min(out["errors"], 1.0)
         return out
+
+    def tier_times(self, ctx: dict, key: tuple, base: list[float] | None = None) -> list[float]:
+        """Per class, the mean time spent at one tier: ``("cpu",)`` the API CPU,
+        ``("store", s)`` the server part of the calls to `s` (its stretch), ``("redis", s)``
+        the commands to `s`. The class's latency is linear in the tier's factor except
+        through a parallel group's max, so ``f·∂T/∂f`` (a relative step of 1e-6) is that time.
+        `base`: the classes' latencies at `ctx`, when the caller has them."""
+        h = 1e-6
+        c = dict(ctx)
+        if key[0] == "cpu":
+            c["cpu"] = ctx["cpu"] * (1.0 + h)
+        elif key[0] == "store" and key[1] in ctx["call"]:
+            fixed, stretch = ctx["call"][key[1]]
+            c["call"] = {**ctx["call"], key[1]: (fixed, stretch * (1.0 + h))}
+        elif key[0] == "redis" and key[1] in ctx["redis"]:
+            c["redis"] = {**ctx["redis"], key[1]: ctx["redis"][key[1]] * (1.0 + h)}
+        else:
+            return [0.0] * len(self.exprs)
+        if base is None:
+            base = [latency(e, ctx, self.hit) for e in self.exprs]
+        return [max(0.0, (latency(e, c, self.hit) - t) / h) for e, t in zip(self.exprs, base)]
 
     def job_time(self, name: str, ctx: dict, worker_cpu_factor: float) -> float:
         c = dict(ctx)
