@@ -32,6 +32,10 @@ class Clock(Environment):
         super().__init__(initial_time)
         self.dp_heap: list = []
         self.dp_seq = 0
+        #: Called as ``before_step(t)`` before each simpy event at time ``t`` (None: nothing). The
+        #: batched data plane (engine/hybrid.py) brings its pods up to ``t`` there, so that the
+        #: control plane always reads pods as they are at its own instant.
+        self.before_step = None
 
     def run(self, until: float | None = None):  # noqa: D102 - same contract as simpy's, numbers only
         at = math.inf if until is None else float(until)
@@ -49,6 +53,7 @@ class Clock(Environment):
         heap, queue = self.dp_heap, self._queue
         step = self.step
         inf = math.inf
+        hook = self.before_step
         while True:
             t_sp = queue[0][0] if queue else inf
             # data-plane callbacks strictly before simpy's next event (and before `at`); a
@@ -63,6 +68,10 @@ class Clock(Environment):
             else:
                 if t_sp >= at:
                     break
+                if hook is not None:
+                    hook(t_sp)
+                    if heap and heap[0][0] < t_sp:  # the hook may schedule data-plane work first
+                        continue
                 step()
         if at != math.inf:
             self._now = at

@@ -62,17 +62,18 @@ class DeploymentRuntime:
         self.pdb = spec.pdb
         self.evictions = 0
         self._max_annotation = 0  # deployment.kubernetes.io/max-replicas of the active ReplicaSets
+        #: Builds a pod: ``pod_factory(env, runtime, index, name, spec)``; None for :class:`.pods.Pod`
+        #: (the batched data plane, engine/hybrid.py, puts its own pods here).
+        self.pod_factory = None
 
     # ---- replica management ----------------------------------------------------------------
     def start(self, replicas: int) -> None:
         """Create the initial pods, already running and ready (the run starts in steady state)."""
-        from memstack_capacity.components.pods import Pod
-
         self.spec_replicas = replicas
         self.rs_replicas[self.revision] = replicas
         self._max_annotation = replicas + rollout.max_surge(self.spec.strategy, replicas)
         for _ in range(replicas):
-            pod = Pod(self.env, self, self._next_index, f"{self.name}-{self._next_index}", self.spec)
+            pod = self._new_pod(self.spec)
             pod.revision = self.revision
             self._next_index += 1
             self.pods.append(pod)
@@ -203,12 +204,16 @@ class DeploymentRuntime:
         ready_for = self.env.now - pod.ready_changed_at if pod.ready else -1.0
         return (pod.node is not None, pod.phase == "Running", pod.ready, ready_for, -pod.restarts, -pod.created_at)
 
-    def _create_pod(self, revision: int | None = None):
+    def _new_pod(self, spec):
         from memstack_capacity.components.pods import Pod
 
+        make = self.pod_factory or Pod
+        return make(self.env, self, self._next_index, f"{self.name}-{self._next_index}", spec)
+
+    def _create_pod(self, revision: int | None = None):
         revision = self.revision if revision is None else revision
         spec = self.templates.get(revision, self.spec)
-        pod = Pod(self.env, self, self._next_index, f"{self.name}-{self._next_index}", spec)
+        pod = self._new_pod(spec)
         pod.revision = revision
         self._next_index += 1
         self.pods.append(pod)

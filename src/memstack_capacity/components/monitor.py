@@ -25,6 +25,7 @@ class Monitor:
         self.runtimes = runtimes
         self.ingress = ingress
         self.extra = list(extra_samplers)
+        self.before_sample: list = []  # callables run first at each sample (a batched data plane flushes)
         self._cpu_prev: dict = {}
         self._throttle_prev: dict = {}
         self._arrived_prev = 0
@@ -35,6 +36,8 @@ class Monitor:
             self.sample()
 
     def sample(self) -> None:
+        for flush in self.before_sample:
+            flush()
         now = self.env.now
         add = self.samples.add
         for name, rt in self.runtimes.items():

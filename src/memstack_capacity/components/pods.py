@@ -33,6 +33,10 @@ _EPS_REL = 1e-10
 _TIME_ULPS = 4.0
 
 
+def _arrival(task) -> float:
+    return task.t0
+
+
 class Proc:
     """One server process: in-flight count and its PS state (virtual time, finish-tag heap)."""
 
@@ -161,8 +165,8 @@ class Pod:
                 break
 
     def drop_all(self) -> list:
-        """Remove every task (container died or pod deleted); returns them, still alive."""
-        tasks = list(self.tasks)
+        """Remove every task (container died or pod deleted); returns them, still alive, oldest first."""
+        tasks = sorted(self.tasks, key=_arrival)
         self._sync(self.env.now)
         self._reset_container()
         return tasks

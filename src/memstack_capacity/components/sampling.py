@@ -59,6 +59,21 @@ class _Blocks:
         self._i = i + 1
         return self._buf[i]
 
+    def take(self, n: int) -> np.ndarray:
+        """The next `n` draws at once: the numbers `n` calls would return, in the same order."""
+        out = np.empty(n)
+        got = 0
+        while got < n:
+            if self._i == self._n:
+                self._buf = self._fill(self._rng, BLOCK).tolist()
+                self._n = BLOCK
+                self._i = 0
+            m = min(n - got, self._n - self._i)
+            out[got : got + m] = self._buf[self._i : self._i + m]
+            self._i += m
+            got += m
+        return out
+
 
 def UnitExponential(rng: np.random.Generator) -> _Blocks:  # noqa: N802 - reads like the class it was
     """Exponential draws with mean 1 (arrivals, think times scaled by the caller)."""
