@@ -38,7 +38,7 @@ from memstack_capacity.engine.rng import stream
 from memstack_capacity.scenario.distributions import Dist
 from memstack_capacity.scenario.workload import CpuStep
 
-ENGINES = ("auto", "des", "kernel")
+ENGINES = ("auto", "des", "kernel", "hybrid")
 
 
 # ---- eligibility -------------------------------------------------------------------------------

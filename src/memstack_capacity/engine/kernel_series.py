@@ -21,15 +21,27 @@ _COLUMNS = (("cls", "cls", "i"), ("t_arrival", "t0", "d"), ("t_end", "t_end", "d
 
 
 def record_answers(model, ans) -> None:
-    """Append the answers to the request log (and the streaming stats when the engine keeps them)."""
+    """Append the answers to the request log (and the streaming stats when the engine keeps them).
+
+    A sampled log (``every`` > 1) keeps the rows whose running count is a multiple of
+    ``every``, as ``RequestLog.add`` does one by one.
+    """
     log = model.recorder.requests
     n = len(ans.t_end)
-    bulk = getattr(log, "every", 1) == 1 and all(
+    every = getattr(log, "every", 1)
+    bulk = hasattr(log, "seen") or every == 1
+    bulk = bulk and all(
         isinstance(getattr(log, name, None), array) and getattr(log, name).typecode == code for name, _, code in _COLUMNS
     )
     if bulk:
+        keep = None
+        if every != 1:
+            keep = np.flatnonzero((log.seen + np.arange(1, n + 1)) % every == 0)
         for name, attr, code in _COLUMNS:
-            getattr(log, name).frombytes(np.ascontiguousarray(getattr(ans, attr), dtype=_DTYPES[code]).tobytes())
+            column = np.asarray(getattr(ans, attr))
+            if keep is not None:
+                column = column[keep]
+            getattr(log, name).frombytes(np.ascontiguousarray(column, dtype=_DTYPES[code]).tobytes())
         if hasattr(log, "seen"):
             log.seen += n
     else:

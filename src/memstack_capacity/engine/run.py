@@ -34,25 +34,27 @@ class RunRecord:
     extras: dict = field(default_factory=dict)
     wall_s: float = 0.0
     request_stats: object = None  # RequestStats: exact counts and latency sketches per class
+    engine: str = "des"  # which engine ran it: "kernel", "hybrid" or "des"
 
 
 def run(scenario: Scenario, seed: int | None = None, progress=None, *, engine: str | None = None) -> RunRecord:
     """Simulate `scenario` with `seed` (the scenario's own when None).
 
     `progress`, if given, is called as ``progress(sim_time_s, duration_s)`` as the run advances.
-    `engine`: ``"auto"`` (default; also ``MEMSTACK_ENGINE``) runs an eligible scenario on the
-    per-pod kernel (engine/kernel.py) and any other on the general engine; ``"des"`` forces
-    the general engine; ``"kernel"`` requires the kernel (ValueError when not eligible).
+    `engine`: ``"auto"`` (default; also ``MEMSTACK_ENGINE``) takes the fastest engine the
+    scenario is eligible for — the per-pod kernel (engine/kernel.py), else the batched data
+    plane (engine/hybrid.py), else the general engine; ``"des"`` forces the general engine;
+    ``"kernel"`` and ``"hybrid"`` require theirs (ValueError listing the reasons when the
+    scenario is not eligible).
     """
     seed = scenario.seed if seed is None else int(seed)
     started = time.perf_counter()
-    # ---- per-pod kernel dispatch (engine/kernel.py) -------------------------------------
-    from memstack_capacity.engine import kernel
+    from memstack_capacity.engine import hybrid, kernel
 
     choice = engine or os.environ.get("MEMSTACK_ENGINE", "auto")
     if choice not in kernel.ENGINES:
         raise ValueError(f"engine must be one of {', '.join(kernel.ENGINES)}, got {choice!r}")
-    if choice != "des":
+    if choice in ("auto", "kernel"):
         why = kernel.eligibility(scenario)
         if why and choice == "kernel":
             raise ValueError("scenario not eligible for the kernel: " + "; ".join(why))
@@ -63,8 +65,14 @@ def run(scenario: Scenario, seed: int | None = None, progress=None, *, engine: s
                 while t < scenario.duration:
                     t = min(scenario.duration, t + PROGRESS_STEP_S)
                     progress(t, scenario.duration)
-            return _finish(model, time.perf_counter() - started)
-    # ---- end of the kernel dispatch -------------------------------------------------------
+            return _finish(model, time.perf_counter() - started, "kernel")
+    if choice in ("auto", "hybrid"):
+        why = hybrid.eligibility(scenario)
+        if why and choice == "hybrid":
+            raise ValueError("scenario not eligible for the batched data plane: " + "; ".join(why))
+        if not why:
+            model = hybrid.run_model(scenario, seed, progress, PROGRESS_STEP_S)
+            return _finish(model, time.perf_counter() - started, "hybrid")
     model = build(scenario, seed)
     _start(model)
     env, horizon = model.env, scenario.duration
@@ -86,7 +94,7 @@ def _start(model: Model) -> None:
         starter()
 
 
-def _finish(model: Model, wall_s: float) -> RunRecord:
+def _finish(model: Model, wall_s: float, engine: str = "des") -> RunRecord:
     now = model.env.now
     totals = {}
     for name, runtime in model.runtimes.items():
@@ -105,4 +113,5 @@ def _finish(model: Model, wall_s: float) -> RunRecord:
         extras=extras,
         wall_s=wall_s,
         request_stats=model.ingress.stats,
+        engine=engine,
     )

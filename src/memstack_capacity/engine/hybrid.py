@@ -1,0 +1,287 @@
+"""The batched data plane: simpy for the control plane, each pod's requests played between its events.
+
+The per-pod kernel (:mod:`.kernel`) needs a fixed set of pods that nothing else touches.
+Most scenarios that matter have an autoscaler and probes, so pods come and go, get ready
+and unready, and the control plane reads their CPU and memory. Here the control plane runs
+as in the general engine (HPA controller, metrics-server, pod lifecycle, probes, monitor),
+and the requests cost no event each:
+
+* arrivals, classes and routing are drawn in numpy blocks from the engine's own streams
+  and routed to the endpoints **as they are** — the endpoint list changes only in a
+  control-plane event, and before every such event (``Clock.before_step``) every arrival
+  before it has been routed and every pod has played its own events up to that instant;
+* each pod (:class:`.hybrid_pods.LazyPod`) plays its arrivals, admissions, completions,
+  backlog releases and client timeouts in time order with the general engine's arithmetic;
+* answers are collected and handed to the request log, the streaming statistics and the
+  ingress's interval counters before each monitor sample (``Monitor.before_sample``) and
+  at the end, sorted by the time they were given.
+
+What the control plane sees of a pod at an instant is what the general engine shows: CPU
+used, memory, in flight, backlog, held tasks; a probe is answered at the instant it
+finishes. With one pod every stream is consumed in the general engine's order, so the
+request rows are the same (``tests/test_hybrid.py``); with several pods the service times
+are drawn pod by pod between control events rather than interleaved across pods, so the run
+is another sample of the same model.
+
+:func:`eligibility` says why a scenario cannot take this path.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from types import SimpleNamespace
+
+import numpy as np
+
+from memstack_capacity.components.recorder import E503, E504, OK, REASON_CODE, STATUS_LABELS
+from memstack_capacity.components.sampling import BLOCK, _block_drawer
+from memstack_capacity.engine.hybrid_pods import LazyPod
+from memstack_capacity.engine.kernel import _Inverse
+from memstack_capacity.engine.kernel_series import record_answers
+from memstack_capacity.engine.rng import stream
+from memstack_capacity.scenario.distributions import Dist
+from memstack_capacity.scenario.workload import CpuStep
+
+_NO_ENDPOINTS = REASON_CODE["no_endpoints"]
+
+
+# ---- eligibility -------------------------------------------------------------------------------
+def eligibility(scenario) -> list[str]:
+    """Why `scenario` cannot run on the batched data plane (empty when it can)."""
+    why: list[str] = []
+    wl = scenario.workload
+    if wl.arrivals is None:
+        why.append("closed users (the batched data plane needs open arrivals)")
+    if wl.jobs:
+        why.append("workload.jobs")
+    if scenario.events:
+        why.append("events")
+    if scenario.datastores:
+        why.append("datastores")
+    if scenario.cluster.node_autoscaler is not None:
+        why.append("cluster.node_autoscaler")
+    others = sorted(set(scenario.deployments) - {"api"})
+    if others:
+        why.append(f"deployments other than api ({', '.join(others)})")
+    api = scenario.deployments.get("api")
+    if api is None:
+        return why + ["no api deployment"]
+    if api.hpa is not None and any(m.type != "Resource" for m in api.hpa.metrics):
+        why.append("api.hpa has metrics other than Resource")
+    if api.consumes:
+        why.append("api.consumes")
+    if api.load_balancing not in ("round_robin", "random"):
+        why.append(f"load_balancing {api.load_balancing} (routing depends on pod state)")
+    limits = api.resources.limits
+    if limits.cpu is not None and limits.cpu < api.processes:
+        why.append("limits.cpu < processes (the CPU limit couples the processes)")
+    for i, c in enumerate(wl.requests):
+        steps = c.steps
+        if len(steps) != 1 or not isinstance(steps[0], CpuStep) or steps[0].repeat != 1:
+            why.append(f"workload.requests[{i}] is not a single cpu step")
+    if limits.memory is not None:
+        worst = api.memory_base + api.processes * api.concurrency * max((c.memory for c in wl.requests), default=0)
+        if worst > limits.memory:
+            why.append("an OOM kill is possible (memory_base + processes × concurrency × memory > limits.memory)")
+    return why
+
+
+# ---- arrivals ----------------------------------------------------------------------------------
+class Arrivals:
+    """The open source's arrival times and classes, a block at a time, as the engine draws them."""
+
+    def __init__(self, spec, mix, seed: int, horizon: float):
+        rng = stream(seed, "workload/arrivals")
+        if spec.cv == 1.0:
+            self._fill = lambda: rng.standard_exponential(BLOCK)
+        else:
+            self._fill = _block_drawer(Dist(dist="gamma", mean=1.0, cv=spec.cv), rng)
+        self._inverse = _Inverse([(p.at, p.rps) for p in spec.profile])
+        self._epoch = 0.0
+        self._last = 0.0  # the last arrival's time, as call_later scheduled it
+        self._mix = mix
+        self._cumulative = np.asarray(mix.cumulative)
+        self._n_classes = len(mix.programs)
+        self.horizon = horizon
+        self.done = False
+
+    def next_block(self) -> tuple[list, list]:
+        """The next block's (times, classes); empty lists once past the horizon."""
+        if self.done:
+            return [], []
+        block = self._fill().astype(float)
+        block[0] += self._epoch
+        lam = np.cumsum(block)  # sequential sums, as epoch += draw
+        self._epoch = float(lam[-1])
+        t = self._inverse.times(lam)
+        beyond = np.flatnonzero(t > self.horizon)
+        if len(beyond):
+            t = t[: beyond[0]]
+            self.done = True
+        t = self._as_scheduled(t)
+        u = self._mix.uniform.take(len(t))
+        cls = np.minimum(np.searchsorted(self._cumulative, u, side="right"), self._n_classes - 1)
+        return t.tolist(), cls.tolist()
+
+    def _as_scheduled(self, t: np.ndarray) -> np.ndarray:
+        """call_later puts an arrival at ``previous + (t - previous)``: t itself except rarely."""
+        if not len(t):
+            return t
+        prev = np.concatenate(([self._last], t[:-1]))
+        if not np.array_equal(prev + (t - prev), t):
+            out, last = t.tolist(), self._last
+            for i, ti in enumerate(out):
+                out[i] = last = last + (ti - last)
+            t = np.asarray(out)
+        self._last = float(t[-1])
+        return t
+
+
+# ---- the data plane ------------------------------------------------------------------------------
+class BatchedPlane:
+    """Routes arrivals to the API's pods and collects their answers (see the module docstring)."""
+
+    def __init__(self, model, seed: int):
+        scenario = model.scenario
+        self.model = model
+        self.env = model.env
+        self.runtime = model.runtimes["api"]
+        self.ingress = model.ingress
+        self.balancer = model.ingress.balancer
+        self.timeout = float(scenario.workload.timeout)
+        mix = model.source.mix
+        self.memory = list(mix.memory)
+        self.samplers = [prog[0][1] for prog in mix.programs]  # each class's one cpu op's Sampler
+        self.arrivals = Arrivals(scenario.workload.arrivals, mix, seed, float(scenario.duration))
+        self._t: list = []
+        self._c: list = []
+        self._pos = 0
+        self.t_synced = -math.inf
+        self.accepted = 0  # accepted since the last flush (the ingress's in-flight count grows by it)
+        self.late_probes = 0  # probes answered after their instant: none, by construction (tested)
+        self.ok_cls: list = []
+        self.ok_t0: list = []
+        self.ok_end: list = []
+        self.ok_pod: list = []
+        self.err: list = []  # (cls, t0, t_end, status, reason, pod)
+        plane = self
+        self.runtime.pod_factory = lambda env, rt, index, name, spec: LazyPod(env, rt, index, name, spec, plane)
+        self.env.before_step = self.sync_all
+        model.monitor.before_sample.append(self.flush)
+
+    # ---- routing -------------------------------------------------------------------------------
+    def route_until(self, t: float) -> None:
+        """Route every arrival strictly before `t` to the endpoints as they are now."""
+        while True:
+            times = self._t
+            pos = self._pos
+            if pos == len(times):
+                if self.arrivals.done:
+                    return
+                self._t, self._c = self.arrivals.next_block()
+                self._pos = 0
+                continue
+            end = bisect_left(times, t, pos)
+            if end > pos:
+                self._route(times[pos:end], self._c[pos:end])
+                self._pos = end
+            if end < len(times):
+                return
+
+    def _route(self, times: list, classes: list) -> None:
+        self.ingress.arrived += len(times)
+        eps = self.runtime.endpoints
+        L = len(eps)
+        if L == 0:
+            for a, c in zip(times, classes):
+                self.error(c, a, a, E503, _NO_ENDPOINTS, -1)
+            return
+        if self.balancer.policy == "round_robin":
+            first = self.balancer.cursor % L
+            m = len(times)
+            for j in range(min(L, m)):
+                pod = eps[(first + j) % L]
+                pod.pend_t.extend(times[j::L])
+                pod.pend_c.extend(classes[j::L])
+            self.balancer.cursor = (first + m - 1) % L + 1
+            return
+        picks = (self.balancer.uniform.take(len(times)) * L).astype(np.int64).tolist()
+        for a, c, j in zip(times, classes, picks):
+            pod = eps[j]
+            pod.pend_t.append(a)
+            pod.pend_c.append(c)
+
+    # ---- bringing pods up to an instant ------------------------------------------------------------
+    def bring(self, pod, t: float) -> None:
+        """Route what arrived before `t`, then play `pod`'s events before `t`."""
+        self.route_until(t)
+        pod.advance(t)
+
+    def sync_all(self, t: float) -> None:
+        """Before a control-plane event at `t`: every pod as it is at `t`."""
+        if t <= self.t_synced:
+            return
+        self.route_until(t)
+        for pod in self.runtime.pods:
+            pod.advance(t)
+        self.t_synced = t
+
+    # ---- answers -----------------------------------------------------------------------------------
+    def error(self, cls: int, t0: float, t_end: float, status: int, reason: int, pod: int) -> None:
+        self.err.append((cls, t0, t_end, status, reason, pod))
+
+    def flush(self) -> None:
+        """Hand the answers given so far to the log, the statistics and the ingress's counters."""
+        n_ok, err = len(self.ok_end), self.err
+        ingress = self.ingress
+        if n_ok + len(err) == 0 and not self.accepted:
+            return
+        e = np.asarray(err, dtype=float).reshape(-1, 6)
+        cls = np.concatenate([np.asarray(self.ok_cls, dtype=np.int64), e[:, 0].astype(np.int64)])
+        t0 = np.concatenate([np.asarray(self.ok_t0, dtype=float), e[:, 1]])
+        t_end = np.concatenate([np.asarray(self.ok_end, dtype=float), e[:, 2]])
+        status = np.concatenate([np.full(n_ok, OK, dtype=np.int64), e[:, 3].astype(np.int64)])
+        reason = np.concatenate([np.zeros(n_ok, dtype=np.int64), e[:, 4].astype(np.int64)])
+        pod = np.concatenate([np.asarray(self.ok_pod, dtype=np.int64), e[:, 5].astype(np.int64)])
+        order = np.argsort(t_end, kind="stable")
+        ans = SimpleNamespace(cls=cls[order], t0=t0[order], t_end=t_end[order], status=status[order],
+                              reason=reason[order], pod=pod[order])
+        record_answers(self.model, ans)
+        counts = np.bincount(ans.status, minlength=len(STATUS_LABELS)).tolist()
+        for code, n in enumerate(counts):
+            ingress.interval_status[code] += n
+        ok = ans.status == OK
+        ingress.window.extend((ans.t_end[ok] - ans.t0[ok]).tolist())
+        ingress.in_flight += self.accepted - counts[OK] - counts[E504]
+        self.accepted = 0
+        self.ok_cls, self.ok_t0, self.ok_end, self.ok_pod, self.err = [], [], [], [], []
+
+    def finish(self, horizon: float) -> None:
+        """At the end of the run: every pod up to the horizon, every answer handed over."""
+        self.sync_all(horizon)
+        self.flush()
+
+
+def run_model(scenario, seed: int, progress=None, step_s: float = 60.0):
+    """Build the engine's model with the batched data plane, run it to the horizon, return it."""
+    from memstack_capacity.engine.build import build
+
+    model = build(scenario, seed)
+    plane = BatchedPlane(model, seed)
+    model.extensions["batched_plane"] = plane
+    for name, runtime in model.runtimes.items():
+        runtime.start(scenario.deployments[name].replicas)
+    model.env.process(model.monitor.run())
+    for starter in model.extensions.get("starters", []):
+        starter()
+    env, horizon = model.env, float(scenario.duration)
+    t = 0.0
+    while t < horizon:
+        t = min(horizon, t + step_s)
+        env.run(until=t)
+        if progress is not None:
+            progress(t, horizon)
+    plane.finish(horizon)
+    return model
+

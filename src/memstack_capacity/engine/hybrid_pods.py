@@ -1,0 +1,461 @@
+"""A pod whose requests are advanced in batches: the batched data plane's pod.
+
+:class:`LazyPod` is a :class:`memstack_capacity.components.pods.Pod` to everything that
+looks at it (the deployment's lifecycle, probes, metrics-server, the monitor), but its
+requests cost no event each. The data plane (:mod:`.hybrid`) appends the arrivals routed to
+it, in time order; :meth:`LazyPod.advance` then plays the pod's own events — arrivals,
+admissions, processor-sharing completions, backlog releases, client timeouts — in time
+order up to an instant, with exactly the arithmetic of the independent-process mode of
+``Pod`` (``limits.cpu >= processes``): virtual time and finish tags per process, the same
+completion tolerance, admission to the process with the fewest in flight, a FIFO backlog,
+503 beyond it, 504 at the client's deadline while the server keeps working.
+
+A probe is the only job whose completion the control plane waits for. It is put in the
+process's heap like a request; the pod schedules a wake-up at the earliest time it can
+finish (processor sharing with no further arrival: more arrivals only delay it), plays its
+events up to then and either completes it at that instant or schedules the next wake-up.
+So a probe is answered at the instant the general engine would answer it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from heapq import heappop, heappush
+
+from memstack_capacity.components.clock import call_later_fn
+from memstack_capacity.components.flows import Task
+from memstack_capacity.components.pods import _EPS_ABS, _EPS_REL, _TIME_ULPS, Pod, Proc
+from memstack_capacity.components.recorder import E503, E504, REASON_CODE
+
+_BACKLOG_FULL = REASON_CODE["backlog_full"]
+_TIMEOUT = REASON_CODE["timeout"]
+
+INF = math.inf
+
+# A request's record: [t0, class, memory, state]; state 0 while the client waits, 1 once answered.
+_T0, _CLS, _MEM, _STATE = 0, 1, 2, 3
+
+
+class LazyPod(Pod):
+    """A pod of the batched data plane (see the module docstring)."""
+
+    def __init__(self, env, runtime, index: int, name: str, spec, plane):
+        self.plane = plane
+        self.pend_t: list = []  # arrivals routed here and not yet played: times and classes
+        self.pend_c: list = []
+        self.pend_i = 0
+        self._waking = False
+        super().__init__(env, runtime, index, name, spec)
+
+    # ---- state of one container incarnation ---------------------------------------------------
+    def _reset_container(self) -> None:
+        if hasattr(self, "procs"):
+            self._cpu_dead += sum(p.cpu_used for p in self.procs)
+        now = self.env.now
+        self.procs = [Proc(now) for _ in range(self.spec.processes)]
+        self.independent = True  # the data plane takes only pods whose CPU limit cannot bind
+        self.dues = [INF] * len(self.procs)
+        self.backlog: deque = deque()
+        self.open: deque = deque()  # request records admitted or waiting, in arrival order
+        self.probe_at: dict = {}  # probe flow -> (process index, finish tag) while it runs
+        self.inflight = 0
+        self.mem = self.spec.memory_base
+        self.nbusy = 0
+        self.speed = 1.0
+        self.t_last = now
+        self.token = getattr(self, "token", 0) + 1
+        self.due_at = INF
+        self.seq = 0
+
+    @property
+    def tasks(self) -> int:
+        """Requests and probes held (the deployment drains a deleted pod while this is non-zero)."""
+        return self.inflight + len(self.backlog) + len(self.probe_at)
+
+    # ---- playing the pod's events -------------------------------------------------------------
+    def advance(self, t: float) -> None:
+        """Play every event of this pod strictly before `t` (arrivals routed here must reach `t`)."""
+        pend_t = self.pend_t
+        n_pend = len(pend_t)
+        i = self.pend_i
+        dues = self.dues
+        single = len(dues) == 1
+        if i == n_pend and (dues[0] if single else min(dues)) >= t:
+            if self.open and self.open[0][_T0] + self.plane.timeout < t:
+                self._expire(t)
+            return
+        if single:
+            self._advance_one(t)
+            return
+        pend_c = self.pend_c
+        plane = self.plane
+        timeout = plane.timeout
+        samplers = plane.samplers
+        memory = plane.memory
+        procs = self.procs
+        k = self.concurrency
+        cap = self.backlog_cap
+        backlog = self.backlog
+        opened = self.open
+        while True:
+            a = pend_t[i] if i < n_pend else INF
+            if single:
+                d = dues[0]
+                q = 0
+            else:
+                d = min(dues)
+                q = dues.index(d)
+            if d <= a:
+                if d >= t:
+                    break
+                # ---- completions on process q at d (Pod._proc_due) ----
+                self._complete(q, d)
+                continue
+            if a >= t:
+                break
+            # ---- arrival i at a (Pod.submit) ----
+            c = pend_c[i]
+            i += 1
+            if single:
+                free = procs[0] if procs[0].inflight < k else None
+            else:
+                free = self._free_proc()
+            if free is not None:
+                rec = [a, c, memory[c], 0]
+                opened.append(rec)
+                self._admit_rec(rec, free, a, samplers)
+            elif len(backlog) < cap:
+                rec = [a, c, memory[c], 0]
+                opened.append(rec)
+                backlog.append(rec)
+            else:
+                plane.error(c, a, a, E503, _BACKLOG_FULL, self.index)
+                continue
+            plane.accepted += 1
+        if i == n_pend:
+            pend_t.clear()
+            pend_c.clear()
+            i = 0
+        self.pend_i = i
+        if opened and opened[0][_T0] + timeout < t:
+            self._expire(t)
+
+    def _advance_one(self, t: float) -> None:
+        """:meth:`advance` for a pod with one process (uvicorn's default), its state in locals.
+
+        The same events and arithmetic as the general path (:meth:`_complete`, :meth:`_admit_rec`).
+        """
+        proc = self.procs[0]
+        heap = proc.heap
+        V, tl, used = proc.V, proc.t_last, proc.cpu_used
+        d = self.dues[0]
+        pend_t, pend_c = self.pend_t, self.pend_c
+        n_pend = len(pend_t)
+        i = self.pend_i
+        plane = self.plane
+        timeout = plane.timeout
+        samplers = plane.samplers
+        memory = plane.memory
+        k = self.concurrency
+        cap = self.backlog_cap
+        backlog = self.backlog
+        opened = self.open
+        ok_cls, ok_t0, ok_end, ok_pod = plane.ok_cls.append, plane.ok_t0.append, plane.ok_end.append, plane.ok_pod.append
+        index = self.index
+        inflight, mem, mem_peak, seq = self.inflight, self.mem, self.mem_peak, self.seq
+        accepted = 0
+        ulp = math.ulp
+        while True:
+            a = pend_t[i] if i < n_pend else INF
+            if d <= a:
+                if d >= t:
+                    break
+                # ---- completions at d ----
+                n = len(heap)
+                dt = d - tl
+                V += dt / n
+                used += dt
+                tl = d
+                limit = V + _EPS_ABS + _EPS_REL * abs(V) + _TIME_ULPS * ulp(d) / n
+                finished = [heappop(heap)[2]]
+                while heap and heap[0][0] <= limit:
+                    finished.append(heappop(heap)[2])
+                for rec in finished:
+                    if rec.__class__ is not list:  # a probe: only its own wake-up can answer it on time
+                        del self.probe_at[rec]
+                        if not self._waking:
+                            plane.late_probes += 1
+                        self.runtime.executor.advance(rec)
+                        continue
+                    inflight -= 1
+                    mem -= rec[2]
+                    if rec[3] == 0:
+                        rec[3] = 1
+                        t0 = rec[0]
+                        if d < t0 + timeout:
+                            ok_cls(rec[1])
+                            ok_t0(t0)
+                            ok_end(d)
+                            ok_pod(index)
+                        else:
+                            plane.error(rec[1], t0, t0 + timeout, E504, _TIMEOUT, index)
+                    if backlog and inflight < k:  # the freed slot goes to the backlog's head
+                        nxt = backlog.popleft()
+                        inflight += 1
+                        mem += nxt[2]
+                        if mem > mem_peak:
+                            mem_peak = mem
+                        s = samplers[nxt[1]]
+                        j = s._i
+                        if j != s._n:
+                            s._i = j + 1
+                            work = s._buf[j]
+                        else:
+                            work = s()
+                        if not heap:
+                            V = 0.0
+                        seq += 1
+                        heappush(heap, (V + work, seq, nxt))
+                if heap:
+                    dt = (heap[0][0] - V) * len(heap)
+                    d = tl + (dt if dt > 0.0 else 0.0)
+                else:
+                    d = INF
+                continue
+            if a >= t:
+                break
+            # ---- arrival i at a ----
+            c = pend_c[i]
+            i += 1
+            if inflight < k:
+                rec = [a, c, memory[c], 0]
+                opened.append(rec)
+                inflight += 1
+                mem += rec[2]
+                if mem > mem_peak:
+                    mem_peak = mem
+                s = samplers[c]
+                j = s._i
+                if j != s._n:
+                    s._i = j + 1
+                    work = s._buf[j]
+                else:
+                    work = s()
+                if heap:
+                    dt = a - tl
+                    V += dt / len(heap)
+                    used += dt
+                else:
+                    V = 0.0
+                tl = a
+                seq += 1
+                heappush(heap, (V + work, seq, rec))
+                dt = (heap[0][0] - V) * len(heap)
+                d = a + (dt if dt > 0.0 else 0.0)
+            elif len(backlog) < cap:
+                rec = [a, c, memory[c], 0]
+                opened.append(rec)
+                backlog.append(rec)
+            else:
+                plane.error(c, a, a, E503, _BACKLOG_FULL, index)
+                continue
+            accepted += 1
+        proc.V, proc.t_last, proc.cpu_used = V, tl, used
+        proc.inflight = inflight
+        self.dues[0] = d
+        self.inflight, self.mem, self.mem_peak, self.seq = inflight, mem, mem_peak, seq
+        plane.accepted += accepted
+        if i == n_pend:
+            pend_t.clear()
+            pend_c.clear()
+            i = 0
+        self.pend_i = i
+        if opened and opened[0][0] + timeout < t:
+            self._expire(t)
+
+    def _admit_rec(self, rec: list, proc: Proc, now: float, samplers) -> None:
+        """Admit a request record to `proc` at `now`: its memory, its CPU draw, its finish tag."""
+        proc.inflight += 1
+        self.inflight += 1
+        self.mem += rec[_MEM]
+        if self.mem > self.mem_peak:
+            self.mem_peak = self.mem
+        s = samplers[rec[_CLS]]
+        i = s._i
+        if i != s._n:
+            s._i = i + 1
+            work = s._buf[i]
+        else:
+            work = s()
+        heap = proc.heap
+        if heap:
+            dt = now - proc.t_last
+            proc.V += dt / len(heap)
+            proc.cpu_used += dt
+        else:
+            proc.V = 0.0
+        proc.t_last = now
+        self.seq += 1
+        heappush(heap, (proc.V + work, self.seq, rec))
+        dt = (heap[0][0] - proc.V) * len(heap)
+        self.dues[self.procs.index(proc)] = now + (dt if dt > 0.0 else 0.0)
+
+    def _expire(self, t: float) -> None:
+        """504 for every client whose deadline passed before `t` (the server keeps working)."""
+        opened = self.open
+        timeout = self.plane.timeout
+        error = self.plane.error
+        while opened:
+            rec = opened[0]
+            if rec[_STATE]:
+                opened.popleft()
+                continue
+            deadline = rec[_T0] + timeout
+            if deadline >= t:
+                break
+            opened.popleft()
+            rec[_STATE] = 1
+            error(rec[_CLS], rec[_T0], deadline, E504, _TIMEOUT, self.index)
+        # records still held by the pod stay reachable through its heaps and backlog
+
+    # ---- what the control plane calls -----------------------------------------------------------
+    def usage_now(self) -> float:
+        self.plane.bring(self, self.env.now)
+        return super().usage_now()
+
+    def cpu_start(self, proc: Proc, flow, work: float) -> None:
+        """A probe's CPU work on `proc`; answered exactly when it finishes (see the module docstring)."""
+        now = self.env.now
+        self.plane.bring(self, now)
+        heap = proc.heap
+        if heap:
+            dt = now - proc.t_last
+            proc.V += dt / len(heap)
+            proc.cpu_used += dt
+        else:
+            proc.V = 0.0
+        proc.t_last = now
+        self.seq += 1
+        tag = proc.V + work
+        heappush(heap, (tag, self.seq, flow))
+        q = self.procs.index(proc)
+        dt = (heap[0][0] - proc.V) * len(heap)
+        self.dues[q] = now + (dt if dt > 0.0 else 0.0)
+        self.probe_at[flow] = (q, tag)
+        self._wake_at(q, tag, flow)
+
+    def _wake_at(self, q: int, tag: float, flow) -> None:
+        """A wake-up when the probe can first finish: never before the process's next completion."""
+        when = max(_earliest_end(self.procs[q], tag), self.dues[q])
+        now = self.env.now
+        call_later_fn(self.env, when - now if when > now else 0.0, self._wake, (flow, self.restarts))
+
+    def _wake(self, arg) -> None:
+        flow, incarnation = arg
+        where = self.probe_at.get(flow)
+        if where is None or incarnation != self.restarts:
+            return  # answered already, or dropped with its container
+        q, tag = where
+        now = self.env.now
+        self._waking = True
+        self.plane.bring(self, now)
+        if flow in self.probe_at and self.dues[q] <= now:
+            self._complete(q, now)
+        self._waking = False
+        if flow in self.probe_at:
+            self._wake_at(q, tag, flow)
+
+    def _complete(self, q: int, now: float) -> None:
+        """Process q's completions due at `now` (Pod._proc_due), then the backlog's admissions."""
+        plane = self.plane
+        proc = self.procs[q]
+        heap = proc.heap
+        n = len(heap)
+        dt = now - proc.t_last
+        V = proc.V + dt / n
+        proc.V = V
+        proc.cpu_used += dt
+        proc.t_last = now
+        limit = V + _EPS_ABS + _EPS_REL * abs(V) + _TIME_ULPS * math.ulp(now) / n
+        finished = [heappop(heap)[2]]
+        while heap and heap[0][0] <= limit:
+            finished.append(heappop(heap)[2])
+        backlog = self.backlog
+        for rec in finished:
+            if rec.__class__ is not list:  # a probe: only its own wake-up can answer it on time
+                del self.probe_at[rec]
+                if not self._waking:
+                    plane.late_probes += 1
+                self.runtime.executor.advance(rec)
+                continue
+            proc.inflight -= 1
+            self.inflight -= 1
+            self.mem -= rec[_MEM]
+            if rec[_STATE] == 0:
+                rec[_STATE] = 1
+                t0 = rec[_T0]
+                if now < t0 + plane.timeout:
+                    plane.ok_cls.append(rec[_CLS])
+                    plane.ok_t0.append(t0)
+                    plane.ok_end.append(now)
+                    plane.ok_pod.append(self.index)
+                else:
+                    plane.error(rec[_CLS], t0, t0 + plane.timeout, E504, _TIMEOUT, self.index)
+            while backlog:  # the freed slot goes to the backlog's head (Pod.release)
+                free = self._free_proc()
+                if free is None:
+                    break
+                self._admit_rec(backlog.popleft(), free, now, plane.samplers)
+        dues = self.dues
+        for j, p in enumerate(self.procs):
+            h = p.heap
+            if h:
+                dt = (h[0][0] - p.V) * len(h)
+                dues[j] = p.t_last + (dt if dt > 0.0 else 0.0)
+            else:
+                dues[j] = INF
+
+    def drop_all(self) -> list:
+        """The container died or the pod is gone: what it held, as tasks the deployment fails."""
+        now = self.env.now
+        self.plane.bring(self, now)
+        self.plane.flush()  # the answers given before now go to the log before these failures
+        tasks = []
+        for rec in self.open:
+            if rec[_STATE] == 0:
+                rec[_STATE] = 1
+                task = Task("request", rec[_CLS], rec[_T0], None, rec[_MEM], ())
+                task.pod = self
+                tasks.append(task)
+        self._sync(now)
+        self._reset_container()
+        return tasks
+
+
+def _earliest_end(proc: Proc, tag: float) -> float:
+    """When the job with finish tag `tag` would finish on `proc` if nothing more arrived.
+
+    Processor sharing: the jobs with smaller tags leave first and the rest share the core, so
+    ``t += (next tag − V) × n`` job by job. Arrivals only delay it, so this is a lower bound.
+    Only the heap's entries up to `tag` matter; a subtree whose root is above it is skipped.
+    """
+    heap = proc.heap
+    below = []
+    stack = [0] if heap else []
+    while stack:
+        i = stack.pop()
+        entry = heap[i]
+        if entry[0] <= tag:
+            below.append(entry[0])
+            for child in (2 * i + 1, 2 * i + 2):
+                if child < len(heap):
+                    stack.append(child)
+    below.sort()
+    t, V, n = proc.t_last, proc.V, len(heap)
+    for x in below:
+        if x > V:
+            t += (x - V) * n
+            V = x
+        n -= 1
+    return t
