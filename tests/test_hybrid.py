@@ -174,3 +174,26 @@ def test_eligibility_names_what_it_cannot_take():
     assert any("least_request" in w for w in why) and any("OOM" in w for w in why)
     with pytest.raises(ValueError, match="batched data plane"):
         run(parse_scenario(data), 1, engine="hybrid")
+
+
+def test_bulk_answers_keep_the_rows_a_sampled_log_keeps():
+    """record_answers appends a batch to a log that keeps every 3rd row: the same rows, in the
+    same order, as RequestLog.add one by one (the batches straddle the stride)."""
+    from types import SimpleNamespace
+
+    from memstack_capacity.components.recorder import RequestLog
+    from memstack_capacity.engine.kernel_series import record_answers
+
+    rng = np.random.default_rng(7)
+    one_by_one, bulk = RequestLog(every=3), RequestLog(every=3)
+    model = SimpleNamespace(recorder=SimpleNamespace(requests=bulk), ingress=SimpleNamespace(stats=None))
+    for size in (1, 2, 5, 7, 0, 11):
+        t0 = np.sort(rng.random(size))
+        ans = SimpleNamespace(cls=rng.integers(0, 3, size), t0=t0, t_end=t0 + rng.random(size),
+                              status=rng.integers(0, 5, size), reason=rng.integers(0, 12, size), pod=rng.integers(-1, 4, size))
+        record_answers(model, ans)
+        for row in zip(ans.cls.tolist(), ans.t0.tolist(), ans.t_end.tolist(), ans.status.tolist(), ans.reason.tolist(), ans.pod.tolist()):
+            one_by_one.add(*row)
+    assert bulk.seen == one_by_one.seen == 26 and len(bulk) == len(one_by_one) == 8
+    for col in ("cls", "t_arrival", "t_end", "status", "reason", "pod"):
+        assert list(getattr(bulk, col)) == list(getattr(one_by_one, col)), col
