@@ -10,14 +10,20 @@ Workloads (the same arrival rate, service times and server count for both):
 Both scenarios are eligible for the per-pod kernel (engine/kernel.py), which ``simulate`` uses
 by default; the general engine (``engine="des"``) is timed too, so both figures are visible.
 Prints requests simulated per second for each and the ratio (engine / simpy), the median of
-``--repeat`` runs, then the wall time of ``run scenarios/peak.yaml`` with its outputs.
+``--repeat`` runs; the batched data plane against the general engine on an autoscaled API;
+the wall time and peak memory of ``run scenarios/peak.yaml`` and ``run scenarios/day.yaml``
+with their outputs; the replications' speed-up on every core; fluid mode on a week and
+against the discrete-event engine. Ends with every performance target and its measured value.
 
-    python benchmarks/engine_vs_simpy.py [--requests 200000] [--repeat 3] [--no-peak]
+    python benchmarks/engine_vs_simpy.py [--requests 200000] [--repeat 3] [--no-peak] [--no-day]
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
+import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -148,13 +154,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--no-peak", action="store_true")
+    parser.add_argument("--no-peak", action="store_true", help="skip run scenarios/peak.yaml (~1.5 min)")
+    parser.add_argument("--no-day", action="store_true", help="skip run scenarios/day.yaml (~2.5 min)")
     args = parser.parse_args(argv)
     n = args.requests
+    targets = []  # (target, measured, met)
 
     lam, mu, c = 900.0, 100.0, 10
     mmc_data = pod_scenario(lam, 1 / mu, processes=c, concurrency=1, duration=n / lam, warmup=0.0, sample_interval=60.0)
     ratio_mmc = compare("M/M/10 at rho=0.9", n, lambda s: simpy_mmc(n, lam, mu, c, s), mmc_data, args.repeat)
+    targets.append(("1. M/M/c engine >= 10x idiomatic simpy", f"{ratio_mmc:.1f}x", ratio_mmc >= 10))
 
     lam_ps, mean_ps, k = 90.0, 0.01, 8
     n_ps = n // 4
@@ -162,24 +171,106 @@ def main(argv=None) -> int:
         lam_ps, mean_ps, concurrency=k, cpu_limit=1.0, duration=n_ps / lam_ps, warmup=0.0, sample_interval=60.0
     )
     ratio_ps = compare("PS, 1 core, k=8, rho=0.9", n_ps, lambda s: simpy_ps(n_ps, lam_ps, mean_ps, k, s), ps_data, args.repeat)
-    print(f"targets: M/M/c >= 4x (foundation), >= 10x (performance); PS >= 25x (performance)")
-    print(f"measured: M/M/c {ratio_mmc:.1f}x, PS {ratio_ps:.1f}x")
+    targets.append(("1. processor sharing >= 25x idiomatic simpy", f"{ratio_ps:.1f}x", ratio_ps >= 25))
+    ratio_hybrid = hybrid_vs_general()
+    targets.append(("   (autoscaled API: batched data plane / general engine)", f"{ratio_hybrid:.1f}x", None))
 
-    replications_speedup()
-    week_fluid()
+    peak_out = None
     if not args.no_peak:
-        with tempfile.TemporaryDirectory() as out:
-            start = time.perf_counter()
-            subprocess.run(
-                [sys.executable, "-m", "memstack_capacity", "run", str(ROOT / "scenarios" / "peak.yaml"), "--out", out],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            print(f"run scenarios/peak.yaml (outputs included): {time.perf_counter() - start:.1f} s wall")
+        peak_out = tempfile.mkdtemp(prefix="bench-peak-")
+        wall, rss = cli_run("peak.yaml", peak_out)
+        print(f"run scenarios/peak.yaml (outputs included): {wall:.1f} s wall, {rss / 2**20:.0f} MiB peak RSS")
+        targets.append(("2. run scenarios/peak.yaml < 10 s wall", f"{wall:.1f} s", wall < 10))
+    if not args.no_day:
+        with tempfile.TemporaryDirectory(prefix="bench-day-") as out:
+            wall, rss = cli_run("day.yaml", out)
+            rows = sum(1 for _ in gzip.open(Path(out) / "requests.csv.gz", "rt")) - 1
+            summary = json.loads((Path(out) / "summary.json").read_text())
+        print(f"run scenarios/day.yaml (outputs included): {wall:.1f} s wall, {rss / 2**20:.0f} MiB peak RSS, "
+              f"{summary['requests']['arrived']:,} requests, {rows:,} rows in requests.csv.gz (every {summary['requests']['log_every']})")
+        targets.append(("3. day.yaml < 180 s wall", f"{wall:.1f} s", wall < 180))
+        targets.append(("3. day.yaml peak RSS < 2 GiB", f"{rss / 2**20:.0f} MiB", rss < 2**31))
+    speedup = replications_speedup()
+    targets.append(("4. replicate x4 on every core: speed-up (2 cores)", f"{speedup:.2f}x", None))
+    t_week = week_fluid()
+    targets.append(("5. fluid: a week at 10 000 req/s in seconds", f"{t_week:.1f} s", t_week < 30))
+    for name, within, thr_err, lat_err in fluid_validation(peak_out):
+        ok = within >= 0.8 and abs(thr_err) <= 0.10 and abs(lat_err) <= 0.10
+        targets.append((f"5. fluid vs DES, {name}: replicas within one pod / throughput / mean latency",
+                        f"{within:.1%} / {thr_err:+.1%} / {lat_err:+.1%}", ok))
+    if peak_out:
+        shutil.rmtree(peak_out, ignore_errors=True)
+
+    print("\ntargets (docs/performance.md):")
+    for name, measured, met in targets:
+        verdict = "" if met is None else ("met" if met else "NOT MET")
+        print(f"  {name:<88} {measured:>20}  {verdict}")
     return 0
 
 
-def replications_speedup(k: int = 4) -> None:
+def cli_run(scenario: str, out: str) -> tuple[float, int]:
+    """``python -m memstack_capacity run scenarios/<scenario>`` in a child: wall seconds, peak RSS bytes."""
+    code = (
+        "import resource, sys\n"
+        "from memstack_capacity.cli import main\n"
+        f"rc = main(['run', {str(ROOT / 'scenarios' / scenario)!r}, '--out', {out!r}])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+    wall = time.perf_counter() - start
+    return wall, int(done.stderr.strip().splitlines()[-1]) * 1024  # ru_maxrss is in KiB on Linux
+
+
+def hybrid_vs_general() -> float:
+    """An autoscaled API (HPA, probes, a ramp to 500 req/s): the batched data plane against the
+    general engine on the same scenario and seed, in this process."""
+    from tests.test_hybrid import _autoscaled
+
+    scenario = parse_scenario(_autoscaled())
+    t_des, _ = timed(lambda: run(scenario, seed=1, engine="des"))
+    t_hyb, rec = timed(lambda: run(scenario, seed=1, engine="hybrid"))
+    print(f"autoscaled API, 10 min (HPA, probes): general engine {t_des:.2f} s, batched data plane {t_hyb:.2f} s "
+          f"-> {t_des / t_hyb:.1f}x ({rec.arrived:,} requests)")
+    return t_des / t_hyb
+
+
+def fluid_validation(peak_out: str | None):
+    """Fluid against the discrete-event engine: (name, replicas within one pod, throughput and mean
+    latency relative errors) for small.yaml, flash-crowd.yaml and, if it ran, peak.yaml."""
+    import pandas as pd
+
+    from memstack_capacity import load_scenario
+
+    def compare_runs(name, des_summary, des_reps, flu):
+        flu_req = flu.record.extras["fluid_summary"]["requests"]
+        des_req = des_summary["requests"]
+        reps = flu.series["api/replicas_desired"]
+        times = des_reps.index.intersection(reps.index)
+        times = times[times > float(des_summary["warmup_s"])]
+        within = float(((des_reps.loc[times] - reps.loc[times]).abs() <= 1).mean())
+        thr = flu_req["throughput_rps"] / des_req["throughput_rps"] - 1
+        lat = flu_req["latency_s"]["mean"] / des_req["latency_s"]["mean"] - 1
+        print(f"fluid vs DES, {name}: replicas within one pod {within:.1%}, throughput {thr:+.1%}, mean latency {lat:+.1%}")
+        return name, within, thr, lat
+
+    out = []
+    for file in ("small.yaml", "flash-crowd.yaml"):
+        scenario = load_scenario(ROOT / "scenarios" / file)
+        des = simulate(scenario)
+        out.append(compare_runs(file, des.summary, des.series["api/replicas_desired"], simulate(scenario, mode="fluid")))
+    if peak_out:
+        summary = json.loads((Path(peak_out) / "summary.json").read_text())
+        ts = pd.read_csv(Path(peak_out) / "timeseries.csv")
+        reps = ts[(ts.component == "api") & (ts.metric == "replicas_desired")].set_index("t_s")["value"]
+        flu = simulate(load_scenario(ROOT / "scenarios" / "peak.yaml"), mode="fluid")
+        out.append(compare_runs("peak.yaml", summary, reps, flu))
+    return out
+
+
+def replications_speedup(k: int = 4) -> float:
     """`replicate` on one process against the process pool (one worker per core)."""
     import os
 
@@ -192,15 +283,17 @@ def replications_speedup(k: int = 4) -> None:
     t_pool, _ = timed(lambda: replicate(scenario, k, workers=os.cpu_count()))
     print(f"replicate small.yaml (60 min) x{k}: {t_serial:.1f} s on one process, {t_pool:.1f} s on {os.cpu_count()} "
           f"-> speed-up {t_serial / t_pool:.2f}x")
+    return t_serial / t_pool
 
 
-def week_fluid() -> None:
+def week_fluid() -> float:
     """`--mode fluid` on scenarios/week.yaml (a week at up to 10 000 req/s); target: seconds."""
     from memstack_capacity import load_scenario
 
     scenario = load_scenario(ROOT / "scenarios" / "week.yaml")
     t, _ = timed(lambda: simulate(scenario, mode="fluid").summary)
     print(f"fluid mode, scenarios/week.yaml: {t:.1f} s wall")
+    return t
 
 
 if __name__ == "__main__":
