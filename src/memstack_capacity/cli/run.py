@@ -34,7 +34,7 @@ def handle(args) -> int:
         return 2
     if args.replications > 1:
         if args.mode == "fluid":
-            print("error: --mode fluid is deterministic; --replications must be 1", file=sys.stderr)
+            print("error: --replications is not available with --mode fluid; run one seed at a time (--seed)", file=sys.stderr)
             return 2
         return _run_replicated(scenario, args, out)
     progress = Progress(f"run {scenario.name}")
