@@ -197,3 +197,24 @@ def test_bulk_answers_keep_the_rows_a_sampled_log_keeps():
     assert bulk.seen == one_by_one.seen == 26 and len(bulk) == len(one_by_one) == 8
     for col in ("cls", "t_arrival", "t_end", "status", "reason", "pod"):
         assert list(getattr(bulk, col)) == list(getattr(one_by_one, col)), col
+
+
+def test_pod_deleted_while_a_probe_runs_matches_the_engine():
+    """The HPA deletes an idle pod 0.1 ms after its readiness probe started: the probe does not
+    hold the drain (the pod is Gone at once, as in the general engine), and it still finishes on
+    the discarded processes and reaches its prober. A constant service time makes the two-pod run
+    the general engine's exactly (no service draws to interleave)."""
+    data = pod_scenario(2, 0.01, replicas=2, duration=40, warmup=0, service_dist="constant")
+    api = data["deployments"]["api"]
+    api["readinessProbe"] = {"initialDelaySeconds": 0, "periodSeconds": 5, "timeoutSeconds": 1}
+    api["hpa"] = {
+        "minReplicas": 1,
+        "maxReplicas": 2,
+        "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
+    }
+    data["cluster"] = {"hpa_sync_period": 14.0001}  # syncs at 1, 15.0001: inside the probe started at 15
+    des, hyb = _both(data)
+    _assert_same(des, hyb)
+    killed = [e for e in hyb.recorder.pod_events if e.event in ("Killing", "Deleted")]
+    assert [(e.event, round(e.t_s, 4)) for e in killed] == [("Killing", 15.0001), ("Deleted", 15.0001)]

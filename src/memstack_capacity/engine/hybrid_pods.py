@@ -70,8 +70,11 @@ class LazyPod(Pod):
 
     @property
     def tasks(self) -> int:
-        """Requests and probes held (the deployment drains a deleted pod while this is non-zero)."""
-        return self.inflight + len(self.backlog) + len(self.probe_at)
+        """Requests held (the deployment drains a deleted pod while this is non-zero).
+
+        As ``Pod.tasks``: admitted and backlogged requests; a probe in flight does not hold the drain.
+        """
+        return self.inflight + len(self.backlog)
 
     # ---- playing the pod's events -------------------------------------------------------------
     def advance(self, t: float) -> None:
@@ -429,6 +432,12 @@ class LazyPod(Pod):
                 task.pod = self
                 tasks.append(task)
         self._sync(now)
+        # As in the general engine, a probe already sent still finishes on the discarded processes
+        # (nothing arrives there any more, so at its earliest end) and its prober hears the answer.
+        advance = self.runtime.executor.advance
+        for flow, (q, tag) in self.probe_at.items():
+            when = _earliest_end(self.procs[q], tag)
+            call_later_fn(self.env, when - now if when > now else 0.0, advance, flow)
         self._reset_container()
         return tasks
 
