@@ -91,24 +91,19 @@ class LazyPod(Pod):
         if single:
             self._advance_one(t)
             return
+        # several processes: the same events, process by process through _complete and _admit_rec
         pend_c = self.pend_c
         plane = self.plane
         timeout = plane.timeout
         samplers = plane.samplers
         memory = plane.memory
-        procs = self.procs
-        k = self.concurrency
         cap = self.backlog_cap
         backlog = self.backlog
         opened = self.open
         while True:
             a = pend_t[i] if i < n_pend else INF
-            if single:
-                d = dues[0]
-                q = 0
-            else:
-                d = min(dues)
-                q = dues.index(d)
+            d = min(dues)
+            q = dues.index(d)
             if d <= a:
                 if d >= t:
                     break
@@ -120,10 +115,7 @@ class LazyPod(Pod):
             # ---- arrival i at a (Pod.submit) ----
             c = pend_c[i]
             i += 1
-            if single:
-                free = procs[0] if procs[0].inflight < k else None
-            else:
-                free = self._free_proc()
+            free = self._free_proc()
             if free is not None:
                 rec = [a, c, memory[c], 0]
                 opened.append(rec)
