@@ -218,3 +218,7 @@ def test_pod_deleted_while_a_probe_runs_matches_the_engine():
     _assert_same(des, hyb)
     killed = [e for e in hyb.recorder.pod_events if e.event in ("Killing", "Deleted")]
     assert [(e.event, round(e.t_s, 4)) for e in killed] == [("Killing", 15.0001), ("Deleted", 15.0001)]
+    # the kubelet stops probing a terminating pod: its late answer makes nothing Ready again
+    victim = killed[0].pod
+    after = [e.event for e in hyb.recorder.pod_events if e.pod == victim and e.t_s >= killed[0].t_s]
+    assert "Ready" not in after

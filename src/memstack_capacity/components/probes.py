@@ -42,6 +42,8 @@ class Prober:
             if next_ready is not None and now >= next_ready:
                 next_ready = now + ready_spec.periodSeconds
                 ok = yield from self.probe_once(pod, ready_spec.timeoutSeconds)
+                if pod.deleting or pod.restarts != incarnation:
+                    return  # the kubelet stops probing a terminating pod or a dead container
                 if ok:
                     successes, failures = successes + 1, 0
                     if not pod.ready and successes >= ready_spec.successThreshold:

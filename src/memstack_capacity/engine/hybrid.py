@@ -159,7 +159,7 @@ class BatchedPlane:
         self._pos = 0
         self.t_synced = -math.inf
         self.accepted = 0  # accepted since the last flush (the ingress's in-flight count grows by it)
-        self.late_probes = 0  # probes answered after their instant: none, by construction (tested)
+        self.late_probes = 0  # probes answered after their instant (at most by float rounding; tests expect none)
         self.ok_cls: list = []
         self.ok_t0: list = []
         self.ok_end: list = []
