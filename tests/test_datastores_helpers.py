@@ -6,7 +6,7 @@ import copy
 
 import memstack_capacity.engine.datastores_ext  # noqa: F401  (registers the extension)
 from memstack_capacity.engine.build import build
-from memstack_capacity.engine.run import _finish, _start
+from memstack_capacity.engine.run import _finish, start_model
 from memstack_capacity.scenario.load import parse_scenario
 
 BASE = {
@@ -51,7 +51,7 @@ def scenario(patch=None, **top):
 def simulate(sc, seed: int):
     """Run a scenario to its end; returns (model, run record)."""
     model = build(sc, seed)
-    _start(model)
+    start_model(model)
     model.env.run(until=sc.duration)
     return model, _finish(model, 0.0)
 

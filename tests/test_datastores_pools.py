@@ -109,7 +109,7 @@ def test_refusals_exactly_when_server_connections_run_out():
     for pods, expect_refusals in ((3, True), (2, False)):
         sc = scenario(patch(pods), duration="20s", warmup="0s")
         from memstack_capacity.engine.build import build
-        from memstack_capacity.engine.run import _finish, _start
+        from memstack_capacity.engine.run import _finish, start_model
 
         model = build(sc, 7)
         store = model.extensions["datastores"].stores["postgres"]
@@ -122,7 +122,7 @@ def test_refusals_exactly_when_server_connections_run_out():
             assert store.server_open <= 10
 
         store._connect = spy
-        _start(model)
+        start_model(model)
         model.env.run(until=sc.duration)
         ds = _finish(model, 0.0).extras["datastores"]["postgres"]
         refusals = [open_ for (open_, before), (_, after) in zip(seen, seen[1:] + [(0, store.refused)]) if after > before]
@@ -230,10 +230,10 @@ def test_dead_container_closes_its_connections_at_the_server():
 
     sc = scenario(patch, duration="30s", warmup="0s")
     from memstack_capacity.engine.build import build
-    from memstack_capacity.engine.run import _start
+    from memstack_capacity.engine.run import start_model
 
     model = build(sc, 3)
-    _start(model)
+    start_model(model)
     model.env.run(until=10.0)
     store = model.extensions["datastores"].stores["postgres"]
     api = model.runtimes["api"]

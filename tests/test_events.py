@@ -20,7 +20,7 @@ from memstack_capacity import simulate
 from memstack_capacity.components.recorder import REASON_CODE
 from memstack_capacity.engine.build import build
 from memstack_capacity.engine.events_ext import fold_spike
-from memstack_capacity.engine.run import _start
+from memstack_capacity.engine.run import start_model
 from memstack_capacity.errors import ScenarioError
 from memstack_capacity.scenario.load import parse_scenario
 from tests.factory import assert_conservation, closed_scenario, pod_scenario
@@ -158,7 +158,7 @@ def run_model(data: dict, seed: int = 1, check=None):
     model = build(parse_scenario(data), seed)
     if check is not None:
         watch_invariant(model, lambda: check(model))
-    _start(model)
+    start_model(model)
     model.env.run(until=model.scenario.duration)
     return model
 

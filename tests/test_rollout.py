@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from memstack_capacity.components import rollout
 from memstack_capacity.engine.build import build
-from memstack_capacity.engine.run import _start
+from memstack_capacity.engine.run import start_model
 from memstack_capacity.scenario.deployment import PodDisruptionBudget, Strategy
 from memstack_capacity.scenario.load import parse_scenario
 from tests.factory import assert_conservation, pod_scenario
@@ -126,7 +126,7 @@ def test_rolling_update_invariants(replicas, surge, unavailable, scale_changes):
         state["changed"] = True
         api.scale_to(n)
 
-    _start(model)
+    start_model(model)
     for t, n in scale_changes:
         model.env.process(scaler(t, n))
     model.env.run(until=scenario.duration)

@@ -37,11 +37,10 @@ import numpy as np
 from memstack_capacity.components.recorder import E503, E504, OK, REASON_CODE, STATUS_LABELS
 from memstack_capacity.components.sampling import BLOCK, _block_drawer
 from memstack_capacity.engine.hybrid_pods import LazyPod
-from memstack_capacity.engine.kernel import _Inverse
+from memstack_capacity.engine.kernel import _Inverse, independent_pod_reasons
 from memstack_capacity.engine.kernel_series import record_answers
 from memstack_capacity.engine.rng import stream
 from memstack_capacity.scenario.distributions import Dist
-from memstack_capacity.scenario.workload import CpuStep
 
 _NO_ENDPOINTS = REASON_CODE["no_endpoints"]
 
@@ -49,41 +48,10 @@ _NO_ENDPOINTS = REASON_CODE["no_endpoints"]
 # ---- eligibility -------------------------------------------------------------------------------
 def eligibility(scenario) -> list[str]:
     """Why `scenario` cannot run on the batched data plane (empty when it can)."""
-    why: list[str] = []
-    wl = scenario.workload
-    if wl.arrivals is None:
-        why.append("closed users (the batched data plane needs open arrivals)")
-    if wl.jobs:
-        why.append("workload.jobs")
-    if scenario.events:
-        why.append("events")
-    if scenario.datastores:
-        why.append("datastores")
-    if scenario.cluster.node_autoscaler is not None:
-        why.append("cluster.node_autoscaler")
-    others = sorted(set(scenario.deployments) - {"api"})
-    if others:
-        why.append(f"deployments other than api ({', '.join(others)})")
+    why = independent_pod_reasons(scenario, "batched data plane")
     api = scenario.deployments.get("api")
-    if api is None:
-        return why + ["no api deployment"]
-    if api.hpa is not None and any(m.type != "Resource" for m in api.hpa.metrics):
+    if api is not None and api.hpa is not None and any(m.type != "Resource" for m in api.hpa.metrics):
         why.append("api.hpa has metrics other than Resource")
-    if api.consumes:
-        why.append("api.consumes")
-    if api.load_balancing not in ("round_robin", "random"):
-        why.append(f"load_balancing {api.load_balancing} (routing depends on pod state)")
-    limits = api.resources.limits
-    if limits.cpu is not None and limits.cpu < api.processes:
-        why.append("limits.cpu < processes (the CPU limit couples the processes)")
-    for i, c in enumerate(wl.requests):
-        steps = c.steps
-        if len(steps) != 1 or not isinstance(steps[0], CpuStep) or steps[0].repeat != 1:
-            why.append(f"workload.requests[{i}] is not a single cpu step")
-    if limits.memory is not None:
-        worst = api.memory_base + api.processes * api.concurrency * max((c.memory for c in wl.requests), default=0)
-        if worst > limits.memory:
-            why.append("an OOM kill is possible (memory_base + processes × concurrency × memory > limits.memory)")
     return why
 
 
@@ -263,25 +231,15 @@ class BatchedPlane:
         self.flush()
 
 
-def run_model(scenario, seed: int, progress=None, step_s: float = 60.0):
+def run_model(scenario, seed: int, progress=None):
     """Build the engine's model with the batched data plane, run it to the horizon, return it."""
     from memstack_capacity.engine.build import build
+    from memstack_capacity.engine.run import advance_to_horizon, start_model
 
     model = build(scenario, seed)
     plane = BatchedPlane(model, seed)
     model.extensions["batched_plane"] = plane
-    for name, runtime in model.runtimes.items():
-        runtime.start(scenario.deployments[name].replicas)
-    model.env.process(model.monitor.run())
-    for starter in model.extensions.get("starters", []):
-        starter()
-    env, horizon = model.env, float(scenario.duration)
-    t = 0.0
-    while t < horizon:
-        t = min(horizon, t + step_s)
-        env.run(until=t)
-        if progress is not None:
-            progress(t, horizon)
-    plane.finish(horizon)
+    start_model(model, open_source=False)  # the plane draws the arrivals itself
+    advance_to_horizon(model, progress)
+    plane.finish(float(scenario.duration))
     return model
-

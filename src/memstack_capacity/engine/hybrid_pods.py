@@ -283,6 +283,11 @@ class LazyPod(Pod):
             work = s._buf[i]
         else:
             work = s()
+        self._push(proc, now, work, rec)
+
+    def _push(self, proc: Proc, now: float, work: float, item) -> float:
+        """Put `item` (a request record or a probe's flow) in `proc`'s processor sharing at `now`
+        (Pod._proc_start's arithmetic); returns its finish tag."""
         heap = proc.heap
         if heap:
             dt = now - proc.t_last
@@ -292,9 +297,11 @@ class LazyPod(Pod):
             proc.V = 0.0
         proc.t_last = now
         self.seq += 1
-        heappush(heap, (proc.V + work, self.seq, rec))
+        tag = proc.V + work
+        heappush(heap, (tag, self.seq, item))
         dt = (heap[0][0] - proc.V) * len(heap)
         self.dues[self.procs.index(proc)] = now + (dt if dt > 0.0 else 0.0)
+        return tag
 
     def _expire(self, t: float) -> None:
         """504 for every client whose deadline passed before `t` (the server keeps working)."""
@@ -323,20 +330,8 @@ class LazyPod(Pod):
         """A probe's CPU work on `proc`; answered exactly when it finishes (see the module docstring)."""
         now = self.env.now
         self.plane.bring(self, now)
-        heap = proc.heap
-        if heap:
-            dt = now - proc.t_last
-            proc.V += dt / len(heap)
-            proc.cpu_used += dt
-        else:
-            proc.V = 0.0
-        proc.t_last = now
-        self.seq += 1
-        tag = proc.V + work
-        heappush(heap, (tag, self.seq, flow))
+        tag = self._push(proc, now, work, flow)
         q = self.procs.index(proc)
-        dt = (heap[0][0] - proc.V) * len(heap)
-        self.dues[q] = now + (dt if dt > 0.0 else 0.0)
         self.probe_at[flow] = (q, tag)
         self._wake_at(q, tag, flow)
 

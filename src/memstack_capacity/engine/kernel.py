@@ -42,12 +42,18 @@ ENGINES = ("auto", "des", "kernel", "hybrid")
 
 
 # ---- eligibility -------------------------------------------------------------------------------
-def eligibility(scenario) -> list[str]:
-    """Why `scenario` cannot run on the kernel (empty when it can)."""
+def independent_pod_reasons(scenario, path: str) -> list[str]:
+    """Why the API's pods cannot be advanced one by one, each on its own (empty when they can).
+
+    What the per-pod kernel and the batched data plane (`path`, for the messages) both need:
+    open arrivals, one ``cpu`` step per request class, routing that ignores pod state, only the
+    API deployment and nothing that couples its pods or processes (datastores, jobs, events, a
+    binding CPU limit), and no OOMKill possible.
+    """
     why: list[str] = []
     wl = scenario.workload
     if wl.arrivals is None:
-        why.append("closed users (the kernel needs open arrivals)")
+        why.append(f"closed users (the {path} needs open arrivals)")
     if wl.jobs:
         why.append("workload.jobs")
     if scenario.events:
@@ -62,16 +68,10 @@ def eligibility(scenario) -> list[str]:
     api = scenario.deployments.get("api")
     if api is None:
         return why + ["no api deployment"]
-    if api.hpa is not None:
-        why.append("api.hpa")
-    if api.readinessProbe is not None or api.livenessProbe is not None:
-        why.append("probes (they run through the pod's CPU)")
     if api.consumes:
         why.append("api.consumes")
     if api.load_balancing not in ("round_robin", "random"):
         why.append(f"load_balancing {api.load_balancing} (routing depends on pod state)")
-    if api.replicas < 1:
-        why.append("no replicas")
     limits = api.resources.limits
     if limits.cpu is not None and limits.cpu < api.processes:
         why.append("limits.cpu < processes (the CPU limit couples the processes)")
@@ -84,6 +84,21 @@ def eligibility(scenario) -> list[str]:
         worst = api.memory_base + api.processes * api.concurrency * max((c.memory for c in wl.requests), default=0)
         if worst > limits.memory:
             why.append("an OOM kill is possible (memory_base + processes × concurrency × memory > limits.memory)")
+    return why
+
+
+def eligibility(scenario) -> list[str]:
+    """Why `scenario` cannot run on the kernel (empty when it can)."""
+    why = independent_pod_reasons(scenario, "kernel")
+    api = scenario.deployments.get("api")
+    if api is None:
+        return why
+    if api.hpa is not None:
+        why.append("api.hpa")
+    if api.readinessProbe is not None or api.livenessProbe is not None:
+        why.append("probes (they run through the pod's CPU)")
+    if api.replicas < 1:
+        why.append("no replicas")
     if api.replicas >= 1 and not why and not _all_placed(scenario, api):
         why.append("the cluster cannot schedule every initial pod")
     return why

@@ -71,27 +71,34 @@ def run(scenario: Scenario, seed: int | None = None, progress=None, *, engine: s
         if why and choice == "hybrid":
             raise ValueError("scenario not eligible for the batched data plane: " + "; ".join(why))
         if not why:
-            model = hybrid.run_model(scenario, seed, progress, PROGRESS_STEP_S)
+            model = hybrid.run_model(scenario, seed, progress)
             return _finish(model, time.perf_counter() - started, "hybrid")
     model = build(scenario, seed)
-    _start(model)
-    env, horizon = model.env, scenario.duration
+    start_model(model)
+    advance_to_horizon(model, progress)
+    return _finish(model, time.perf_counter() - started)
+
+
+def start_model(model: Model, open_source: bool = True) -> None:
+    """Initial pods, the workload (unless a batched data plane draws it), the monitor, the extensions."""
+    for name, runtime in model.runtimes.items():
+        runtime.start(model.scenario.deployments[name].replicas)
+    if open_source:
+        model.source.start()
+    model.env.process(model.monitor.run())
+    for starter in model.extensions.get("starters", []):
+        starter()
+
+
+def advance_to_horizon(model: Model, progress=None) -> None:
+    """Run the clock to the scenario's duration, calling ``progress(t, duration)`` every PROGRESS_STEP_S."""
+    env, horizon = model.env, float(model.scenario.duration)
     t = 0.0
     while t < horizon:
         t = min(horizon, t + PROGRESS_STEP_S)
         env.run(until=t)
         if progress is not None:
             progress(t, horizon)
-    return _finish(model, time.perf_counter() - started)
-
-
-def _start(model: Model) -> None:
-    for name, runtime in model.runtimes.items():
-        runtime.start(model.scenario.deployments[name].replicas)
-    model.source.start()
-    model.env.process(model.monitor.run())
-    for starter in model.extensions.get("starters", []):
-        starter()
 
 
 def _finish(model: Model, wall_s: float, engine: str = "des") -> RunRecord:
