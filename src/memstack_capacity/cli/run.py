@@ -9,6 +9,13 @@ from memstack_capacity.cli.common import Progress, add_scenario_arguments, load_
 from memstack_capacity.outputs.files import write_run
 
 
+ENGINE_LABELS = {
+    "des": "general (event by event)",
+    "kernel": "per-pod kernel (no event per request)",
+    "hybrid": "batched data plane (no event per request; docs/performance.md)",
+}
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("run", help="simulate a scenario and write its outputs")
     add_scenario_arguments(parser)
@@ -46,6 +53,8 @@ def handle(args) -> int:
     if not _write(result, out):
         return 2
     print(format_summary(summary))
+    print(f"  engine: {ENGINE_LABELS.get(result.record.engine, result.record.engine)}"
+          if args.mode == "des" else "  engine: fluid (a flow model; docs/fluid.md)")
     for caveat in result.record.extras.get("fluid", {}).get("caveats", []):
         print(f"  caveat: {caveat}")
     print(f"outputs: {out}/")
