@@ -75,7 +75,7 @@ class Harness:
             original(task, pod)
 
         self.tier._start = recording_start
-        run_mod._start(self.model)
+        run_mod.start_model(self.model)
 
     def at(self, t, fn):
         def proc():
