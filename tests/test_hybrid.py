@@ -102,6 +102,26 @@ def test_several_processes_backlog_and_timeouts_match_the_engine():
     assert counts[1] > 0 and counts[2] > 0
 
 
+def test_spike_kill_and_rollout_match_the_engine():
+    """A traffic spike (folded into the arrival profile), a pod killed (no endpoint until its
+    replacement is Ready: 503 no_endpoints) and a rolling update, on one pod: the same rows,
+    samples and pod events as the general engine."""
+    data = pod_scenario(60, 0.01, concurrency=100, cpu_limit=1.0, duration=240, warmup=0, sample_interval=2)
+    api = data["deployments"]["api"]
+    api.update(PROBES)
+    api.update({"image_pull": "2s", "startup": "2s", "terminationGracePeriodSeconds": 5})
+    data["events"] = [
+        {"at": 20, "traffic_spike": {"factor": 1.5, "duration": 30, "ramp": 5}},
+        {"at": 70, "pod_kill": {"deployment": "api", "count": 1}},
+        {"at": 150, "rolling_update": "api"},
+    ]
+    des, hyb = _both(data)
+    counts = _assert_same(des, hyb)
+    assert counts[1] > 0  # the gap without endpoints
+    events = [e.event for e in hyb.recorder.pod_events]
+    assert "Killing" in events and "RolloutComplete" in events
+
+
 def _autoscaled() -> dict:
     """A ramp from 100 to 500 req/s into an HPA-scaled API with probes (10 ms of CPU per request)."""
     data = pod_scenario(100, 0.01, concurrency=200, cpu_limit=2.0, duration=600, warmup=120, sample_interval=5)
@@ -170,8 +190,10 @@ def test_eligibility_names_what_it_cannot_take():
     data["deployments"]["api"]["resources"]["limits"]["memory"] = "600Mi"
     data["deployments"]["api"]["concurrency"] = 1000
     data["workload"]["requests"][0]["memory"] = "1Mi"
+    data["events"] = [{"at": 5, "pod_kill": {"deployment": "api"}}, {"at": 6, "node_failure": {"count": 1}}]
     why = hybrid.eligibility(parse_scenario(data))
     assert any("least_request" in w for w in why) and any("OOM" in w for w in why)
+    assert "events (node_failure)" in why  # pod_kill is taken, a node failure is not
     with pytest.raises(ValueError, match="batched data plane"):
         run(parse_scenario(data), 1, engine="hybrid")
 

@@ -23,7 +23,9 @@ request rows are the same (``tests/test_hybrid.py``); with several pods the serv
 are drawn pod by pod between control events rather than interleaved across pods, so the run
 is another sample of the same model.
 
-:func:`eligibility` says why a scenario cannot take this path.
+Events that act on pods through the control plane (pod kills, drains, rolling updates) run
+as in the general engine; a traffic spike is folded into the arrival profile before the run,
+as the general engine folds it. :func:`eligibility` says why a scenario cannot take this path.
 """
 
 from __future__ import annotations
@@ -46,9 +48,16 @@ _NO_ENDPOINTS = REASON_CODE["no_endpoints"]
 
 
 # ---- eligibility -------------------------------------------------------------------------------
+#: Events the batched plane takes: a spike is folded into the arrival profile before the run;
+#: the others act on pods through the control plane only (evictions, deletions, a new
+#: ReplicaSet of the same template). Node failures make a pod refuse what it is sent, config
+#: changes can change what a pod is: those stay with the general engine.
+EVENTS = ("traffic_spike", "pod_kill", "drain", "rolling_update")
+
+
 def eligibility(scenario) -> list[str]:
     """Why `scenario` cannot run on the batched data plane (empty when it can)."""
-    why = independent_pod_reasons(scenario, "batched data plane")
+    why = independent_pod_reasons(scenario, "batched data plane", EVENTS)
     api = scenario.deployments.get("api")
     if api is not None and api.hpa is not None and any(m.type != "Resource" for m in api.hpa.metrics):
         why.append("api.hpa has metrics other than Resource")
@@ -59,13 +68,13 @@ def eligibility(scenario) -> list[str]:
 class Arrivals:
     """The open source's arrival times and classes, a block at a time, as the engine draws them."""
 
-    def __init__(self, spec, mix, seed: int, horizon: float):
+    def __init__(self, spec, mix, seed: int, horizon: float, points: list | None = None):
         rng = stream(seed, "workload/arrivals")
         if spec.cv == 1.0:
             self._fill = lambda: rng.standard_exponential(BLOCK)
         else:
             self._fill = _block_drawer(Dist(dist="gamma", mean=1.0, cv=spec.cv), rng)
-        self._inverse = _Inverse([(p.at, p.rps) for p in spec.profile])
+        self._inverse = _Inverse(points if points is not None else [(p.at, p.rps) for p in spec.profile])
         self._epoch = 0.0
         self._last = 0.0  # the last arrival's time, as call_later scheduled it
         self._mix = mix
@@ -121,7 +130,8 @@ class BatchedPlane:
         mix = model.source.mix
         self.memory = list(mix.memory)
         self.samplers = [prog[0][1] for prog in mix.programs]  # each class's one cpu op's Sampler
-        self.arrivals = Arrivals(scenario.workload.arrivals, mix, seed, float(scenario.duration))
+        folded = model.extensions.get("folded_profile")  # traffic spikes, folded in at build time
+        self.arrivals = Arrivals(scenario.workload.arrivals, mix, seed, float(scenario.duration), folded)
         self._t: list = []
         self._c: list = []
         self._pos = 0

@@ -42,13 +42,13 @@ ENGINES = ("auto", "des", "kernel", "hybrid")
 
 
 # ---- eligibility -------------------------------------------------------------------------------
-def independent_pod_reasons(scenario, path: str) -> list[str]:
+def independent_pod_reasons(scenario, path: str, events_ok: tuple = ()) -> list[str]:
     """Why the API's pods cannot be advanced one by one, each on its own (empty when they can).
 
     What the per-pod kernel and the batched data plane (`path`, for the messages) both need:
     open arrivals, one ``cpu`` step per request class, routing that ignores pod state, only the
-    API deployment and nothing that couples its pods or processes (datastores, jobs, events, a
-    binding CPU limit), and no OOMKill possible.
+    API deployment and nothing that couples its pods or processes (datastores, jobs, events
+    other than `events_ok`, a binding CPU limit), and no OOMKill possible.
     """
     why: list[str] = []
     wl = scenario.workload
@@ -56,8 +56,9 @@ def independent_pod_reasons(scenario, path: str) -> list[str]:
         why.append(f"closed users (the {path} needs open arrivals)")
     if wl.jobs:
         why.append("workload.jobs")
-    if scenario.events:
-        why.append("events")
+    others_events = sorted({e.kind for e in scenario.events} - set(events_ok))
+    if others_events:
+        why.append(f"events ({', '.join(others_events)})")
     if scenario.datastores:
         why.append("datastores")
     if scenario.cluster.node_autoscaler is not None:
