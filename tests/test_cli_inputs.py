@@ -64,3 +64,17 @@ def test_capacity_writes_its_figures_and_confidence(tmp_path):
     assert 60 < figures["capacity"] <= 80 * 1.06 and figures["unit"] == "req/s"
     assert figures["pass_probability_lower_95"] == pytest.approx(0.05 ** (1 / 3))
     assert "Clopper–Pearson" in (out / "capacity.md").read_text()
+
+
+@pytest.mark.parametrize("value, says", [
+    ("fast", "MEMSTACK_ENGINE: must be one of auto, des, kernel, hybrid"),
+    ("hybrid", "MEMSTACK_ENGINE: the scenario is not eligible for the batched data plane: closed users"),
+])
+def test_a_bad_engine_variable_is_bad_input(tmp_path, capsys, monkeypatch, value, says):
+    monkeypatch.setenv("MEMSTACK_ENGINE", value)
+    out = tmp_path / "o"
+    assert main(["run", str(SCENARIOS / "small.yaml"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{SCENARIOS / 'small.yaml'}: {says}" in err and f"(got '{value}')" in err
+    assert "Traceback" not in err and not out.exists()
+    assert main(["manifests", str(SCENARIOS / "small.yaml"), "--out", str(tmp_path / "m")]) == 0  # no simulation

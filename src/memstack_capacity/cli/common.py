@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from memstack_capacity.errors import Problem, ScenarioError
 from memstack_capacity.scenario.load import load_scenario
 
 
@@ -26,7 +27,9 @@ def add_scenario_arguments(parser, replications: bool = True, seed: bool = True)
         parser.add_argument("--replications", type=int, default=1, metavar="K", help="independent runs (seeds seed..seed+K-1)")
 
 
-def load_from_args(args):
+def load_from_args(args, simulates: bool = True):
+    """The scenario the arguments name, with its --set overrides; for a command that simulates,
+    also checks the engine the environment asks for (MEMSTACK_ENGINE) can run it."""
     overrides = {}
     if args.overrides:
         from memstack_capacity.scenario.overrides import parse_set_argument
@@ -34,7 +37,16 @@ def load_from_args(args):
         for item in args.overrides:
             key, value = parse_set_argument(item)
             overrides[key] = value
-    return load_scenario(args.scenario, overrides or None)
+    scenario = load_scenario(args.scenario, overrides or None)
+    if simulates and getattr(args, "mode", "des") == "des":
+        from memstack_capacity.engine.run import ENGINE_VARIABLE, engine_problem
+
+        choice = os.environ.get(ENGINE_VARIABLE)
+        problem = engine_problem(scenario, choice) if choice is not None else None
+        if problem:
+            raise ScenarioError([Problem(ENGINE_VARIABLE, f"{problem} (an environment variable; unset it for auto)",
+                                         choice, True)], str(args.scenario))
+    return scenario
 
 
 def output_dir_problem(out: Path) -> str | None:

@@ -22,7 +22,7 @@ def handle(args) -> int:
     from memstack_capacity.outputs.manifests import build_manifests, write_manifests
     from memstack_capacity.outputs.manifests_scenario import inputs_from_scenario
 
-    scenario = load_from_args(args)
+    scenario = load_from_args(args, simulates=False)
     objects = build_manifests(inputs_from_scenario(scenario))  # ScenarioError → exit 2
     out = Path(args.out) if args.out else Path("out") / scenario.name / "manifests"
     try:

@@ -10,6 +10,9 @@ from memstack_capacity.components.recorder import Recorder
 from memstack_capacity.engine.build import Model, build
 from memstack_capacity.scenario.models import Scenario
 
+#: The environment variable that picks the engine when ``run`` is not told (auto, des, kernel, hybrid).
+ENGINE_VARIABLE = "MEMSTACK_ENGINE"
+
 #: Simulated seconds between progress callbacks.
 PROGRESS_STEP_S = 60.0
 
@@ -51,13 +54,12 @@ def run(scenario: Scenario, seed: int | None = None, progress=None, *, engine: s
     started = time.perf_counter()
     from memstack_capacity.engine import hybrid, kernel
 
-    choice = engine or os.environ.get("MEMSTACK_ENGINE", "auto")
-    if choice not in kernel.ENGINES:
-        raise ValueError(f"engine must be one of {', '.join(kernel.ENGINES)}, got {choice!r}")
+    choice = engine or os.environ.get(ENGINE_VARIABLE, "auto")
+    problem = engine_problem(scenario, choice)
+    if problem:
+        raise ValueError(f"engine {problem}, got {choice!r}" if choice not in kernel.ENGINES else problem)
     if choice in ("auto", "kernel"):
         why = kernel.eligibility(scenario)
-        if why and choice == "kernel":
-            raise ValueError("scenario not eligible for the kernel: " + "; ".join(why))
         if not why:
             model = kernel.run_model(scenario, seed)
             if progress is not None:
@@ -67,16 +69,28 @@ def run(scenario: Scenario, seed: int | None = None, progress=None, *, engine: s
                     progress(t, scenario.duration)
             return _finish(model, time.perf_counter() - started, "kernel")
     if choice in ("auto", "hybrid"):
-        why = hybrid.eligibility(scenario)
-        if why and choice == "hybrid":
-            raise ValueError("scenario not eligible for the batched data plane: " + "; ".join(why))
-        if not why:
+        if not hybrid.eligibility(scenario):
             model = hybrid.run_model(scenario, seed, progress)
             return _finish(model, time.perf_counter() - started, "hybrid")
     model = build(scenario, seed)
     start_model(model)
     advance_to_horizon(model, progress)
     return _finish(model, time.perf_counter() - started)
+
+
+def engine_problem(scenario: Scenario, choice: str) -> str | None:
+    """Why `choice` cannot run `scenario` (an unknown engine, or one it is not eligible for), or None."""
+    from memstack_capacity.engine import hybrid, kernel
+
+    if choice not in kernel.ENGINES:
+        return f"must be one of {', '.join(kernel.ENGINES)}"
+    required = {"kernel": (kernel.eligibility, "the kernel"), "hybrid": (hybrid.eligibility, "the batched data plane")}
+    if choice in required:
+        eligibility, name = required[choice]
+        why = eligibility(scenario)
+        if why:
+            return f"the scenario is not eligible for {name}: " + "; ".join(why)
+    return None
 
 
 def start_model(model: Model, open_source: bool = True) -> None:
