@@ -10,11 +10,8 @@ order up to an instant, with exactly the arithmetic of the independent-process m
 completion tolerance, admission to the process with the fewest in flight, a FIFO backlog,
 503 beyond it, 504 at the client's deadline while the server keeps working.
 
-A probe is the only job whose completion the control plane waits for. It is put in the
-process's heap like a request; the pod schedules a wake-up at the earliest time it can
-finish (processor sharing with no further arrival: more arrivals only delay it), plays its
-events up to then and either completes it at that instant or schedules the next wake-up.
-So a probe is answered at the instant the general engine would answer it.
+A probe is the only job whose completion the control plane waits for: its wake-ups are in
+:mod:`.hybrid_probes`.
 """
 
 from __future__ import annotations
@@ -23,10 +20,10 @@ import math
 from collections import deque
 from heapq import heappop, heappush
 
-from memstack_capacity.components.clock import call_later_fn
 from memstack_capacity.components.flows import Task
 from memstack_capacity.components.pods import _EPS_ABS, _EPS_REL, _TIME_ULPS, Pod, Proc
 from memstack_capacity.components.recorder import E503, E504, REASON_CODE
+from memstack_capacity.engine.hybrid_probes import ProbeWakeups
 
 _BACKLOG_FULL = REASON_CODE["backlog_full"]
 _TIMEOUT = REASON_CODE["timeout"]
@@ -37,7 +34,7 @@ INF = math.inf
 _T0, _CLS, _MEM, _STATE = 0, 1, 2, 3
 
 
-class LazyPod(Pod):
+class LazyPod(ProbeWakeups, Pod):
     """A pod of the batched data plane (see the module docstring)."""
 
     def __init__(self, env, runtime, index: int, name: str, spec, plane):
@@ -326,36 +323,6 @@ class LazyPod(Pod):
         self.plane.bring(self, self.env.now)
         return super().usage_now()
 
-    def cpu_start(self, proc: Proc, flow, work: float) -> None:
-        """A probe's CPU work on `proc`; answered exactly when it finishes (see the module docstring)."""
-        now = self.env.now
-        self.plane.bring(self, now)
-        tag = self._push(proc, now, work, flow)
-        q = self.procs.index(proc)
-        self.probe_at[flow] = (q, tag)
-        self._wake_at(q, tag, flow)
-
-    def _wake_at(self, q: int, tag: float, flow) -> None:
-        """A wake-up when the probe can first finish: never before the process's next completion."""
-        when = max(_earliest_end(self.procs[q], tag), self.dues[q])
-        now = self.env.now
-        call_later_fn(self.env, when - now if when > now else 0.0, self._wake, (flow, self.restarts))
-
-    def _wake(self, arg) -> None:
-        flow, incarnation = arg
-        where = self.probe_at.get(flow)
-        if where is None or incarnation != self.restarts:
-            return  # answered already, or dropped with its container
-        q, tag = where
-        now = self.env.now
-        self._waking = True
-        self.plane.bring(self, now)
-        if flow in self.probe_at and self.dues[q] <= now:
-            self._complete(q, now)
-        self._waking = False
-        if flow in self.probe_at:
-            self._wake_at(q, tag, flow)
-
     def _complete(self, q: int, now: float) -> None:
         """Process q's completions due at `now` (Pod._proc_due), then the backlog's admissions."""
         plane = self.plane
@@ -419,39 +386,7 @@ class LazyPod(Pod):
                 task.pod = self
                 tasks.append(task)
         self._sync(now)
-        # As in the general engine, a probe already sent still finishes on the discarded processes
-        # (nothing arrives there any more, so at its earliest end) and its prober hears the answer.
-        advance = self.runtime.executor.advance
-        for flow, (q, tag) in self.probe_at.items():
-            when = _earliest_end(self.procs[q], tag)
-            call_later_fn(self.env, when - now if when > now else 0.0, advance, flow)
+        self._answer_dropped_probes(now)
         self._reset_container()
         return tasks
 
-
-def _earliest_end(proc: Proc, tag: float) -> float:
-    """When the job with finish tag `tag` would finish on `proc` if nothing more arrived.
-
-    Processor sharing: the jobs with smaller tags leave first and the rest share the core, so
-    ``t += (next tag − V) × n`` job by job. Arrivals only delay it, so this is a lower bound.
-    Only the heap's entries up to `tag` matter; a subtree whose root is above it is skipped.
-    """
-    heap = proc.heap
-    below = []
-    stack = [0] if heap else []
-    while stack:
-        i = stack.pop()
-        entry = heap[i]
-        if entry[0] <= tag:
-            below.append(entry[0])
-            for child in (2 * i + 1, 2 * i + 2):
-                if child < len(heap):
-                    stack.append(child)
-    below.sort()
-    t, V, n = proc.t_last, proc.V, len(heap)
-    for x in below:
-        if x > V:
-            t += (x - V) * n
-            V = x
-        n -= 1
-    return t
