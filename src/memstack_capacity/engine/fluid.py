@@ -149,7 +149,7 @@ class FluidSim:
         self.cluster.tick(t, pending)
         if t >= self.next_scrape - 1e-9:
             for name, dep in self.deps.items():
-                dep.scrape(t, *self._metric_noise(name, dep, t))
+                dep.scrape(t, *noise.metric_noise(self, name, dep, t))
             self.next_scrape += self.sc.cluster.metrics_resolution
         for h in self.hpas:
             if t >= h.next_sync - 1e-9:
@@ -373,69 +373,6 @@ class FluidSim:
             return num / den if den > 0 else 0.0
         mix = noise.in_pod_mix(tiers, s["ev"], s["x"], self.backlog, s["shares"])
         return noise.memory_moments(mix, tiers.mem)[0]
-
-    # ---- what metrics-server sees ----------------------------------------------------------------
-    def _metric_noise(self, name: str, dep, now: float) -> tuple[float, float]:
-        """This scrape's deviation of a serving pod's working set and CPU rate from the means:
-        the deployment's sums drawn from normals with the variances of engine.fluid_noise,
-        shared over its serving pods. Only what an HPA reads is drawn (metrics-server's view
-        feeds nothing else); (0, 0) without noise or before the first step."""
-        uses = self.hpa_resources.get(name)
-        if self.noise_rng is None or not uses:
-            return 0.0, 0.0
-        z_mem, z_cpu = self.noise_rng[name].standard_normal(2)
-        s = self.state
-        serving = dep.counts(now)[3]
-        if not s or not serving:
-            return 0.0, 0.0
-        window, tiers = self.sc.cluster.metrics_resolution, self.tiers
-        var_mem = 0.0
-        if name == "api":
-            ev, x = s["ev"], s["x"]
-            if ev is None or x <= 0:
-                return 0.0, 0.0
-            if "memory" in uses:
-                var_mem = self._api_memory_variance(ev, x, s)
-            var_cpu = noise.cpu_rate_variance(x, self.cpu_m2, window)
-            cpu_mean = x * tiers.mean.cpu
-        else:
-            jobs = [(j, st) for j, st in s.get("workers", {}).items() if st["dep"] == name]
-            var_mem = sum((st["running"] if st["backlog"] <= 0 else 0.0) * self.job_mem[j] ** 2 for j, st in jobs)
-            var_cpu = sum(noise.cpu_rate_variance(st["done"], self.job_cpu_m2[j], window) for j, st in jobs)
-            cpu_mean = sum(st["cpu"] for _, st in jobs)
-        sd_mem, sd_cpu = math.sqrt(var_mem) / serving, math.sqrt(var_cpu) / serving
-        dep.noise_sd = (sd_mem, sd_cpu)
-        self._count_edge(dep, uses, sd_mem, cpu_mean / serving, sd_cpu)
-        return float(z_mem * sd_mem), float(z_cpu * sd_cpu)
-
-    def _api_memory_variance(self, ev: dict, x: float, s: dict) -> float:
-        """Var of the API's in-flight memory summed over its serving pods: Var(K)·m̄² + E[K]·σ_m²."""
-        tiers = self.tiers
-        n_api, slots = s["n_api"], tiers.p * tiers.k
-        per_pod = (ev["in_flight"] + self.backlog) / max(n_api, 1)
-        m1, m_var = noise.memory_moments(noise.in_pod_mix(tiers, ev, x, self.backlog, s["shares"]), tiers.mem)
-        var_k = 0.0
-        if per_pod < slots:  # full slots: K is fixed
-            cached = self._noise_cache  # the open variance is x-proportional while the tiers' ctx is reused
-            if cached is not None and cached[0] is ev["ctx"] and cached[1] == n_api:
-                open_var = cached[2] * x
-            else:
-                open_var = noise.api_open_variance(tiers, ev, x, n_api)
-                self._noise_cache = (ev["ctx"], n_api, open_var / x)
-            var_k = noise.api_count_variance(open_var, self.backlog, x * self.think if self.closed else None)
-        return var_k * m1 * m1 + min(per_pod, slots) * n_api * m_var
-
-    def _count_edge(self, dep, uses: dict, sd_mem: float, cpu_mean: float, sd_cpu: float) -> None:
-        """Count the scrapes at which a Resource metric's mean sits within 2 σ of the HPA's
-        tolerance edge (its decisions there are draws: caveats_for reports them)."""
-        dep.scrapes += 1
-        for resource, (utilization, value) in uses.items():
-            mean, sd, request = ((dep.mem_per_pod, sd_mem, dep.mem_req) if resource == "memory"
-                                 else (cpu_mean, sd_cpu, dep.cpu_req))
-            target = utilization / 100.0 * request if utilization is not None else value
-            if target > 0 and noise.near_edge(mean / target, sd / target, self.tolerance):
-                dep.edge_scrapes += 1
-                return
 
     def _sample(self, now: float) -> None:
         from memstack_capacity.engine.fluid_report import write_samples
