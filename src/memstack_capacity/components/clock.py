@@ -81,16 +81,7 @@ class Clock(Environment):
 
 def call_later(env, delay: float, callback) -> None:
     """Run ``callback(None)`` after `delay` simulated seconds (data-plane scheduling)."""
-    heap = getattr(env, "dp_heap", None)
-    if heap is not None:
-        env.dp_seq += 1
-        heappush(heap, (env._now + delay, env.dp_seq, callback, None))
-        return
-    event = Event(env)
-    event._ok = True
-    event._value = None
-    event.callbacks.append(callback)
-    env.schedule(event, NORMAL, delay)
+    call_later_fn(env, delay, callback, None)
 
 
 def call_later_fn(env, delay: float, fn, arg) -> None:

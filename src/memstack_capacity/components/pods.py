@@ -182,11 +182,16 @@ class Pod:
         proc.t_last = now
 
     def _proc_start(self, proc: Proc, flow, work: float) -> None:
-        # hot path: _proc_sync and the lazy timer inlined (same arithmetic, same order). The
-        # timer is rescheduled only when the next completion moves earlier than the pending
+        # The timer is rescheduled only when the next completion moves earlier than the pending
         # one; one that moved later is found when the pending timer fires early.
-        env = self.env
-        now = env._now
+        now = self.env._now
+        due = self._proc_push(proc, now, work, flow)
+        if due < proc.due_at:
+            self._arm_proc_timer(proc, now, due)
+
+    def _proc_push(self, proc: Proc, now: float, work: float, item) -> float:
+        """Put `item` in `proc`'s processor sharing at `now` (its clock brought up to now first);
+        returns when the process's next job is due."""
         heap = proc.heap
         if heap:
             dt = now - proc.t_last
@@ -197,11 +202,9 @@ class Pod:
         proc.t_last = now
         self.seq += 1
         V = proc.V
-        heappush(heap, (V + work, self.seq, flow))
+        heappush(heap, (V + work, self.seq, item))
         dt = (heap[0][0] - V) * len(heap)
-        due = now + (dt if dt > 0.0 else 0.0)
-        if due < proc.due_at:
-            self._arm_proc_timer(proc, now, due)
+        return now + (dt if dt > 0.0 else 0.0)
 
     def _arm_proc_timer(self, proc: Proc, now: float, due: float) -> None:
         """Schedule the process's completion timer for `due`, invalidating any earlier one."""

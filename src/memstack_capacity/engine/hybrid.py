@@ -37,12 +37,10 @@ from types import SimpleNamespace
 import numpy as np
 
 from memstack_capacity.components.recorder import E503, E504, OK, REASON_CODE, STATUS_LABELS
-from memstack_capacity.components.sampling import BLOCK, _block_drawer
 from memstack_capacity.engine.hybrid_pods import LazyPod
-from memstack_capacity.engine.kernel import _Inverse, independent_pod_reasons
+from memstack_capacity.engine.kernel import ArrivalBlocks, independent_pod_reasons
 from memstack_capacity.engine.kernel_series import record_answers
 from memstack_capacity.engine.rng import stream
-from memstack_capacity.scenario.distributions import Dist
 
 _NO_ENDPOINTS = REASON_CODE["no_endpoints"]
 
@@ -69,50 +67,24 @@ class Arrivals:
     """The open source's arrival times and classes, a block at a time, as the engine draws them."""
 
     def __init__(self, spec, mix, seed: int, horizon: float, points: list | None = None):
-        rng = stream(seed, "workload/arrivals")
-        if spec.cv == 1.0:
-            self._fill = lambda: rng.standard_exponential(BLOCK)
-        else:
-            self._fill = _block_drawer(Dist(dist="gamma", mean=1.0, cv=spec.cv), rng)
-        self._inverse = _Inverse(points if points is not None else [(p.at, p.rps) for p in spec.profile])
-        self._epoch = 0.0
-        self._last = 0.0  # the last arrival's time, as call_later scheduled it
+        points = points if points is not None else [(p.at, p.rps) for p in spec.profile]
+        self._blocks = ArrivalBlocks(points, spec.cv, stream(seed, "workload/arrivals"), horizon)
         self._mix = mix
         self._cumulative = np.asarray(mix.cumulative)
         self._n_classes = len(mix.programs)
-        self.horizon = horizon
-        self.done = False
+
+    @property
+    def done(self) -> bool:
+        return self._blocks.done
 
     def next_block(self) -> tuple[list, list]:
         """The next block's (times, classes); empty lists once past the horizon."""
-        if self.done:
+        if self._blocks.done:
             return [], []
-        block = self._fill().astype(float)
-        block[0] += self._epoch
-        lam = np.cumsum(block)  # sequential sums, as epoch += draw
-        self._epoch = float(lam[-1])
-        t = self._inverse.times(lam)
-        beyond = np.flatnonzero(t > self.horizon)
-        if len(beyond):
-            t = t[: beyond[0]]
-            self.done = True
-        t = self._as_scheduled(t)
+        t = self._blocks.next_times()
         u = self._mix.uniform.take(len(t))
         cls = np.minimum(np.searchsorted(self._cumulative, u, side="right"), self._n_classes - 1)
         return t.tolist(), cls.tolist()
-
-    def _as_scheduled(self, t: np.ndarray) -> np.ndarray:
-        """call_later puts an arrival at ``previous + (t - previous)``: t itself except rarely."""
-        if not len(t):
-            return t
-        prev = np.concatenate(([self._last], t[:-1]))
-        if not np.array_equal(prev + (t - prev), t):
-            out, last = t.tolist(), self._last
-            for i, ti in enumerate(out):
-                out[i] = last = last + (ti - last)
-            t = np.asarray(out)
-        self._last = float(t[-1])
-        return t
 
 
 # ---- the data plane ------------------------------------------------------------------------------

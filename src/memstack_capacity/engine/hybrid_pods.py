@@ -273,32 +273,13 @@ class LazyPod(ProbeWakeups, Pod):
         self.mem += rec[_MEM]
         if self.mem > self.mem_peak:
             self.mem_peak = self.mem
-        s = samplers[rec[_CLS]]
-        i = s._i
-        if i != s._n:
-            s._i = i + 1
-            work = s._buf[i]
-        else:
-            work = s()
-        self._push(proc, now, work, rec)
+        self._push(proc, now, samplers[rec[_CLS]](), rec)
 
     def _push(self, proc: Proc, now: float, work: float, item) -> float:
-        """Put `item` (a request record or a probe's flow) in `proc`'s processor sharing at `now`
-        (Pod._proc_start's arithmetic); returns its finish tag."""
-        heap = proc.heap
-        if heap:
-            dt = now - proc.t_last
-            proc.V += dt / len(heap)
-            proc.cpu_used += dt
-        else:
-            proc.V = 0.0
-        proc.t_last = now
-        self.seq += 1
-        tag = proc.V + work
-        heappush(heap, (tag, self.seq, item))
-        dt = (heap[0][0] - proc.V) * len(heap)
-        self.dues[self.procs.index(proc)] = now + (dt if dt > 0.0 else 0.0)
-        return tag
+        """Put `item` (a request record or a probe's flow) in `proc`'s processor sharing at `now`,
+        with the general engine's arithmetic; returns its finish tag."""
+        self.dues[self.procs.index(proc)] = self._proc_push(proc, now, work, item)
+        return proc.V + work  # the tag it was pushed with (V is the process's clock at now)
 
     def _expire(self, t: float) -> None:
         """504 for every client whose deadline passed before `t` (the server keeps working)."""

@@ -30,7 +30,7 @@ import simpy
 
 from memstack_capacity.components.cluster import Cluster
 from memstack_capacity.components.recorder import E503, E504, OK, REASON_CODE, Recorder
-from memstack_capacity.components.sampling import BLOCK, _block_drawer
+from memstack_capacity.components.sampling import BLOCK, Uniforms, _block_drawer
 from memstack_capacity.components.workload import PiecewiseLinearRate
 from memstack_capacity.engine import kernel_pods
 from memstack_capacity.engine.kernel_series import record_answers, record_samples
@@ -166,41 +166,56 @@ class _Inverse:
         return out
 
 
+class ArrivalBlocks:
+    """The open source's arrival times a block of draws at a time, as ``OpenSource`` schedules them:
+    unit-rate epochs (sequential sums) through the inverse intensity of the rate profile
+    `points`, each placed where ``call_later`` puts it; the first block past `horizon` is the last."""
+
+    def __init__(self, points: list, cv: float, rng, horizon: float):
+        if cv == 1.0:
+            self._fill = lambda: rng.standard_exponential(BLOCK)
+        else:
+            self._fill = _block_drawer(Dist(dist="gamma", mean=1.0, cv=cv), rng)
+        self._inverse = _Inverse(points)
+        self._epoch = 0.0
+        self._last = 0.0  # the last arrival's time, as call_later scheduled it
+        self.horizon = horizon
+        self.done = False
+
+    def next_times(self) -> np.ndarray:
+        block = self._fill().astype(float)
+        block[0] += self._epoch
+        lam = np.cumsum(block)  # sequential sums, as epoch += draw
+        self._epoch = float(lam[-1])
+        t = self._inverse.times(lam)
+        beyond = np.flatnonzero(t > self.horizon)
+        if len(beyond):
+            t = t[: beyond[0]]
+            self.done = True
+        return self._as_scheduled(t)
+
+    def _as_scheduled(self, t: np.ndarray) -> np.ndarray:
+        """call_later puts an arrival at ``previous + (t - previous)``: t itself except rarely, early on."""
+        if not len(t):
+            return t
+        prev = np.concatenate(([self._last], t[:-1]))
+        if not np.array_equal(prev + (t - prev), t):
+            out, last = t.tolist(), self._last
+            for i, ti in enumerate(out):
+                out[i] = last = last + (ti - last)
+            t = np.asarray(out)
+        self._last = float(t[-1])
+        return t
+
+
 def arrival_times(spec, rng, horizon: float) -> np.ndarray:
     """The times the engine's OpenSource processes arrivals at (those before the horizon)."""
-    if spec.cv == 1.0:
-        def fill():
-            return rng.standard_exponential(BLOCK)
-    else:
-        fill = _block_drawer(Dist(dist="gamma", mean=1.0, cv=spec.cv), rng)
-    inverse = _Inverse([(p.at, p.rps) for p in spec.profile])
-    epoch, out = 0.0, []
-    while True:
-        block = fill().astype(float)
-        block[0] += epoch
-        lam = np.cumsum(block)  # sequential sums, as epoch += draw
-        epoch = float(lam[-1])
-        t = inverse.times(lam)
-        beyond = np.flatnonzero(t > horizon)
-        if len(beyond):
-            out.append(t[: beyond[0]])
-            break
-        out.append(t)
-    t = _as_scheduled(np.concatenate(out))
+    blocks = ArrivalBlocks([(p.at, p.rps) for p in spec.profile], spec.cv, rng, horizon)
+    parts = []
+    while not blocks.done:
+        parts.append(blocks.next_times())
+    t = np.concatenate(parts)
     return t[: int(np.searchsorted(t, horizon, side="left"))]  # an event at the horizon is not processed
-
-
-def _as_scheduled(t: np.ndarray) -> np.ndarray:
-    """call_later puts arrival i at T[i-1] + (t[i] - T[i-1]); equal to t[i] except rarely, early on."""
-    if len(t) < 2:
-        return t
-    prev = t[:-1]
-    if np.array_equal(prev + (t[1:] - prev), t[1:]):
-        return t
-    out = t.tolist()
-    for i in range(1, len(out)):
-        out[i] = out[i - 1] + (out[i] - out[i - 1])
-    return np.asarray(out)
 
 
 def _backlog_peak(starts: np.ndarray, arrivals: np.ndarray) -> int:
@@ -211,7 +226,7 @@ def _backlog_peak(starts: np.ndarray, arrivals: np.ndarray) -> int:
 
 
 def _uniforms(rng, n: int) -> np.ndarray:
-    return _blocks(lambda: rng.random(BLOCK), n)[:n]
+    return Uniforms(rng).take(n)
 
 
 # ---- the run ------------------------------------------------------------------------------------
