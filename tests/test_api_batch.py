@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from memstack_capacity import ScenarioError, compare, replicate, simulate, sweep
-from memstack_capacity.api_batch import expand_grid, flatten
+from memstack_capacity.api.batch import expand_grid, flatten
 from memstack_capacity.results.replications import combine_summaries, interval_verdict, mean_ci95, t975
 from memstack_capacity.scenario.load import parse_scenario
 from tests.factory import pod_scenario
@@ -234,7 +234,7 @@ def test_compare_puts_headline_figures_side_by_side_with_intervals():
 
 
 def test_auto_progress_is_silent_off_a_terminal_and_when_disabled(capsys):
-    from memstack_capacity.api_progress import TerminalProgress, auto_progress
+    from memstack_capacity.api.progress import TerminalProgress, auto_progress
 
     assert auto_progress("sweep x", False) is None
     assert auto_progress("sweep x", None) is None  # pytest's stderr is not a terminal, and no kernel runs

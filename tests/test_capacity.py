@@ -18,8 +18,8 @@ from __future__ import annotations
 import pytest
 from report_scenarios import scenario
 
-from memstack_capacity.capacity import find_capacity, scale_load
-from memstack_capacity.theory import mmc
+from memstack_capacity.api.capacity import find_capacity, scale_load
+from memstack_capacity.theory.queueing import mmc
 
 MU, TARGET_W, BASE_RPS = 100.0, 0.05, 40.0
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from memstack_capacity.capacity import scale_load
+from memstack_capacity.api.capacity import scale_load
 from memstack_capacity.cli import main
 from memstack_capacity.scenario.load import parse_scenario
 from memstack_capacity.scenario.quantities import parse_memory

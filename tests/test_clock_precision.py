@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from memstack_capacity.components.clock import Clock
 from memstack_capacity.components.flows import Flow, Task
 from memstack_capacity.components.pods import Pod
-from memstack_capacity.components.pools import PSServer
+from memstack_capacity.components.datastores.pools import PSServer
 from memstack_capacity.scenario.load import parse_scenario
 from tests.factory import pod_scenario
 

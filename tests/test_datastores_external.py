@@ -15,8 +15,8 @@ import numpy as np
 import simpy
 from test_datastores_helpers import scenario, simulate
 
-from memstack_capacity import theory
-from memstack_capacity.components.datastores_kv import ExternalStore
+from memstack_capacity.theory import queueing as theory
+from memstack_capacity.components.datastores.kv import ExternalStore
 from memstack_capacity.components.flows import EXTERNAL, Executor, Task
 from memstack_capacity.components.pods import Proc
 from memstack_capacity.components.recorder import REASON_CODE

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 
-import memstack_capacity.engine.datastores_ext  # noqa: F401  (registers the extension)
-from memstack_capacity.engine.build import build
+import memstack_capacity.engine.des.datastores  # noqa: F401  (registers the extension)
+from memstack_capacity.engine.des.build import build
 from memstack_capacity.engine.run import _finish, start_model
 from memstack_capacity.scenario.load import parse_scenario
 

@@ -15,9 +15,9 @@ import numpy as np
 import simpy
 from test_datastores_helpers import scenario, series, simulate
 
-from memstack_capacity import theory
-from memstack_capacity.components.datastores_budget import connection_budget
-from memstack_capacity.components.datastores_sql import SqlStore
+from memstack_capacity.theory import queueing as theory
+from memstack_capacity.components.datastores.budget import connection_budget
+from memstack_capacity.components.datastores.sql import SqlStore
 from memstack_capacity.components.flows import CALL, Executor, Task
 from memstack_capacity.components.pods import Proc
 from memstack_capacity.components.recorder import REASON_CODE
@@ -108,7 +108,7 @@ def test_refusals_exactly_when_server_connections_run_out():
 
     for pods, expect_refusals in ((3, True), (2, False)):
         sc = scenario(patch(pods), duration="20s", warmup="0s")
-        from memstack_capacity.engine.build import build
+        from memstack_capacity.engine.des.build import build
         from memstack_capacity.engine.run import _finish, start_model
 
         model = build(sc, 7)
@@ -229,7 +229,7 @@ def test_dead_container_closes_its_connections_at_the_server():
         d["datastores"]["postgres"]["pool"].update(pool_size=5, max_overflow=5)
 
     sc = scenario(patch, duration="30s", warmup="0s")
-    from memstack_capacity.engine.build import build
+    from memstack_capacity.engine.des.build import build
     from memstack_capacity.engine.run import start_model
 
     model = build(sc, 3)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memstack_capacity import theory
-from memstack_capacity.theory_closed import machine_repairman
+from memstack_capacity.theory import queueing as theory
+from memstack_capacity.theory.closed import machine_repairman
 from tests.factory import closed_scenario, mean_and_se, measured, pod_scenario, run_seeds
 
 SEEDS = range(1, 6)

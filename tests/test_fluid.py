@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from memstack_capacity.api import simulate
-from memstack_capacity.engine import fluid_pods
+from memstack_capacity.api.simulation import simulate
+from memstack_capacity.engine.fluid import pods as fluid_pods
 from memstack_capacity.errors import ScenarioError
 from memstack_capacity.scenario.load import load_scenario, parse_scenario
-from memstack_capacity.theory import mmc
+from memstack_capacity.theory.queueing import mmc
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -179,7 +179,7 @@ def _memory_hpa(replicas: int, max_replicas: int) -> dict:
 
 
 def _fluid_sim(scenario, **kwargs):
-    from memstack_capacity.engine.fluid import FluidSim, default_step
+    from memstack_capacity.engine.fluid.engine import FluidSim, default_step
 
     sim = FluidSim(scenario, default_step(scenario), **kwargs)
     sim.run(None)
@@ -187,7 +187,7 @@ def _fluid_sim(scenario, **kwargs):
 
 
 def test_chain_moments_match_the_closed_forms():
-    from memstack_capacity.engine.fluid_flow import chain_moments, pod_chain
+    from memstack_capacity.engine.fluid.flow import chain_moments, pod_chain
 
     # M/M/1-PS: the number in system is geometric, mean ρ/(1 − ρ), variance ρ/(1 − ρ)²
     for rho in (0.1, 0.5, 0.9, 0.98):
@@ -213,7 +213,7 @@ def test_memory_noise_is_a_random_sum_monte_carlo():
     and classes drawn by the in-pod mix, against 200 000 draws. The sample variance's relative
     standard error is sqrt((κ − 1)/n), κ the kurtosis (estimated from the draws: about 10 here,
     so 0.7 %); the check allows 5 standard errors."""
-    from memstack_capacity.engine.fluid_noise import memory_moments
+    from memstack_capacity.engine.fluid.noise import memory_moments
 
     rng = np.random.default_rng(11)
     rho, n = 0.7, 200_000
@@ -270,7 +270,7 @@ def _edge_scenario(seed: int = 3):
 def test_replicas_at_the_tolerance_edge_follow_des():
     """At the edge the DES's noise tips the HPA up (9 → 11) and the 300 s scale-down window keeps
     it there; the fluid means alone never leave 9, the fluid with its metric noise follows the DES."""
-    from memstack_capacity.engine.fluid import run_fluid
+    from memstack_capacity.engine.fluid.engine import run_fluid
     from memstack_capacity.results.result import Result
 
     sc = _edge_scenario()

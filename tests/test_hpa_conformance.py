@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 from test_hpa_fixtures import COOL, GO_CONFIG, HOT, NOW, controller_pods, cpu_metric, external_metric, hpa, scaling_rules, uniform_events
 
-from memstack_capacity.components.hpa import HPAState, MetricResult, ScaleEvent, TimestampedRecommendation, combine_proposals, reconcile
-from memstack_capacity.components.hpa_rules import (
+from memstack_capacity.components.hpa.decision import HPAState, MetricResult, ScaleEvent, TimestampedRecommendation, combine_proposals, reconcile
+from memstack_capacity.components.hpa.rules import (
     calculate_scale_down_limit_with_behaviors,
     calculate_scale_up_limit_with_scaling_rules,
     convert_desired_replicas_with_behavior_rate,

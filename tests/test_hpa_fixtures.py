@@ -7,7 +7,7 @@ request or level given per container is doubled for the pod, as Go's fakes do.
 
 from __future__ import annotations
 
-from memstack_capacity.components.hpa import ControllerConfig, MetricSample, PodInfo
+from memstack_capacity.components.hpa.decision import ControllerConfig, MetricSample, PodInfo
 from memstack_capacity.scenario.hpa import HorizontalPodAutoscalerSpec, HPAScalingPolicy, HPAScalingRules
 
 NOW = 1_000_000.0
@@ -104,7 +104,7 @@ def hpa(min_replicas, max_replicas, metrics, scale_up=None, scale_down=None):
 
 def uniform_events(changes, period_s):
     """Go's ``generateEventsUniformDistribution``: events centred in equal segments of the period."""
-    from memstack_capacity.components.hpa import ScaleEvent
+    from memstack_capacity.components.hpa.decision import ScaleEvent
 
     segment = period_s / len(changes)
     return [ScaleEvent(c, NOW - int(period_s - segment * (i + 1) + segment / 2)) for i, c in enumerate(changes)]

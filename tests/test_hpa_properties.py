@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from memstack_capacity.components.hpa import ControllerConfig, HPAState, ScaleEvent, reconcile
-from memstack_capacity.components.hpa_calc import Tolerances, resource_utilization_replicas
-from memstack_capacity.components.hpa_rules import (
+from memstack_capacity.components.hpa.decision import ControllerConfig, HPAState, ScaleEvent, reconcile
+from memstack_capacity.components.hpa.calc import Tolerances, resource_utilization_replicas
+from memstack_capacity.components.hpa.rules import (
     calculate_scale_down_limit_with_behaviors,
     calculate_scale_up_limit_with_scaling_rules,
     convert_desired_replicas_with_behavior_rate,

@@ -11,7 +11,7 @@ import math
 import pytest
 from test_hpa_fixtures import COOL, GO_CONFIG, HOT, NOW, ZERO, calc_pods
 
-from memstack_capacity.components.hpa_calc import (
+from memstack_capacity.components.hpa.calc import (
     MAX_INT32,
     MAX_INT64,
     MetricError,

@@ -17,8 +17,8 @@ import copy
 import numpy as np
 import pytest
 
-from memstack_capacity import theory
-from memstack_capacity.engine import hybrid
+from memstack_capacity.theory import queueing as theory
+from memstack_capacity.engine.hybrid import engine as hybrid
 from memstack_capacity.engine.run import run
 from memstack_capacity.results.result import Result
 from memstack_capacity.scenario.load import parse_scenario
@@ -204,7 +204,7 @@ def test_bulk_answers_keep_the_rows_a_sampled_log_keeps():
     from types import SimpleNamespace
 
     from memstack_capacity.components.recorder import RequestLog
-    from memstack_capacity.engine.kernel_series import record_answers
+    from memstack_capacity.engine.kernel.series import record_answers
 
     rng = np.random.default_rng(7)
     one_by_one, bulk = RequestLog(every=3), RequestLog(every=3)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from memstack_capacity import theory
-from memstack_capacity.engine import kernel
+from memstack_capacity.theory import queueing as theory
+from memstack_capacity.engine.kernel import engine as kernel
 from memstack_capacity.engine.run import run
 from memstack_capacity.scenario.load import parse_scenario
 from tests.factory import mean_and_se, pod_scenario

@@ -1,6 +1,6 @@
 """Imports point one way, down the flow (docs/architecture.md):
 
-errors, theory → scenario → components → engine → results → outputs → api (api, api_batch, capacity) → cli.
+errors, theory → scenario → components → engine → results → outputs → api → cli.
 A module may import its own layer and layers to its left, never to its right.
 """
 
@@ -11,9 +11,9 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "memstack_capacity"
 ORDER = {
-    "errors": 0, "theory": 0, "theory_closed": 0,
+    "errors": 0, "theory": 0,
     "scenario": 1, "components": 2, "engine": 3, "results": 4, "outputs": 5,
-    "api": 6, "api_batch": 6, "api_progress": 6, "capacity": 6, "cli": 7, "__main__": 7, "__init__": 7,
+    "api": 6, "cli": 7, "__main__": 7, "__init__": 7,
 }  # fmt: skip
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from memstack_capacity import simulate
-from memstack_capacity.engine import build
+from memstack_capacity.engine.des import build
 from memstack_capacity.scenario.load import parse_scenario
 from tests.factory import pod_scenario
 
@@ -49,7 +49,7 @@ def test_pool_wait_percentiles_beyond_the_exact_limit(monkeypatch):
     """WaitStats keeps positive waits exactly up to a limit, then answers from the sketch."""
     import numpy as np
 
-    from memstack_capacity.components import datastores_stats
+    from memstack_capacity.components.datastores import stats as datastores_stats
 
     rng = np.random.default_rng(2)
     waits = np.concatenate([np.zeros(3000), rng.exponential(0.1, 7000)])

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from memstack_capacity.outputs.manifests import (
+from memstack_capacity.outputs.manifests.files import (
     MANIFEST_FILES,
     ManifestInputs,
     PoolSettings,
@@ -573,7 +573,7 @@ def _parse(data: dict[str, Any]):
 def test_upstream_scenario_gives_upstream_manifests():
     # Exactly, with no normalisation: the hpa blocks come out as written (scaleDown has no
     # selectPolicy upstream, and none is added), the CPU limit "2000m" as canonical "2".
-    from memstack_capacity.outputs.manifests import inputs_from_scenario
+    from memstack_capacity.outputs.manifests.files import inputs_from_scenario
 
     scenario = _parse(_upstream_scenario_data())
     assert inputs_from_scenario(scenario) == ManifestInputs.upstream()
@@ -581,7 +581,7 @@ def test_upstream_scenario_gives_upstream_manifests():
 
 
 def test_scenario_values_reach_the_manifests():
-    from memstack_capacity.outputs.manifests import inputs_from_scenario
+    from memstack_capacity.outputs.manifests.files import inputs_from_scenario
 
     data = _upstream_scenario_data()
     api = data["deployments"]["api"]
@@ -608,7 +608,7 @@ def test_scenario_values_reach_the_manifests():
 
 
 def test_minimal_scenario_has_no_worker_and_upstream_pool():
-    from memstack_capacity.outputs.manifests import inputs_from_scenario
+    from memstack_capacity.outputs.manifests.files import inputs_from_scenario
 
     data = _upstream_scenario_data()
     del data["deployments"]["worker"], data["datastores"], data["workload"]["jobs"]
@@ -623,7 +623,7 @@ def test_minimal_scenario_has_no_worker_and_upstream_pool():
 
 def test_scenario_with_multi_process_worker_is_refused():
     from memstack_capacity.errors import ScenarioError
-    from memstack_capacity.outputs.manifests import inputs_from_scenario
+    from memstack_capacity.outputs.manifests.files import inputs_from_scenario
 
     data = _upstream_scenario_data()
     data["deployments"]["worker"]["processes"] = 3
@@ -633,7 +633,7 @@ def test_scenario_with_multi_process_worker_is_refused():
 
 def test_hpa_model_is_dumped_with_given_keys_only():
     hpa_module = pytest.importorskip("memstack_capacity.scenario.hpa")
-    from memstack_capacity.outputs.manifests_scenario import hpa_spec
+    from memstack_capacity.outputs.manifests.scenario import hpa_spec
 
     assert hpa_spec(hpa_module.HorizontalPodAutoscalerSpec.model_validate({"maxReplicas": 5})) == {"maxReplicas": 5}
     given = dict(ManifestInputs.upstream().api.hpa)

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from test_manifests import FACTS_PATH, diff, diff_lists, expected_from_fact, key_of, normalize_quantities
 
-from memstack_capacity.outputs.manifests import ManifestInputs, build_manifests, inputs_from_scenario
+from memstack_capacity.outputs.manifests.files import ManifestInputs, build_manifests, inputs_from_scenario
 from memstack_capacity.scenario.load import load_scenario
 
 PEAK = Path(__file__).resolve().parents[1] / "scenarios" / "peak.yaml"

@@ -11,7 +11,7 @@ import copy
 import pytest
 from report_scenarios import BASE
 
-from memstack_capacity.api import simulate
+from memstack_capacity.api.simulation import simulate
 from memstack_capacity.outputs import bottleneck
 from memstack_capacity.outputs.findings import findings, oom_memory
 from memstack_capacity.results.alert_series import alert_frame
@@ -245,7 +245,7 @@ def test_report_html_with_replications_shows_95_ci_on_the_headline_figures(tmp_p
 
 
 def test_capacity_on_a_closed_scenario_with_the_hpa():
-    from memstack_capacity.capacity import find_capacity
+    from memstack_capacity.api.capacity import find_capacity
 
     data = _data(**{"duration": "90s", "warmup": "10s"})
     del data["workload"]["arrivals"]

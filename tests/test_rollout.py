@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memstack_capacity.components import rollout
-from memstack_capacity.engine.build import build
+from memstack_capacity.engine.des.build import build
 from memstack_capacity.engine.run import start_model
 from memstack_capacity.scenario.deployment import PodDisruptionBudget, Strategy
 from memstack_capacity.scenario.load import parse_scenario

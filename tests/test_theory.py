@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from memstack_capacity.theory import (
+from memstack_capacity.theory.queueing import (
     che_characteristic_time,
     che_hit_ratio,
     erlang_b,
@@ -23,7 +23,7 @@ from memstack_capacity.theory import (
     mmc,
     zipf_popularity,
 )
-from memstack_capacity.theory_closed import machine_repairman, mva
+from memstack_capacity.theory.closed import machine_repairman, mva
 
 
 def _log_poisson_terms(servers: int, load: float) -> np.ndarray:

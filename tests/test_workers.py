@@ -22,14 +22,14 @@ import math
 import numpy as np
 import pytest
 
-import memstack_capacity.engine.workers_ext  # noqa: F401  (registers the extension until build.py imports it)
+import memstack_capacity.engine.des.workers  # noqa: F401  (registers the extension until build.py imports it)
 from memstack_capacity.components.recorder import E504, OK, REASON_CODE
 from memstack_capacity.components.workers import retry_delay
 from memstack_capacity.engine import run as run_mod
-from memstack_capacity.engine.build import build
+from memstack_capacity.engine.des.build import build
 from memstack_capacity.engine.run import run
 from memstack_capacity.scenario.load import parse_scenario
-from memstack_capacity.theory import mmc
+from memstack_capacity.theory.queueing import mmc
 
 
 def scenario(rps=0.0, job=None, worker=None, duration=100.0, seed=1, warmup=0.0):

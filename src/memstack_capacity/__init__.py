@@ -5,8 +5,8 @@
 >>> result.summary["requests"]["throughput_rps"]
 """
 
-from memstack_capacity.api import simulate
-from memstack_capacity.api_batch import compare, replicate, sweep
+from memstack_capacity.api.simulation import simulate
+from memstack_capacity.api.batch import compare, replicate, sweep
 from memstack_capacity.errors import MemstackCapacityError, ScenarioError, SimulationError
 from memstack_capacity.results.result import Result
 from memstack_capacity.scenario.load import load_scenario

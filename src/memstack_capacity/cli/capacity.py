@@ -36,7 +36,7 @@ def register(subparsers) -> None:
 
 
 def handle(args) -> int:
-    from memstack_capacity.capacity import find_capacity
+    from memstack_capacity.api.capacity import find_capacity
 
     if args.replications < 1 or not args.rel_tol > 0:
         print("error: --replications must be >= 1 and --rel-tol > 0", file=sys.stderr)

@@ -252,7 +252,7 @@ def handle(args) -> int:
     scenario = load_from_args(args)
     started = time.perf_counter()
     if args.replications == 1:
-        from memstack_capacity.api import simulate
+        from memstack_capacity.api.simulation import simulate
 
         progress = Progress(f"check {scenario.name}")
         try:
@@ -261,7 +261,7 @@ def handle(args) -> int:
             progress.close()
         targets = _single_verdicts(summary["targets"])
     else:
-        from memstack_capacity.api_batch import replicate
+        from memstack_capacity.api.batch import replicate
         from memstack_capacity.results.replications import combine_summaries
 
         runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers)

@@ -19,8 +19,8 @@ def register(subparsers) -> None:
 
 
 def handle(args) -> int:
-    from memstack_capacity.outputs.manifests import build_manifests, write_manifests
-    from memstack_capacity.outputs.manifests_scenario import inputs_from_scenario
+    from memstack_capacity.outputs.manifests.files import build_manifests, write_manifests
+    from memstack_capacity.outputs.manifests.scenario import inputs_from_scenario
 
     scenario = load_from_args(args, simulates=False)
     objects = build_manifests(inputs_from_scenario(scenario))  # ScenarioError → exit 2

@@ -28,7 +28,7 @@ def register(subparsers) -> None:
 
 
 def handle(args) -> int:
-    from memstack_capacity.api import simulate
+    from memstack_capacity.api.simulation import simulate
 
     if args.replications < 1:
         print(f"error: --replications must be at least 1, got {args.replications}", file=sys.stderr)
@@ -63,7 +63,7 @@ def handle(args) -> int:
 
 def _run_replicated(scenario, args, out: Path) -> int:
     """K seeds on a process pool; summary.json holds means with 95 % intervals beside them."""
-    from memstack_capacity.api_batch import replicate
+    from memstack_capacity.api.batch import replicate
     from memstack_capacity.results.replications import combine_summaries
 
     runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers)

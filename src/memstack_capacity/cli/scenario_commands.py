@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def check_buildable(scenario: Scenario, path) -> None:
     """Wire the scenario into the simulator without running it, so `validate` catches what `run`
     would reject at build time (references between events and deployments, unsupported steps)."""
-    from memstack_capacity.engine.build import build
+    from memstack_capacity.engine.des.build import build
 
     try:
         build(scenario, scenario.seed)

@@ -89,7 +89,7 @@ def _client(address: str):
 
 
 def handle(args) -> int:
-    from memstack_capacity.api_batch import sweep
+    from memstack_capacity.api.batch import sweep
 
     for flag, value in (("--replications", args.replications), ("--workers", args.workers)):
         if value is not None and value < 1:

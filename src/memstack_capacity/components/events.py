@@ -178,7 +178,7 @@ class EventRunner:
 
     def wrap_handler(self, handler):
         """A ``call``/``external`` step handler that fails calls to a store that is down."""
-        from memstack_capacity.components.datastores import fail_task
+        from memstack_capacity.components.datastores.runtime import fail_task
 
         outages, env = self.outages, self.env
         code = REASON_CODE["connection_refused"]
@@ -201,7 +201,7 @@ class EventRunner:
         store.flush()
         if store.lru or not store.sites:
             return
-        from memstack_capacity.theory import che_characteristic_time
+        from memstack_capacity.theory.queueing import che_characteristic_time
 
         sites = list(store.sites.values())
         total = sum(s.share for s in sites) or 1.0

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from memstack_capacity.components.recorder import Recorder
-from memstack_capacity.engine.build import Model, build
+from memstack_capacity.engine.des.build import Model, build
 from memstack_capacity.scenario.models import Scenario
 
 #: The environment variable that picks the engine when ``run`` is not told (auto, des, kernel, hybrid).
@@ -52,7 +52,8 @@ def run(scenario: Scenario, seed: int | None = None, progress=None, *, engine: s
     """
     seed = scenario.seed if seed is None else int(seed)
     started = time.perf_counter()
-    from memstack_capacity.engine import hybrid, kernel
+    from memstack_capacity.engine.hybrid import engine as hybrid
+    from memstack_capacity.engine.kernel import engine as kernel
 
     choice = engine or os.environ.get(ENGINE_VARIABLE, "auto")
     problem = engine_problem(scenario, choice)
@@ -80,7 +81,8 @@ def run(scenario: Scenario, seed: int | None = None, progress=None, *, engine: s
 
 def engine_problem(scenario: Scenario, choice: str) -> str | None:
     """Why `choice` cannot run `scenario` (an unknown engine, or one it is not eligible for), or None."""
-    from memstack_capacity.engine import hybrid, kernel
+    from memstack_capacity.engine.hybrid import engine as hybrid
+    from memstack_capacity.engine.kernel import engine as kernel
 
     if choice not in kernel.ENGINES:
         return f"must be one of {', '.join(kernel.ENGINES)}"

@@ -104,7 +104,7 @@ def fallback_connection_budget(scenario) -> dict[str, dict]:
 
 def _budget(scenario) -> dict[str, dict]:
     try:  # the datastore component's own figure once it exists
-        from memstack_capacity.components import datastores_sql
+        from memstack_capacity.components.datastores import sql as datastores_sql
 
         fn = getattr(datastores_sql, "connection_budget", None)
         if fn is not None:

@@ -73,8 +73,8 @@ def report_figures(result) -> dict[str, bytes]:
 
 def manifests_for(scenario):
     """The manifest objects for a scenario, or ``(None, note)`` when it cannot be expressed as manifests."""
-    from memstack_capacity.outputs.manifests import build_manifests
-    from memstack_capacity.outputs.manifests_scenario import inputs_from_scenario
+    from memstack_capacity.outputs.manifests.files import build_manifests
+    from memstack_capacity.outputs.manifests.scenario import inputs_from_scenario
 
     try:
         return build_manifests(inputs_from_scenario(scenario)), None
@@ -89,7 +89,7 @@ def write_report(results, out_dir: str | Path) -> list[Path]:
     Also fills ``summary["alerts"]`` and rewrites ``summary.json`` if ``out_dir`` has one.
     """
     from memstack_capacity.outputs.files import summary_json
-    from memstack_capacity.outputs.manifests import write_manifests
+    from memstack_capacity.outputs.manifests.files import write_manifests
 
     results = as_list(results)
     out = Path(out_dir)

@@ -1,0 +1,7 @@
+"""Kubernetes manifests for the configuration a scenario simulates, as data, then as YAML.
+
+``inputs`` (what the manifests need, typed), ``scenario`` (those inputs from a scenario),
+``workloads`` (Deployments, Services, HPAs, PDBs), ``platform`` (namespace, ConfigMap,
+Secret, Ingress, monitoring objects) and ``files`` (building the set and writing it in
+upstream order). It reads the scenario layer only; never the engine or the results.
+"""
