@@ -245,7 +245,7 @@ def fluid_validation(peak_out: str | None):
     from memstack_capacity import load_scenario
 
     def compare_runs(name, des_summary, des_reps, flu):
-        flu_req = flu.record.extras["fluid_summary"]["requests"]
+        flu_req = flu.record.flow.requests
         des_req = des_summary["requests"]
         reps = flu.series["api/replicas_desired"]
         times = des_reps.index.intersection(reps.index)
@@ -260,12 +260,12 @@ def fluid_validation(peak_out: str | None):
     for file in ("small.yaml", "flash-crowd.yaml"):
         scenario = load_scenario(ROOT / "scenarios" / file)
         des = simulate(scenario)
-        out.append(compare_runs(file, des.summary, des.series["api/replicas_desired"], simulate(scenario, mode="fluid")))
+        out.append(compare_runs(file, des.summary, des.series["api/replicas_desired"], simulate(scenario, engine="fluid")))
     if peak_out:
         summary = json.loads((Path(peak_out) / "summary.json").read_text())
         ts = pd.read_csv(Path(peak_out) / "timeseries.csv")
         reps = ts[(ts.component == "api") & (ts.metric == "replicas_desired")].set_index("t_s")["value"]
-        flu = simulate(load_scenario(ROOT / "scenarios" / "peak.yaml"), mode="fluid")
+        flu = simulate(load_scenario(ROOT / "scenarios" / "peak.yaml"), engine="fluid")
         out.append(compare_runs("peak.yaml", summary, reps, flu))
     return out
 
@@ -291,7 +291,7 @@ def week_fluid() -> float:
     from memstack_capacity import load_scenario
 
     scenario = load_scenario(ROOT / "scenarios" / "week.yaml")
-    t, _ = timed(lambda: simulate(scenario, mode="fluid").summary)
+    t, _ = timed(lambda: simulate(scenario, engine="fluid").summary)
     print(f"fluid mode, scenarios/week.yaml: {t:.1f} s wall")
     return t
 

@@ -71,12 +71,12 @@ def with_changes(data: dict, **changes) -> dict:
     return out
 
 
-def run_seeds(data: dict, seeds) -> list:
+def run_seeds(data: dict, seeds, engine: str = "auto") -> list:
     """Simulate the scenario once per seed; checks conservation on every run."""
     scenario = parse_scenario(data)
     results = []
     for seed in seeds:
-        result = simulate(scenario, seed=seed)
+        result = simulate(scenario, seed=seed, engine=engine)
         assert_conservation(result)
         results.append(result)
     return results

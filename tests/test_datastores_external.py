@@ -127,10 +127,10 @@ def test_che_approximation_matches_a_simulated_lru():
     for seed in (1, 2):
         _, rec = simulate(scenario(_redis_patch([(1, 5000, 0.8)], "lru", 500, 1000), duration="65s",
                                    warmup="5s"), seed)
-        measured = rec.extras["datastores"]["redis"]["hit_ratio"]
+        measured = rec.datastores["redis"]["hit_ratio"]
         assert abs(measured - che) < 0.01, (measured, che)
     _, rec = simulate(scenario(_redis_patch([(1, 5000, 0.8)], "che", 500, 1000), duration="65s", warmup="5s"), 1)
-    assert abs(rec.extras["datastores"]["redis"]["hit_ratio"] - che) < 0.01
+    assert abs(rec.datastores["redis"]["hit_ratio"] - che) < 0.01
 
 
 def test_shared_cache_hit_ratios_of_two_key_spaces_match_the_lru():
@@ -138,7 +138,7 @@ def test_shared_cache_hit_ratios_of_two_key_spaces_match_the_lru():
     of 800 keys: the per-site Che ratios solved jointly agree with the exact LRU to within 0.015."""
     sites = [(0.3, 2000, 1.0), (0.7, 8000, 0.6)]
     model, _ = simulate(scenario(_redis_patch(sites, "lru", 800, 2000), duration="65s", warmup="5s"), 3)
-    store = model.extensions["datastores"].stores["redis"]
+    store = model.datastores.stores["redis"]
     for site in store.sites.values():
         measured = site.hits / site.lookups
         assert abs(measured - site.hit_ratio) < 0.015, (site.step.key_space, measured, site.hit_ratio)
@@ -159,7 +159,7 @@ def test_redis_miss_runs_the_backing_call():
         d["datastores"]["postgres"]["cores"] = 4
 
     _, rec = simulate(scenario(patch, duration="100s", warmup="10s"), 2)
-    ds = rec.extras["datastores"]
+    ds = rec.datastores
     h = theory.che_hit_ratio(theory.zipf_popularity(2000, 0.9), 200)
     misses = ds["postgres"]["calls"]
     assert abs(ds["redis"]["hit_ratio"] - h) < 0.01

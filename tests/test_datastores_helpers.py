@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import copy
 
-import memstack_capacity.engine.des.datastores  # noqa: F401  (registers the extension)
 from memstack_capacity.engine.des.build import build
-from memstack_capacity.engine.run import _finish, start_model
+from memstack_capacity.engine.des.run import finish, start_model
 from memstack_capacity.scenario.load import parse_scenario
 
 BASE = {
@@ -53,7 +52,7 @@ def simulate(sc, seed: int):
     model = build(sc, seed)
     start_model(model)
     model.env.run(until=sc.duration)
-    return model, _finish(model, 0.0)
+    return model, finish(model, 0.0, "des")
 
 
 def series(model, component: str, metric: str, after: float = 0.0) -> list[float]:

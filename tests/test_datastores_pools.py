@@ -73,8 +73,8 @@ def test_pool_with_waiting_matches_erlang_c_and_littles_law():
     waits, p_wait = [], []
     for seed in (1, 2, 3, 4, 5):
         model, rec = simulate(scenario(patch, duration="1000s"), seed)
-        ds = rec.extras["datastores"]["postgres"]
-        store = model.extensions["datastores"].stores["postgres"]
+        ds = rec.datastores["postgres"]
+        store = model.datastores.stores["postgres"]
         span = 1000.0 - 50.0
         waits.append(ds["pool_wait_s"]["mean"])
         p_wait.append(len(store.waits.positive) / store.waits.count)
@@ -109,10 +109,10 @@ def test_refusals_exactly_when_server_connections_run_out():
     for pods, expect_refusals in ((3, True), (2, False)):
         sc = scenario(patch(pods), duration="20s", warmup="0s")
         from memstack_capacity.engine.des.build import build
-        from memstack_capacity.engine.run import _finish, start_model
+        from memstack_capacity.engine.des.run import finish, start_model
 
         model = build(sc, 7)
-        store = model.extensions["datastores"].stores["postgres"]
+        store = model.datastores.stores["postgres"]
         seen = []
         connect = store._connect
 
@@ -124,12 +124,12 @@ def test_refusals_exactly_when_server_connections_run_out():
         store._connect = spy
         start_model(model)
         model.env.run(until=sc.duration)
-        ds = _finish(model, 0.0).extras["datastores"]["postgres"]
+        ds = finish(model, 0.0, "des").datastores["postgres"]
         refusals = [open_ for (open_, before), (_, after) in zip(seen, seen[1:] + [(0, store.refused)]) if after > before]
         if expect_refusals:
             assert ds["refused"] > 0 and all(o == 10 for o in refusals)
             assert ds["connections_max"] == 10
-            reasons = _reasons(_finish(model, 0.0), 0.0)
+            reasons = _reasons(finish(model, 0.0, "des"), 0.0)
             # each refusal fails its request connect_time later: only those still pending at the end are missing
             assert 0 <= ds["refused"] - np.count_nonzero(reasons == REASON_CODE["connection_refused"]) <= 5
         else:
@@ -230,12 +230,12 @@ def test_dead_container_closes_its_connections_at_the_server():
 
     sc = scenario(patch, duration="30s", warmup="0s")
     from memstack_capacity.engine.des.build import build
-    from memstack_capacity.engine.run import start_model
+    from memstack_capacity.engine.des.run import start_model
 
     model = build(sc, 3)
     start_model(model)
     model.env.run(until=10.0)
-    store = model.extensions["datastores"].stores["postgres"]
+    store = model.datastores.stores["postgres"]
     api = model.runtimes["api"]
     pod = api.pods[0]
     pool = store.pools[pod.procs[0]]
@@ -262,7 +262,7 @@ def test_session_mode_holds_one_connection_per_request():
         d["datastores"]["postgres"]["session"] = True
 
     model, rec = simulate(scenario(patch, duration="200s"), 5)
-    ds = rec.extras["datastores"]["postgres"]
+    ds = rec.datastores["postgres"]
     completed = int(np.count_nonzero(_reasons(rec, 50.0) == 0))
     assert abs(ds["checkouts"] - completed) <= 5  # one per request (edges of the window aside)
     assert abs(ds["calls"] / ds["checkouts"] - 6) < 0.05
@@ -274,7 +274,7 @@ def test_session_mode_holds_one_connection_per_request():
     latency = float(np.mean((te - ta)[keep]))
     assert latency > 0.045  # 4·5 ms + 20 ms CPU (slowed by sharing the core) + 5 ms
     assert math.isclose(ds["connections_in_use_mean"], ds["checkouts"] / 150.0 * latency, rel_tol=0.03)
-    assert len(model.extensions["datastores"].stores["postgres"].sessions) <= 3  # only requests still in flight
+    assert len(model.datastores.stores["postgres"].sessions) <= 3  # only requests still in flight
 
 
 def test_connection_budget_counts_max_replicas_and_surge():

@@ -14,17 +14,26 @@ import pytest
 
 from memstack_capacity.theory import queueing as theory
 from memstack_capacity.theory.closed import machine_repairman
-from tests.factory import closed_scenario, mean_and_se, measured, pod_scenario, run_seeds
+from tests import factory
+from tests.factory import closed_scenario, mean_and_se, measured, pod_scenario
 
 SEEDS = range(1, 6)
+
+
+ENGINE = "auto"
 
 
 @pytest.fixture(autouse=True, params=["des", "auto"])
 def engine(request, monkeypatch):
     """Every check runs twice: on the general discrete-event engine, and with the default
     dispatch (the exact per-pod kernel wherever the scenario is eligible)."""
-    monkeypatch.setenv("MEMSTACK_ENGINE", request.param)
+    monkeypatch.setattr(f"{__name__}.ENGINE", request.param)
     return request.param
+
+
+def run_seeds(data: dict, seeds) -> list:
+    """The scenario once per seed on this run's engine."""
+    return factory.run_seeds(data, seeds, ENGINE)
 
 
 def _check(values, expected, max_rel_se=0.03):

@@ -19,8 +19,8 @@ import pytest
 from memstack_capacity import simulate
 from memstack_capacity.components.recorder import REASON_CODE
 from memstack_capacity.engine.des.build import build
-from memstack_capacity.engine.des.events import fold_spike
-from memstack_capacity.engine.run import start_model
+from memstack_capacity.components.spikes import fold_spike
+from memstack_capacity.engine.des.run import start_model
 from memstack_capacity.errors import ScenarioError
 from memstack_capacity.scenario.load import parse_scenario
 from tests.factory import assert_conservation, closed_scenario, pod_scenario

@@ -17,7 +17,7 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 
 
 def _fluid_requests(result) -> dict:
-    return result.record.extras["fluid_summary"]["requests"]
+    return result.record.flow.requests
 
 
 def _single_tier(processes: int, concurrency: int, rps: float, cpu: float = 0.01, cores: str = "4") -> object:
@@ -57,7 +57,7 @@ def test_processor_sharing_pod_mean_and_no_percentiles():
     req = _fluid_requests(result)
     assert req["latency_s"]["mean"] == pytest.approx(0.01 / (1 - 0.7), rel=1e-9)
     assert req["latency_s"]["p99"] is None
-    assert any("percentiles" in c.lower() for c in result.record.extras["fluid"]["caveats"])
+    assert any("percentiles" in c.lower() for c in result.record.flow.details["caveats"])
 
 
 def test_single_tier_matches_des():
@@ -114,12 +114,12 @@ def test_fluid_writes_the_monitor_series(flash):
                 "ingress/throughput_rps", "ingress/error_rate", "neo4j/utilization", "postgres/connections_in_use"):
         assert key in flu.series.columns and key in des.series.columns
     assert len(flu.record.recorder.requests) == 0
-    assert flu.record.extras["mode"] == "fluid"
+    assert flu.record.engine == "fluid" and flu.summary["mode"] == "fluid"
 
 
 def test_unsupported_events_are_rejected():
     sc = load_scenario(SCENARIOS / "node-loss.yaml")
-    with pytest.raises(ScenarioError, match="not supported in fluid mode"):
+    with pytest.raises(ScenarioError, match="the flow model does not model `node_failure` events"):
         simulate(sc, mode="fluid")
 
 
@@ -281,9 +281,9 @@ def test_replicas_at_the_tolerance_edge_follow_des():
     assert a.iloc[-1] >= 11
     assert (means.series.loc[times, "api/replicas_desired"] == 9).all()
     assert ((a - flu.series.loc[times, "api/replicas_desired"]).abs() <= 1).mean() >= 0.8
-    caveats = flu.record.extras["fluid"]["caveats"]
+    caveats = flu.record.flow.details["caveats"]
     assert any("tolerance band's edge" in c for c in caveats)
-    assert any("metric noise off" in c for c in means.record.extras["fluid"]["caveats"])
+    assert any("metric noise off" in c for c in means.record.flow.details["caveats"])
 
 
 def test_fluid_is_deterministic_for_a_seed():
@@ -316,7 +316,7 @@ def test_saturated_backlog_waits_at_the_bottleneck():
                               "pool": {"pool_size": 1000, "max_overflow": 0}}},
     }, "saturated-store")
     des, flu = simulate(sc), simulate(sc, mode="fluid")
-    assert flu.record.extras["fluid"]["bottlenecks_s"].get("pg server cores", 0) > 0
+    assert flu.record.flow.details["bottlenecks_s"].get("pg server cores", 0) > 0
     for c in ("query", "plain"):
         ref = des.summary["requests"]["by_class"][c]["latency_s"]["mean"]
         assert _fluid_requests(flu)["by_class"][c]["latency_s"]["mean"] == pytest.approx(ref, rel=0.10)

@@ -14,6 +14,7 @@ import pytest
 from memstack_capacity.theory import queueing as theory
 from memstack_capacity.engine.kernel import engine as kernel
 from memstack_capacity.engine.run import run
+from memstack_capacity.errors import ScenarioError
 from memstack_capacity.scenario.load import parse_scenario
 from tests.factory import mean_and_se, pod_scenario
 
@@ -38,7 +39,7 @@ def _assert_same(des, ker):
     np.testing.assert_allclose(np.asarray(sb.value), np.asarray(sa.value), rtol=1e-9, atol=1e-9)
     assert (des.arrived, des.in_flight_end) == (ker.arrived, ker.in_flight_end)
     assert des.deployments == ker.deployments
-    assert des.extras == ker.extras
+    assert (des.jobs, des.datastores, des.flow) == (ker.jobs, ker.datastores, ker.flow)
     stats_a, stats_b = getattr(des, "request_stats", None), getattr(ker, "request_stats", None)
     if stats_a is not None and hasattr(stats_a, "counts"):
         assert stats_a.counts == stats_b.counts and stats_a.reasons == stats_b.reasons
@@ -216,18 +217,17 @@ def test_every_ineligible_feature_falls_back(feature):
     FALLBACKS[feature](data)
     scenario = parse_scenario(data)
     assert kernel.eligibility(scenario), feature
-    with pytest.raises(ValueError, match="not eligible"):
+    with pytest.raises(ScenarioError, match="the per-pod kernel does not model"):
         run(scenario, 1, engine="kernel")
     rec = run(scenario, 1)  # auto: the general engine
     assert rec.arrived == len(rec.recorder.requests) + rec.in_flight_end
 
 
-def test_engine_choice_is_checked_and_env_var_forces_des(monkeypatch):
+def test_engine_choice_is_checked_and_des_can_be_forced():
     scenario = parse_scenario(pod_scenario(50, 0.01, duration=20, warmup=0))
     with pytest.raises(ValueError, match="engine must be"):
         run(scenario, 1, engine="fast")
-    monkeypatch.setenv("MEMSTACK_ENGINE", "des")
-    des = run(scenario, 1)
-    monkeypatch.delenv("MEMSTACK_ENGINE")
+    des = run(scenario, 1, engine="des")
     ker = run(scenario, 1)
+    assert (des.engine, ker.engine) == ("des", "kernel")
     _assert_same(des, ker)

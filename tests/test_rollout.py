@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from memstack_capacity.components import rollout
 from memstack_capacity.engine.des.build import build
-from memstack_capacity.engine.run import start_model
+from memstack_capacity.engine.des.run import start_model
 from memstack_capacity.scenario.deployment import PodDisruptionBudget, Strategy
 from memstack_capacity.scenario.load import parse_scenario
 from tests.factory import assert_conservation, pod_scenario

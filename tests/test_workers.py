@@ -22,10 +22,9 @@ import math
 import numpy as np
 import pytest
 
-import memstack_capacity.engine.des.workers  # noqa: F401  (registers the extension until build.py imports it)
 from memstack_capacity.components.recorder import E504, OK, REASON_CODE
 from memstack_capacity.components.workers import retry_delay
-from memstack_capacity.engine import run as run_mod
+from memstack_capacity.engine.des.run import finish, start_model
 from memstack_capacity.engine.des.build import build
 from memstack_capacity.engine.run import run
 from memstack_capacity.scenario.load import parse_scenario
@@ -62,7 +61,7 @@ class Harness:
     def __init__(self, sc, seed=1):
         self.model = build(sc, seed)
         self.env = self.model.env
-        self.tier = self.model.extensions["jobs"]
+        self.tier = self.model.jobs
         self.worker = self.model.runtimes["worker"]
         self.starts = []  # (time, job, attempt, pod index) of every attempt start
         self.ready_at_start = []  # (time, pod index, the pod was serving and up)
@@ -75,7 +74,7 @@ class Harness:
             original(task, pod)
 
         self.tier._start = recording_start
-        run_mod.start_model(self.model)
+        start_model(self.model)
 
     def at(self, t, fn):
         def proc():
@@ -86,7 +85,7 @@ class Harness:
 
     def run(self, until):
         self.env.run(until=until)
-        return run_mod._finish(self.model, 0.0)
+        return finish(self.model, 0.0, "des")
 
     def pod(self, index):
         return next(p for p in self.worker.pods if p.index == index)
@@ -126,7 +125,7 @@ def test_single_worker_pod_with_c_slots_is_mmc():
         t0, t1 = np.frombuffer(log.t_arrival), np.frombuffer(log.t_end)
         assert set(np.frombuffer(log.status, dtype=np.int8)) == {OK}
         lats.append((t1 - t0)[t0 >= warmup])
-        jobs = record.extras["jobs"]
+        jobs = record.jobs
         assert jobs["retries"] == 0 and jobs["failed"] == 0
     lat = np.concatenate(lats)
     theory = mmc(LAM, MU, C)
@@ -160,7 +159,7 @@ def test_conservation_with_retries_timeouts_and_pods_coming_and_going():
     for t in range(10, 400, 7):
         h.at(t + 0.5, lambda: checks.append(_balance(h.tier)))
     record = h.run(400)
-    jobs = record.extras["jobs"]
+    jobs = record.jobs
     totals = jobs["totals"]
     assert all(ok for ok in checks)
     assert totals["enqueued"] == (totals["completed"] + totals["failed"] + jobs["backlog_end"]
@@ -229,7 +228,7 @@ def test_killed_worker_is_noticed_at_start_to_close_then_retried():
     # deadline 0 + 30, back-off 1 s; pod 0 is back by then, so the tie goes to it
     assert [(t, a) for t, _, a, _ in h.starts] == [(0, 1), (31, 2)]
     assert list(h.tier.log.status) == [OK] and h.tier.log.t_end[0] == pytest.approx(41)
-    assert record.extras["jobs"]["totals"]["crashes"] == 1 and record.extras["jobs"]["retries"] == 1
+    assert record.jobs["totals"]["crashes"] == 1 and record.jobs["retries"] == 1
 
 
 def test_killed_worker_with_immediate_detection_retries_elsewhere():
@@ -256,7 +255,7 @@ def test_backoff_schedule_and_maximum_attempts():
     log = h.tier.log
     assert list(log.status) == [E504] and list(log.reason) == [REASON_CODE["timeout"]]
     assert log.t_end[0] == pytest.approx(10)
-    jobs = record.extras["jobs"]
+    jobs = record.jobs
     assert jobs["failed"] == 1 and jobs["completed"] == 0 and jobs["retries"] == 3
 
 
@@ -280,7 +279,7 @@ def test_timed_out_attempt_keeps_its_slot_until_it_finishes():
     # the retry is queued at 5 but the stale attempt holds the only slot until 10
     assert [(t, a) for t, _, a, _ in h.starts] == [(0, 1), (10, 2)]
     assert list(h.tier.log.status) == [E504] and h.tier.log.t_end[0] == pytest.approx(14)
-    assert record.extras["jobs"]["totals"]["stale_running_end"] == 0
+    assert record.jobs["totals"]["stale_running_end"] == 0
     assert h.pod(0).cpu_used == pytest.approx(20, rel=1e-6)
 
 
@@ -295,7 +294,7 @@ def test_start_to_close_timeouts_follow_the_service_distribution():
                                                "limits": {"memory": "2Gi"}}},
     )
     record = run(sc)
-    jobs = record.extras["jobs"]
+    jobs = record.jobs
     n = jobs["totals"]["enqueued"]
     p = math.exp(-1.5)
     retries_per_job = jobs["totals"]["retries"] / n
@@ -314,7 +313,7 @@ def test_samples_and_summary_keys():
     metrics = {m for c, m in zip(s.component, s.metric) if c == "worker"}
     assert {"jobs/backlog", "jobs/running", "jobs/completed_rps", "jobs/latency_p99_s", "jobs/retries",
             "worker_queue_fraction"} <= metrics
-    jobs = record.extras["jobs"]
+    jobs = record.jobs
     assert {"completed", "failed", "retries", "backlog_max", "backlog_end", "latency_s"} <= set(jobs)
     assert set(jobs["latency_s"]) == {"mean", "p99"}
     rows = [(t, v) for t, c, m, v in zip(s.t_s, s.component, s.metric, s.value)

@@ -101,8 +101,8 @@ def check_grid_keys(scenario: Scenario, keys: Iterable[str]) -> None:
 # --------------------------------------------------------------------------- the task
 
 
-def run_task(task: tuple[str, int]) -> dict:
-    """Simulate one ``(scenario JSON, seed)`` and return its summary dict.
+def run_task(task: tuple[str, int, str]) -> dict:
+    """Simulate one ``(scenario JSON, seed, engine)`` and return its summary dict.
 
     Module-level and data-in/data-out so that process pools (``spawn``) and Dask
     workers can import and call it.
@@ -110,12 +110,12 @@ def run_task(task: tuple[str, int]) -> dict:
     from memstack_capacity.api.simulation import simulate
     from memstack_capacity.scenario.load import parse_scenario
 
-    scenario_json, seed = task
+    scenario_json, seed, engine = task
     scenario = parse_scenario(json.loads(scenario_json))
-    return simulate(scenario, seed=seed).summary
+    return simulate(scenario, seed=seed, engine=engine).summary
 
 
-def _execute(tasks: list[tuple[str, int]], workers: int | None, client, progress: ProgressFn | None) -> list[dict]:
+def _execute(tasks: list[tuple[str, int, str]], workers: int | None, client, progress: ProgressFn | None) -> list[dict]:
     """Run every task; the summaries in task order."""
     total = len(tasks)
     done = 0
@@ -160,9 +160,10 @@ def _seed0(scenario: Scenario, seed: int | None) -> int:
 
 
 def replicate(
-    scenario: Scenario, k: int, seed: int | None = None, workers: int | None = None, client=None, progress=None
+    scenario: Scenario, k: int, seed: int | None = None, workers: int | None = None, client=None, progress=None,
+    engine: str = "auto",
 ) -> list[Result]:
-    """Simulate ``scenario`` ``k`` times with seeds ``seed, seed+1, …, seed+k-1``.
+    """Simulate ``scenario`` ``k`` times with seeds ``seed, seed+1, …, seed+k-1`` on ``engine``.
 
     ``seed`` defaults to the scenario's own. With ``workers=1`` (or ``k == 1``) the runs
     happen in this process and each :class:`Result` holds its full record; otherwise
@@ -179,13 +180,14 @@ def replicate(
         bar = auto_progress(f"replicate {scenario.name}", progress)
         out = []
         for i, s in enumerate(seeds):
-            out.append(simulate(scenario, seed=s))
+            out.append(simulate(scenario, seed=s, engine=engine))
             if bar is not None:
                 bar(i + 1, k)
         return out
     text = scenario.model_dump_json()
-    summaries = _execute([(text, s) for s in seeds], workers, client, auto_progress(f"replicate {scenario.name}", progress))
-    return [SummaryResult(scenario, s, summary) for s, summary in zip(seeds, summaries)]
+    summaries = _execute([(text, s, engine) for s in seeds], workers, client,
+                         auto_progress(f"replicate {scenario.name}", progress))
+    return [SummaryResult(scenario, s, summary, engine) for s, summary in zip(seeds, summaries)]
 
 
 def flatten(summary: Mapping, prefix: str = "") -> dict:
@@ -217,8 +219,9 @@ def sweep(
     workers: int | None = None,
     client=None,
     progress=None,
+    engine: str = "auto",
 ) -> pd.DataFrame:
-    """Simulate every combination of ``grid`` (``{dotted key: [values]}``), ``replications`` times each.
+    """Simulate every combination of ``grid`` (``{dotted key: [values]}``), ``replications`` times each, on ``engine``.
 
     Returns a long DataFrame, one row per run (see the module docstring). Keys are
     checked before anything runs: a key that names nothing raises
@@ -238,7 +241,7 @@ def sweep(
         # The seed comes from the base unless the grid varies the seed itself.
         base = _seed0(sc if "seed" in overrides else scenario, seed)
         for r in range(replications):
-            tasks.append((text, base + r))
+            tasks.append((text, base + r, engine))
             rows.append({"variant": v, "replication": r, "seed": base + r, **copy.deepcopy(overrides)})
     summaries = _execute(tasks, workers, client, auto_progress(f"sweep {scenario.name}", progress))
     records = []

@@ -7,16 +7,18 @@ from memstack_capacity.results.result import Result
 from memstack_capacity.scenario.models import Scenario
 
 
-def simulate(scenario: Scenario, seed: int | None = None, progress=None, mode: str = "des") -> Result:
+def simulate(scenario: Scenario, seed: int | None = None, progress=None, engine: str = "auto", *,
+             mode: str | None = None) -> Result:
     """Simulate `scenario` once; the scenario's own seed when `seed` is None.
 
-    `mode` "des" runs the discrete-event engine; "fluid" solves the fast flow model
-    (docs/fluid.md), whose request figures and caveats are in ``record.extras``.
+    `engine`: ``"auto"`` (the fastest engine that models everything the scenario uses),
+    ``"des"`` (the general engine, the reference), ``"hybrid"``, ``"kernel"``, or
+    ``"fluid"`` (the flow model, docs/fluid.md: its request figures and caveats are in
+    ``record.flow``). See docs/performance.md for which engine models what. `mode` is the
+    older spelling: ``mode="fluid"`` is ``engine="fluid"``, ``mode="des"`` is ``engine="auto"``.
     """
-    if mode == "fluid":
-        from memstack_capacity.engine.fluid.engine import run_fluid
-
-        return Result(run_fluid(scenario, seed=seed, progress=progress))
-    if mode != "des":
-        raise ValueError(f"mode must be 'des' or 'fluid' (got {mode!r})")
-    return Result(run(scenario, seed=seed, progress=progress))
+    if mode is not None:
+        if mode not in ("des", "fluid"):
+            raise ValueError(f"mode must be 'des' or 'fluid' (got {mode!r})")
+        engine = "fluid" if mode == "fluid" else engine
+    return Result(run(scenario, seed=seed, progress=progress, engine=engine))

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import partial
 from pathlib import Path
 
+from memstack_capacity.api.simulation import simulate
 from memstack_capacity.cli.common import add_scenario_arguments, load_from_args
 from memstack_capacity.outputs.files import summary_json
 
@@ -49,7 +51,7 @@ def handle(args) -> int:
 
     try:
         result = find_capacity(scenario, replications=args.replications, seed=args.seed, rel_tol=args.rel_tol,
-                               progress=progress)
+                               progress=progress, simulate=partial(simulate, engine=args.engine))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -256,7 +256,7 @@ def handle(args) -> int:
 
         progress = Progress(f"check {scenario.name}")
         try:
-            summary = simulate(scenario, seed=args.seed, progress=progress).summary
+            summary = simulate(scenario, seed=args.seed, progress=progress, engine=args.engine).summary
         finally:
             progress.close()
         targets = _single_verdicts(summary["targets"])
@@ -264,7 +264,7 @@ def handle(args) -> int:
         from memstack_capacity.api.batch import replicate
         from memstack_capacity.results.replications import combine_summaries
 
-        runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers)
+        runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers, engine=args.engine)
         summary = combine_summaries([r.summary for r in runs], scenario.targets)
         targets = summary["targets"]
     elapsed = time.perf_counter() - started

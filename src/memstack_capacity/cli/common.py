@@ -11,10 +11,19 @@ from memstack_capacity.errors import Problem, ScenarioError
 from memstack_capacity.scenario.load import load_scenario
 
 
+#: The environment variable that picks the engine when --engine is not given.
+ENGINE_VARIABLE = "MEMSTACK_ENGINE"
+ENGINE_CHOICES = ("auto", "des", "hybrid", "kernel", "fluid")
+
+
 def add_scenario_arguments(parser, replications: bool = True, seed: bool = True) -> None:
+    """SCENARIO, --set, and for a command that simulates --seed, --engine (and --replications)."""
     parser.add_argument("scenario", metavar="SCENARIO", help="a scenario YAML file")
     if seed:
         parser.add_argument("--seed", type=int, default=None, help="random seed (default: the scenario's)")
+        parser.add_argument("--engine", default=None, metavar="ENGINE",
+                            help=f"{', '.join(ENGINE_CHOICES)} (default: ${ENGINE_VARIABLE}, else auto: the fastest "
+                                 "engine that models everything the scenario uses; docs/performance.md)")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -29,7 +38,8 @@ def add_scenario_arguments(parser, replications: bool = True, seed: bool = True)
 
 def load_from_args(args, simulates: bool = True):
     """The scenario the arguments name, with its --set overrides; for a command that simulates,
-    also checks the engine the environment asks for (MEMSTACK_ENGINE) can run it."""
+    also settles ``args.engine`` (--engine, else $MEMSTACK_ENGINE, else auto) and checks that
+    engine can run the scenario, saying on stderr when auto has to take the slow general engine."""
     overrides = {}
     if args.overrides:
         from memstack_capacity.scenario.overrides import parse_set_argument
@@ -38,15 +48,37 @@ def load_from_args(args, simulates: bool = True):
             key, value = parse_set_argument(item)
             overrides[key] = value
     scenario = load_scenario(args.scenario, overrides or None)
-    if simulates and getattr(args, "mode", "des") == "des":
-        from memstack_capacity.engine.run import ENGINE_VARIABLE, engine_problem
-
-        choice = os.environ.get(ENGINE_VARIABLE)
-        problem = engine_problem(scenario, choice) if choice is not None else None
-        if problem:
-            raise ScenarioError([Problem(ENGINE_VARIABLE, f"{problem} (an environment variable; unset it for auto)",
-                                         choice, True)], str(args.scenario))
+    if simulates:
+        settle_engine(args, scenario)
     return scenario
+
+
+def settle_engine(args, scenario) -> None:
+    """``args.engine`` from --engine (or run's --mode fluid), else the environment, else auto; checked."""
+    from memstack_capacity.engine.capabilities import choose, fallback_note
+
+    source = str(args.scenario)
+    field, requested = "--engine", getattr(args, "engine", None)
+    if getattr(args, "mode", None) == "fluid":
+        if requested not in (None, "fluid"):
+            raise ScenarioError([Problem("--mode", "fluid contradicts --engine (give one of them)", requested, True)],
+                                source)
+        requested = "fluid"
+    if requested is None and os.environ.get(ENGINE_VARIABLE):
+        field, requested = ENGINE_VARIABLE, os.environ[ENGINE_VARIABLE]
+    requested = requested or "auto"
+    if requested not in ENGINE_CHOICES:
+        hint = " (an environment variable; unset it for auto)" if field == ENGINE_VARIABLE else ""
+        raise ScenarioError([Problem(field, f"must be one of {', '.join(ENGINE_CHOICES)}{hint}", requested, True)],
+                            source)
+    try:
+        choice = choose(scenario, requested)
+    except ScenarioError as exc:
+        raise ScenarioError([Problem(field, p.message, p.value, p.has_value) for p in exc.problems], source) from None
+    note = fallback_note(choice)
+    if note:
+        print(note, file=sys.stderr)
+    args.engine = requested
 
 
 def output_dir_problem(out: Path) -> str | None:

@@ -13,6 +13,7 @@ ENGINE_LABELS = {
     "des": "general (event by event)",
     "kernel": "per-pod kernel (no event per request)",
     "hybrid": "batched data plane (no event per request; docs/performance.md)",
+    "fluid": "fluid (a flow model; docs/fluid.md)",
 }
 
 
@@ -22,8 +23,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, help="output directory (default: out/<scenario name>/)")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
                         help="processes for --replications (default: one per CPU; 1 runs them here)")
-    parser.add_argument("--mode", choices=("des", "fluid"), default="des",
-                        help="des: the discrete-event engine; fluid: the fast flow model (docs/fluid.md)")
+    parser.add_argument("--mode", choices=("des", "fluid"), default=None,
+                        help="fluid is --engine fluid (the fast flow model, docs/fluid.md); des is --engine auto")
     parser.set_defaults(handler=handle)
 
 
@@ -40,22 +41,23 @@ def handle(args) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     if args.replications > 1:
-        if args.mode == "fluid":
-            print("error: --replications is not available with --mode fluid; run one seed at a time (--seed)", file=sys.stderr)
+        if args.engine == "fluid":
+            print("error: --replications is not available with the fluid engine; run one seed at a time (--seed)",
+                  file=sys.stderr)
             return 2
         return _run_replicated(scenario, args, out)
     progress = Progress(f"run {scenario.name}")
     try:
-        result = simulate(scenario, seed=args.seed, progress=progress, mode=args.mode)
+        result = simulate(scenario, seed=args.seed, progress=progress, engine=args.engine)
         summary = result.summary
     finally:
         progress.close()
     if not _write(result, out):
         return 2
     print(format_summary(summary))
-    print(f"  engine: {ENGINE_LABELS.get(result.record.engine, result.record.engine)}"
-          if args.mode == "des" else "  engine: fluid (a flow model; docs/fluid.md)")
-    for caveat in result.record.extras.get("fluid", {}).get("caveats", []):
+    record = result.record
+    print(f"  engine: {ENGINE_LABELS[record.engine]}")
+    for caveat in record.flow.details.get("caveats", []) if record.flow is not None else []:
         print(f"  caveat: {caveat}")
     print(f"outputs: {out}/")
     return 0
@@ -66,7 +68,7 @@ def _run_replicated(scenario, args, out: Path) -> int:
     from memstack_capacity.api.batch import replicate
     from memstack_capacity.results.replications import combine_summaries
 
-    runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers)
+    runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers, engine=args.engine)
     combined = combine_summaries([r.summary for r in runs], scenario.targets)
     if not _write(runs[0], out, summary=combined, replications=runs):
         return 2

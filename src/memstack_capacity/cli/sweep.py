@@ -102,7 +102,8 @@ def handle(args) -> int:
     scenario = load_from_args(args)
     client = _client(args.scheduler) if args.scheduler else None
     try:
-        frame = sweep(scenario, grid, replications=args.replications, seed=args.seed, workers=args.workers, client=client)
+        frame = sweep(scenario, grid, replications=args.replications, seed=args.seed, workers=args.workers,
+                      client=client, engine=args.engine)
     finally:
         if client is not None:
             client.close()

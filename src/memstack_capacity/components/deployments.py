@@ -37,15 +37,17 @@ INITIAL_POD_AGE_S = 3600.0  # pods present at t=0 have been running for an hour
 class DeploymentRuntime:
     """One Deployment in the simulation: its pods, endpoints and lifecycle processes."""
 
-    def __init__(self, env, name: str, spec, cluster, executor, recorder, on_task_failed):
+    def __init__(self, env, name: str, spec, cluster, executor, recorder, on_task_failed, on_procs_gone=None,
+                 pod_factory=None):
         self.env = env
         self.name = name
         self.spec = spec
         self.cluster = cluster
         self.executor = executor
         self.recorder = recorder
-        self.on_task_failed = on_task_failed
-        self.prober = Prober(self)  # (task, status, reason) -> None
+        self.on_task_failed = on_task_failed  # (task, status, reason) -> None
+        self.on_procs_gone = on_procs_gone  # (processes of a dead container or deleted pod) -> None
+        self.prober = Prober(self)
         self.pods: list = []
         self.endpoints: list = []
         self.spec_replicas = 0
@@ -63,8 +65,8 @@ class DeploymentRuntime:
         self.evictions = 0
         self._max_annotation = 0  # deployment.kubernetes.io/max-replicas of the active ReplicaSets
         #: Builds a pod: ``pod_factory(env, runtime, index, name, spec)``; None for :class:`.pods.Pod`
-        #: (the batched data plane, engine/hybrid.py, puts its own pods here).
-        self.pod_factory = None
+        #: (the batched data plane, engine/hybrid/, builds its own pods).
+        self.pod_factory = pod_factory
 
     # ---- replica management ----------------------------------------------------------------
     def start(self, replicas: int) -> None:
@@ -371,11 +373,14 @@ class DeploymentRuntime:
 
     def _fail_tasks(self, pod, reason: str) -> None:
         code = REASON_CODE[reason]
+        procs = list(pod.procs)  # drop_all replaces them
         for task in pod.drop_all():
             if not task.alive:
                 continue
             task.alive = False
             self.on_task_failed(task, E502, code)
+        if self.on_procs_gone is not None:
+            self.on_procs_gone(procs)
 
     # ---- measurements --------------------------------------------------------------------------
     def live_pods(self) -> list:

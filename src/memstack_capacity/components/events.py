@@ -15,8 +15,8 @@
   the PodDisruptionBudget has no disruption to spare, retried every 5 s as ``kubectl
   drain`` does. ``drain`` cordons the node first.
 * **rolling_update**: a new ReplicaSet (:mod:`.rollout`).
-* **config_change**: prepared at build time (``engine/events_ext.py``); HPA fields swap the
-  controller's spec and keep its state, pod-template fields start a rollout.
+* **config_change**: prepared at build time (``engine/des/events.py``); HPA fields give the
+  controller a new spec and keep its state, pod-template fields start a rollout.
 * **datastore_slowdown**: service times × ``factor`` for ``duration`` (server speed
   ``1/factor``; for an external API its latency).
 * **datastore_outage**: calls to the store fail with 500 ``connection_refused`` for
@@ -34,7 +34,6 @@ from __future__ import annotations
 import numpy as np
 
 from memstack_capacity.components.clock import call_later
-from memstack_capacity.components.recorder import REASON_CODE
 
 #: kubectl drain retries a refused eviction after this long.
 EVICTION_RETRY_S = 5.0
@@ -43,19 +42,26 @@ CACHE_REFILL_STEP_S = 1.0
 
 
 class EventRunner:
-    """Schedules the scenario's events on the running model."""
+    """Schedules the scenario's events on the running system.
 
-    def __init__(self, model, config_actions: dict):
-        self.model = model
-        self.env = model.env
-        self.cluster = model.cluster
-        self.runtimes = model.runtimes
-        self.recorder = model.recorder
-        self.config_actions = config_actions  # event index -> [(action, deployment, value)]
-        self.outages: dict = {}  # store name -> (end time, mode)
+    `hpa` maps each autoscaled deployment to its controller, `datastores` is the run's
+    :class:`.datastores.runtime.Datastores` (None without datastores), `config_actions`
+    maps an event's index to its ``[(action, deployment, value)]``.
+    """
+
+    def __init__(self, env, events: list, cluster, runtimes: dict, recorder, *, hpa: dict, datastores,
+                 config_actions: dict):
+        self.env = env
+        self.events = events
+        self.cluster = cluster
+        self.runtimes = runtimes
+        self.recorder = recorder
+        self.hpa = hpa
+        self.datastores = datastores
+        self.config_actions = config_actions
 
     def start(self) -> None:
-        for i, event in enumerate(self.model.scenario.events):
+        for i, event in enumerate(self.events):
             if event.kind == "traffic_spike":
                 continue
             handler = getattr(self, f"_{event.kind}")
@@ -134,12 +140,11 @@ class EventRunner:
         self.runtimes[spec.deployment].rolling_update()
 
     def _config_change(self, _spec, index: int) -> None:
-        hpa = self.model.extensions.get("hpa", {})
         for action, dep, value in self.config_actions.get(index, []):
             runtime = self.runtimes[dep]
             detail = f"{action} on {dep}"
             if action == "hpa":
-                hpa[dep].spec = value  # the controller keeps its recommendations and scale events
+                self.hpa[dep].change_spec(value)
             elif action == "scale":
                 runtime.scale_to(int(value))
             elif action == "spec":  # strategy or PDB: the Deployment object, no new pods
@@ -151,7 +156,7 @@ class EventRunner:
 
     # ---- datastores -------------------------------------------------------------------------------
     def _store(self, name: str):
-        return self.model.extensions["datastores"].stores[name]
+        return self.datastores.stores[name]
 
     def _datastore_slowdown(self, spec, _index: int) -> None:
         store = self._store(spec.datastore)
@@ -169,32 +174,8 @@ class EventRunner:
 
     def _datastore_outage(self, spec, _index: int) -> None:
         end = self.env.now + spec.duration
-        self.outages[spec.datastore] = (end, spec.mode)
-        call_later(self.env, spec.duration, lambda _e: self._outage_over(spec.datastore, end))
-
-    def _outage_over(self, name: str, end: float) -> None:
-        if self.outages.get(name, (None,))[0] == end:
-            del self.outages[name]
-
-    def wrap_handler(self, handler):
-        """A ``call``/``external`` step handler that fails calls to a store that is down."""
-        from memstack_capacity.components.datastores.runtime import fail_task
-
-        outages, env = self.outages, self.env
-        code = REASON_CODE["connection_refused"]
-
-        def handle(flow, op):
-            if outages:
-                down = outages.get(op[1])
-                if down is not None:
-                    end, mode = down
-                    task = flow.task
-                    delay = end - env.now if mode == "timeout" else 0.0
-                    call_later(env, max(0.0, delay), lambda _e: fail_task(task, code))
-                    return False
-            return handler(flow, op)
-
-        return handle
+        self.datastores.begin_outage(spec.datastore, end, spec.mode)
+        call_later(self.env, spec.duration, lambda _e: self.datastores.end_outage(spec.datastore, end))
 
     def _cache_flush(self, name, _index: int) -> None:
         store = self._store(name)

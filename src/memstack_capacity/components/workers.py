@@ -129,8 +129,8 @@ def free_slots(pod) -> int:
 class WorkerTier:
     """Every job queue of a run, the ``enqueue`` step handler and the jobs' completions.
 
-    The engine calls :meth:`complete` when an attempt's program ends and :meth:`fail`
-    when an attempt dies in its pod (``model.extensions["jobs"]``).
+    The engine's build wires :meth:`complete` to an attempt's program ending and :meth:`fail`
+    to an attempt dying in its pod.
     """
 
     def __init__(self, env, job_classes: list, programs: list, recorder, warmup: float = 0.0,

@@ -200,13 +200,14 @@ class SummaryResult(Result):
     the same scenario and seed again in this process, which gives the identical run.
     """
 
-    def __init__(self, scenario, seed: int, summary: dict):
+    def __init__(self, scenario, seed: int, summary: dict, engine: str = "auto"):
         self.scenario = scenario
         self.seed = int(seed)
+        self.engine = engine
         self.__dict__["summary"] = summary  # pre-fills Result.summary (a cached_property)
 
     @cached_property
     def record(self):
         from memstack_capacity.engine.run import run
 
-        return run(self.scenario, seed=self.seed)
+        return run(self.scenario, seed=self.seed, engine=self.engine)

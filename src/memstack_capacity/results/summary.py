@@ -83,8 +83,8 @@ def summarize(record, requests: pd.DataFrame, timeseries: pd.DataFrame, jobs: pd
     window = sc.duration - sc.warmup
     names = [c.name for c in sc.workload.requests]
     every = record.recorder.requests.every
-    if record.extras.get("mode") == "fluid":  # a flow model: its own figures, no per-request record
-        req = dict(record.extras["fluid_summary"]["requests"])
+    if record.flow is not None:  # a flow model: its own figures, no per-request record
+        req = dict(record.flow.requests)
     elif every == 1 or record.request_stats is None:
         measured = requests[requests["t_arrival_s"] >= sc.warmup]
         req = request_stats(measured, window)
@@ -105,13 +105,13 @@ def summarize(record, requests: pd.DataFrame, timeseries: pd.DataFrame, jobs: pd
         "requests": req,
         "deployments": _deployments(record, timeseries, sc.warmup),
     }
-    if "jobs" in record.extras:
-        summary["jobs"] = record.extras["jobs"]
-    if "datastores" in record.extras:
-        summary["datastores"] = record.extras["datastores"]
-    for key, value in record.extras.items():
-        if key not in ("jobs", "datastores", "fluid_summary"):
-            summary[key] = value
+    if record.jobs is not None:
+        summary["jobs"] = record.jobs
+    if record.datastores is not None:
+        summary["datastores"] = record.datastores
+    if record.flow is not None:
+        summary["mode"] = "fluid"
+        summary["fluid"] = record.flow.details
     return summary
 
 

@@ -36,6 +36,7 @@ import numpy as np
 
 from memstack_capacity.components.clock import call_later, call_later_fn
 from memstack_capacity.components.flows import Flow
+from memstack_capacity.components.datastores.failure import refuse_while_down
 from memstack_capacity.components.datastores.pools import FifoServer
 from memstack_capacity.components.sampling import BLOCK, Sampler, Uniforms
 from memstack_capacity.components.recorder import REASON_CODE
@@ -130,6 +131,7 @@ class RedisStore:
         self.name = name
         self.kind = "redis"
         self.executor = executor
+        self.down = None  # (end, mode) during an outage
         self.server = FifoServer(env)
         self.op_time = float(spec.op_time)
         self.round_trip = float(spec.round_trip)
@@ -150,6 +152,8 @@ class RedisStore:
         self.w_lookups = self.w_hits = 0  # this interval
 
     def handle(self, flow, op) -> bool:
+        if self.down is not None:
+            return refuse_while_down(self, flow)
         step = op[3]
         site = self.sites.get(id(step)) if step.key_space is not None else None
         hit = True
@@ -236,6 +240,7 @@ class ExternalStore:
         self.name = name
         self.kind = "external"
         self.executor = executor
+        self.down = None  # (end, mode) during an outage
         self.fail_task = fail_task
         self.latency = Sampler(spec.latency, streams(f"datastores/{name}/latency"))
         self.concurrency = spec.concurrency
@@ -254,6 +259,8 @@ class ExternalStore:
         self.max_in_use = 0  # most slots held in one process's semaphore
 
     def handle(self, flow, op) -> bool:
+        if self.down is not None:
+            return refuse_while_down(self, flow)
         proc = flow.task.proc
         sem = self.sems.get(proc)
         if sem is None:

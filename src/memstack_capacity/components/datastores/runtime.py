@@ -1,48 +1,34 @@
-"""The datastores of a run: step handlers for ``call`` and ``external``, failures, measurements.
+"""The datastores of a run: their step handlers, their part in failures, their measurements.
 
-The stores themselves live in :mod:`.datastores_sql` (PostgreSQL, Neo4j),
-:mod:`.datastores_kv` (Redis, external APIs) and :mod:`.pools`; this module wires them
-to the executor, the deployments and the monitor:
+The stores themselves live in :mod:`.sql` (PostgreSQL, Neo4j), :mod:`.kv` (Redis, external
+APIs) and :mod:`.pools`; :class:`Datastores` holds every store of a scenario and says what
+the engine must tell them (the engine's build wires these calls explicitly):
 
-* ``call`` / ``external`` handlers dispatch on the op's store name (one dict lookup).
-* A datastore failure (pool timeout, refused connection, rate limit) fails the task:
-  ``task.alive = False``, the deployment's ``on_task_failed(task, 500, reason)`` (the
-  client's answer), then the task's slot and memory in its pod are released.
-* When a container dies or a pod is deleted, the pools and semaphores of its processes
-  die with it: their connections are closed at the server at once.
-* A task that fails or ends gives back its session connections (``session: true``).
-* Samples per datastore every interval, and totals after the warm-up for summary.json.
+* :meth:`Datastores.routes`: the ``call`` / ``external`` handler of each store, by name.
+* :meth:`Datastores.task_failed`: a task failed (any cause) — it gives back its session
+  connections (``session: true``); :meth:`Datastores.task_done`: the same when it ends.
+* :meth:`Datastores.procs_gone`: a container died or a pod was deleted — the pools and
+  semaphores of its processes die with it, their connections closed at the server at once.
+* :meth:`Datastores.begin_outage` / :meth:`Datastores.end_outage`: a ``datastore_outage``.
+* :meth:`Datastores.sample` every interval, :meth:`Datastores.finish` for summary.json
+  (totals after the warm-up, which :meth:`Datastores.start` schedules).
 """
 
 from __future__ import annotations
 
 from memstack_capacity.components.clock import call_later
 from memstack_capacity.components.datastores.budget import connection_budget
+from memstack_capacity.components.datastores.failure import fail_task
 from memstack_capacity.components.datastores.kv import ExternalStore, RedisStore
 from memstack_capacity.components.datastores.sql import SqlStore
-from memstack_capacity.components.flows import CALL, EXTERNAL
-from memstack_capacity.components.recorder import E500
-
-
-def fail_task(task, reason: int) -> None:
-    """A datastore error ends the task with 500 `reason`; its pod slot is freed."""
-    if not task.alive:
-        return
-    task.alive = False
-    pod = task.pod
-    pod.runtime.on_task_failed(task, E500, reason)
-    if task in pod.tasks:  # the request path (ingress.fail) does not release the pod slot itself
-        pod.release(task)
 
 
 class Datastores:
-    """Every datastore of the scenario, hooked into one built model."""
+    """Every datastore of the scenario."""
 
-    def __init__(self, model, streams):
-        self.model = model
-        env = self.env = model.env
-        scenario = model.scenario
-        executor = model.executor
+    def __init__(self, env, scenario, executor, streams, sample_interval: float):
+        self.env = env
+        self.interval = float(sample_interval)
         self.stores: dict = {}
         for name, spec in scenario.datastores.items():
             if spec.kind in ("postgresql", "neo4j"):
@@ -55,56 +41,43 @@ class Datastores:
         self.sql = [s for s in self.stores.values() if s.kind in ("postgresql", "neo4j")]
         self.sessions = [s for s in self.sql if s.session]
         self.pooled = [s for s in self.stores.values() if s.kind != "redis"]
-        executor.routes.update({name: s.handle for name, s in self.stores.items()})
-        executor.handlers[CALL] = executor.route  # routes[op[1]]: one dict lookup in the executor
-        executor.handlers[EXTERNAL] = executor.route
         self.budget = connection_budget(scenario)
         self.warmup = float(scenario.warmup)
         self.measure_from = 0.0
         self._base: dict = {}
         self._busy_prev = {name: 0.0 for name in self.stores}
-        self._hook_runtimes()
-        if self.sessions:
-            self._hook_task_done()
-        model.monitor.extra.append(self.sample)
-        model.extensions.setdefault("finishers", {})["datastores"] = self.finish
-        model.extensions.setdefault("starters", []).append(self.start)
-        model.extensions["datastores"] = self
+        self._prev_counts: dict = {}
 
-    # ---- hooks into the deployments and the executor ------------------------------------------------
-    def _hook_runtimes(self) -> None:
-        pooled, sessions = self.pooled, self.sessions
-        for runtime in self.model.runtimes.values():
-            failed = runtime.on_task_failed
+    def routes(self) -> dict:
+        """The step handler of each store, by name (``call`` and ``external`` steps)."""
+        return {name: s.handle for name, s in self.stores.items()}
 
-            def on_task_failed(task, status, reason, _failed=failed):
-                _failed(task, status, reason)
-                for store in sessions:
-                    store.task_gone(task)
+    # ---- what the engine tells the stores ------------------------------------------------------------
+    def task_failed(self, task) -> None:
+        """After the deployment handled a failed task: its session connections go back."""
+        for store in self.sessions:
+            store.task_gone(task)
 
-            if sessions:
-                runtime.on_task_failed = on_task_failed
-            fail_tasks = runtime._fail_tasks
+    def task_done(self, task) -> None:
+        """Before a finished task is answered: its session connections go back."""
+        for store in self.sessions:
+            store.task_done(task)
 
-            def _fail_tasks(pod, reason, _fail_tasks=fail_tasks):
-                procs = list(pod.procs)  # drop_all replaces them
-                _fail_tasks(pod, reason)
-                for proc in procs:
-                    for store in pooled:
-                        store.proc_gone(proc)
+    def procs_gone(self, procs) -> None:
+        """The processes of a dead container or deleted pod: their pools and semaphores close."""
+        for proc in procs:
+            for store in self.pooled:
+                store.proc_gone(proc)
 
-            runtime._fail_tasks = _fail_tasks
+    def begin_outage(self, name: str, end: float, mode: str) -> None:
+        """Calls to `name` fail until `end` (``datastore_outage``)."""
+        self.stores[name].down = (end, mode)
 
-    def _hook_task_done(self) -> None:
-        executor, sessions = self.model.executor, self.sessions
-        done = executor.on_task_done
-
-        def on_task_done(task):
-            for store in sessions:
-                store.task_done(task)
-            done(task)
-
-        executor.on_task_done = on_task_done
+    def end_outage(self, name: str, end: float) -> None:
+        """The outage that was to end at `end` is over (a later one that overlaps it goes on)."""
+        store = self.stores[name]
+        if store.down is not None and store.down[0] == end:
+            store.down = None
 
     # ---- warm-up --------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -137,7 +110,7 @@ class Datastores:
 
     # ---- time series ----------------------------------------------------------------------------------
     def sample(self, now: float, add) -> None:
-        dt = self.model.monitor.interval
+        dt = self.interval
         for name, s in self.stores.items():
             kind = s.kind
             if kind in ("postgresql", "neo4j"):
@@ -168,7 +141,7 @@ class Datastores:
 
     def _prev(self, name: str, key: str, value) -> float:
         """The counter's value at the previous sample (and remember the current one)."""
-        slot = self.__dict__.setdefault("_prev_counts", {})
+        slot = self._prev_counts
         old = slot.get((name, key), 0)
         slot[(name, key)] = value
         return old

@@ -34,6 +34,7 @@ import math
 from heapq import heappush
 
 from memstack_capacity.components.clock import call_later, call_later_fn
+from memstack_capacity.components.datastores.failure import refuse_while_down
 from memstack_capacity.components.datastores.stats import WaitStats
 from memstack_capacity.components.datastores.pools import Conn, ConnPool, PSServer
 from memstack_capacity.components.recorder import REASON_CODE
@@ -61,6 +62,7 @@ class SqlStore:
         self.kind = spec.kind
         self.executor = executor
         self.fail_task = fail_task  # (task, reason_code) -> None
+        self.down = None  # (end, mode) during an outage
         if spec.kind == "postgresql":
             p = spec.pool
             self.pool_args = (p.pool_size, p.max_overflow, float(p.pool_timeout))
@@ -109,6 +111,8 @@ class SqlStore:
 
     # ---- the step handler ------------------------------------------------------------------
     def handle(self, flow, op) -> bool:
+        if self.down is not None:
+            return refuse_while_down(self, flow)
         task = flow.task
         sampler = op[2]
         if sampler is None:

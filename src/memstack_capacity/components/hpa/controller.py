@@ -29,6 +29,10 @@ class HPAController:
         self.external = external or {}  # metric name -> callable returning a list of values (units)
         self.state = HPAState()
 
+    def change_spec(self, spec) -> None:
+        """A new HPA spec (a config change): the controller keeps its recommendations and scale events."""
+        self.spec = spec
+
     def run(self):
         yield self.env.timeout(SYNC_OFFSET_S)
         while True:

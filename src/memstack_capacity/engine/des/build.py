@@ -1,8 +1,10 @@
-"""Wires a Scenario into components: the only module that knows them all.
+"""Assembles a Scenario into components: the one place that knows them all and wires them.
 
-The build is where a valid scenario meets what the simulator can do: a feature the
-scenario uses that no component models yet is reported here as a ScenarioError
-("not supported yet") before anything runs — never silently ignored.
+Every call one component makes to another is set up here, in plain code: the executor's
+step handlers (CPU, datastores, the job queue), what happens when a task fails or ends
+(the ingress or the job queue answers; session connections go back), what a dead
+container takes with it (its processes' pools), the monitor's samplers. A step kind no
+component serves is a ScenarioError before anything runs, never silently ignored.
 """
 
 from __future__ import annotations
@@ -14,20 +16,30 @@ import simpy
 
 from memstack_capacity.components.balancer import Balancer
 from memstack_capacity.components.clock import Clock
-from memstack_capacity.components.cluster import Cluster
-from memstack_capacity.components.flows import Executor, compile_steps
+from memstack_capacity.components.cluster import Cluster, NodeAutoscaler
+from memstack_capacity.components.datastores.runtime import Datastores
+from memstack_capacity.components.deployments import DeploymentRuntime
+from memstack_capacity.components.events import EventRunner
+from memstack_capacity.components.flows import CALL, ENQUEUE, EXTERNAL, Executor, compile_steps
+from memstack_capacity.components.hpa.calc import ControllerConfig
+from memstack_capacity.components.hpa.controller import HPAController
 from memstack_capacity.components.ingress import Ingress
+from memstack_capacity.components.metrics import MetricsServer
 from memstack_capacity.components.monitor import Monitor
 from memstack_capacity.components.recorder import Recorder, RequestStats
+from memstack_capacity.components.spikes import fold_spikes
+from memstack_capacity.components.workers import WorkerTier
 from memstack_capacity.components.workload import ClosedPopulation, OpenSource, RequestMix
+from memstack_capacity.engine.des.events import prepare_events
 from memstack_capacity.engine.rng import Streams
 from memstack_capacity.errors import Problem, ScenarioError
 from memstack_capacity.scenario.models import Scenario
+from memstack_capacity.scenario.workload import RatePoint, UsersPoint
 
 
 @dataclass
 class Model:
-    """The built system for one run."""
+    """The built system for one run: every part, by name."""
 
     scenario: Scenario
     seed: int
@@ -39,39 +51,40 @@ class Model:
     ingress: Ingress
     source: object
     monitor: Monitor
-    extensions: dict = field(default_factory=dict)
-
-
-#: Hooks that later layers of the model register: ``extension(model, streams) -> None``.
-#: Each adds handlers, processes and samplers for the part it models (datastores, workers, HPA, events).
-EXTENSIONS: list = []
-
-
-def _load_extensions() -> None:
-    """Import the modules that register the model's optional parts (each appends to EXTENSIONS)."""
-    import memstack_capacity.engine.des.datastores  # noqa: F401
-    import memstack_capacity.engine.des.workers  # noqa: F401  (before the HPA: it reads the queue length)
-    import memstack_capacity.engine.des.hpa  # noqa: F401
-    import memstack_capacity.engine.des.events  # noqa: F401  (last: it wraps the datastore handlers, swaps HPA specs)
+    programs: list
+    datastores: Datastores | None = None
+    jobs: WorkerTier | None = None
+    job_programs: list = field(default_factory=list)
+    metrics_server: MetricsServer | None = None
+    hpa: dict = field(default_factory=dict)
+    node_autoscaler: NodeAutoscaler | None = None
+    events: EventRunner | None = None
+    folded_profile: list | None = None  # the load profile with traffic spikes folded in (None without spikes)
 
 
 def build(scenario: Scenario, seed: int) -> Model:
+    """Assemble the model of `scenario`: every component, and every call one makes to another."""
     env = Clock()
     streams = Streams(seed)
     recorder = Recorder()
     executor = Executor()
     cluster = Cluster(env, scenario.cluster, recorder)
-    runtimes: dict = {}
-    from memstack_capacity.components.deployments import DeploymentRuntime
+    model: Model  # the failure and completion paths below reach the tiers built after the deployments
 
     def task_failed(task, status, reason):
         if task.kind == "request":
             ingress.fail(task, status, reason)
         elif task.kind == "job":
-            model.extensions["jobs"].fail(task, status, reason)
+            model.jobs.fail(task, status, reason)
+        if model.datastores is not None:
+            model.datastores.task_failed(task)
 
-    for name, spec in scenario.deployments.items():
-        runtimes[name] = DeploymentRuntime(env, name, spec, cluster, executor, recorder, task_failed)
+    def procs_gone(procs):
+        if model.datastores is not None:
+            model.datastores.procs_gone(procs)
+
+    runtimes = {name: DeploymentRuntime(env, name, spec, cluster, executor, recorder, task_failed, procs_gone)
+                for name, spec in scenario.deployments.items()}
     api = runtimes["api"]
     balancer = Balancer(api, scenario.api.load_balancing, streams("balancer/api"))
     ingress = Ingress(env, api, balancer, scenario.workload.timeout, recorder)
@@ -80,12 +93,92 @@ def build(scenario: Scenario, seed: int) -> Model:
 
     programs = [compile_steps(c.steps, streams, f"requests/{c.name}") for c in scenario.workload.requests]
     mix = RequestMix(scenario.workload.requests, programs, streams("workload/mix"))
+    folded = folded_profile(scenario)
+    source = _source(env, scenario, folded, mix, ingress, streams)
+    monitor = Monitor(env, scenario.sample_interval, recorder, runtimes, ingress)
+    model = Model(scenario, seed, env, recorder, executor, cluster, runtimes, ingress, source, monitor, programs,
+                  folded_profile=folded)
+
+    model.datastores = _datastores(model, streams)  # even with none: summary.json then has "datastores": {}
+    if scenario.workload.jobs:
+        _worker_tier(model, streams)
+    executor.on_task_done = _task_done_path(model)
+    _autoscalers(model)
+    if scenario.cluster.node_autoscaler is not None:
+        model.node_autoscaler = NodeAutoscaler(env, cluster, scenario.cluster.node_autoscaler)
+    actions = prepare_events(scenario, {n.name for n in cluster.nodes})
+    if scenario.events:
+        model.events = EventRunner(env, scenario.events, cluster, runtimes, recorder, hpa=model.hpa,
+                                   datastores=model.datastores, config_actions=actions)
+    _reject_unsupported(model)
+    return model
+
+
+def folded_profile(scenario: Scenario) -> list | None:
+    """The workload's load profile with its traffic spikes folded in; None when it has none."""
+    if not any(e.kind == "traffic_spike" for e in scenario.events):
+        return None
     wl = scenario.workload
     if wl.users is not None:
-        source = ClosedPopulation(env, wl.users, mix, ingress, streams("workload/users"), scenario.duration)
+        points = [(float(p.at), float(p.users)) for p in wl.users.profile]
     else:
-        source = OpenSource(env, wl.arrivals, mix, ingress, streams("workload/arrivals"), scenario.duration)
-    monitor = Monitor(env, scenario.sample_interval, recorder, runtimes, ingress)
+        points = [(float(p.at), float(p.rps)) for p in wl.arrivals.profile]
+    return fold_spikes(points, scenario.events)
+
+
+def _source(env, scenario: Scenario, folded: list | None, mix, ingress, streams):
+    """Closed users or an open source, following the folded profile when there are spikes.
+
+    Closed users are added or retired at each whole-number crossing of the folded profile.
+    """
+    wl = scenario.workload
+    if wl.users is not None:
+        spec = wl.users
+        if folded is not None:
+            profile = [UsersPoint.model_construct(at=t, users=int(round(v))) for t, v in folded]
+            spec = spec.model_copy(update={"profile": profile})
+        return ClosedPopulation(env, spec, mix, ingress, streams("workload/users"), scenario.duration)
+    spec = wl.arrivals
+    if folded is not None:
+        spec = spec.model_copy(update={"profile": [RatePoint.model_construct(at=t, rps=v) for t, v in folded]})
+    return OpenSource(env, spec, mix, ingress, streams("workload/arrivals"), scenario.duration)
+
+
+def _datastores(model: Model, streams) -> Datastores:
+    """The stores serve ``call`` and ``external`` steps (one dict lookup by store name) and are sampled."""
+    ds = Datastores(model.env, model.scenario, model.executor, streams, model.scenario.sample_interval)
+    executor = model.executor
+    executor.routes.update(ds.routes())
+    executor.handlers[CALL] = executor.route
+    executor.handlers[EXTERNAL] = executor.route
+    model.monitor.extra.append(ds.sample)
+    return ds
+
+
+def _worker_tier(model: Model, streams) -> None:
+    """One Temporal task queue per set of deployments that consume a job; ``enqueue`` steps feed it."""
+    scenario = model.scenario
+    jobs = scenario.workload.jobs
+    model.job_programs = [compile_steps(j.steps, streams, f"jobs/{j.name}") for j in jobs]
+    tier = WorkerTier(model.env, jobs, model.job_programs, model.recorder, warmup=scenario.warmup)
+    consumers: dict[str, tuple] = {}
+    for dep_name, dep in scenario.deployments.items():
+        for job in dep.consumes:
+            consumers[job] = consumers.get(job, ()) + (dep_name,)
+    groups: dict[tuple, list] = {}
+    for job in jobs:  # validation guarantees every job has a consumer
+        groups.setdefault(consumers.get(job.name, ()), []).append(job.name)
+    for deps, names in groups.items():
+        if deps:
+            tier.add_queue("+".join(deps), [model.runtimes[d] for d in deps], names)
+    model.executor.handlers[ENQUEUE] = tier.enqueue_step
+    model.monitor.extra.append(tier.sample)
+    model.jobs = tier
+
+
+def _task_done_path(model: Model):
+    """What happens when a task's program ends: session connections go back first, then its answer."""
+    ingress = model.ingress
 
     def task_done(task):
         kind = task.kind
@@ -95,16 +188,34 @@ def build(scenario: Scenario, seed: int) -> Model:
             if not task.owner.triggered:
                 task.owner.succeed()
         else:
-            model.extensions["jobs"].complete(task)
+            model.jobs.complete(task)
 
-    executor.on_task_done = task_done
-    model = Model(scenario, seed, env, recorder, executor, cluster, runtimes, ingress, source, monitor)
-    model.extensions["programs"] = programs
-    _load_extensions()
-    for extension in EXTENSIONS:
-        extension(model, streams)
-    _reject_unsupported(model)
-    return model
+    ds = model.datastores
+    if ds is None or not ds.sessions:
+        return task_done
+
+    def task_done_with_sessions(task):
+        ds.task_done(task)
+        task_done(task)
+
+    return task_done_with_sessions
+
+
+def _autoscalers(model: Model) -> None:
+    """metrics-server and one HPA controller per autoscaled deployment (the queue length as an External metric)."""
+    scenario = model.scenario
+    autoscaled = {n: d for n, d in scenario.deployments.items() if d.hpa is not None}
+    if not autoscaled:
+        return
+    config = ControllerConfig(sync_period_s=scenario.cluster.hpa_sync_period)
+    model.metrics_server = MetricsServer(model.env, scenario.cluster.metrics_resolution, model.runtimes)
+    jobs = model.jobs
+    for name, dep in autoscaled.items():
+        external = {}
+        if jobs is not None:
+            external["queue_length"] = lambda name=name: [jobs.queue_length(name)]
+        model.hpa[name] = HPAController(model.env, name, model.runtimes[name], dep.hpa, model.metrics_server,
+                                        config, model.recorder, external)
 
 
 #: Most rows the per-request log keeps (about 26 bytes each in memory); beyond, every N-th.
@@ -137,18 +248,9 @@ def request_log_stride(scenario: Scenario) -> int:
 
 
 def _reject_unsupported(model: Model) -> None:
-    problems = []
-    missing = model.executor.unsupported_kinds(model.extensions["programs"] + model.extensions.get("job_programs", []))
-    for kind in sorted(missing):
-        problems.append(Problem("workload", f"`{kind}` steps are not supported yet by this version of the simulator"))
-    handled = model.extensions.get("event_kinds", set())
-    for i, event in enumerate(model.scenario.events):
-        if event.kind not in handled:
-            problems.append(Problem(f"events[{i}].{event.kind}", "this event kind is not supported yet"))
-    for name, dep in model.scenario.deployments.items():
-        if dep.hpa is not None and "hpa" not in model.extensions:
-            problems.append(Problem(f"deployments.{name}.hpa", "autoscaling is not supported yet"))
-        if dep.consumes and "jobs" not in model.extensions:
-            problems.append(Problem(f"deployments.{name}.consumes", "the worker tier is not supported yet"))
+    """A step kind that no component serves is an error before anything runs, never ignored."""
+    missing = model.executor.unsupported_kinds(model.programs + model.job_programs)
+    problems = [Problem("workload", f"`{kind}` steps are not supported yet by this version of the simulator")
+                for kind in sorted(missing)]
     if problems:
         raise ScenarioError(problems, model.scenario.name)

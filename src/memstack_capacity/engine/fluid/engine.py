@@ -1,4 +1,4 @@
-"""``mode="fluid"``: the scenario solved as a time-stepped flow model (docs/fluid.md).
+"""``engine="fluid"``: the scenario solved as a time-stepped flow model (docs/fluid.md).
 
 Between control events (metrics-server scrapes, HPA syncs, pod transitions, samples) the
 rates are held and every tier is solved pointwise-stationary (:mod:`engine.fluid_tiers`);
@@ -6,9 +6,8 @@ overload builds a fluid backlog at the API (dB/dt = arrivals − capacity) and a
 queue. The control plane is the DES's: the same lifecycle delays, the same metrics-server
 view and the real HPA ``reconcile`` (:mod:`engine.fluid_pods`); the metrics it reads carry
 the noise a single run's would, drawn from the queueing model (:mod:`engine.fluid_noise`).
-The result is a :class:`~memstack_capacity.engine.run.RunRecord` with the same samples and
-scaling rows as the DES, an empty request log, and the request statistics in
-``extras["fluid_summary"]``.
+The result is a :class:`~memstack_capacity.engine.record.RunRecord` with the same samples and
+scaling rows as the DES, an empty request log, and the request statistics in its ``flow``.
 """
 
 from __future__ import annotations
@@ -22,15 +21,24 @@ from memstack_capacity.components.workload import PiecewiseLinearRate
 from memstack_capacity.engine.fluid import noise
 from memstack_capacity.engine.fluid.flow import Demand, compile_steps, cpu_moments, pod_chain, redis_hit_ratios
 from memstack_capacity.engine.fluid.pods import VCluster, VDeployment, VHPA
-from memstack_capacity.engine.fluid.report import Totals, caveats_for, check_supported, fluid_summary
+from memstack_capacity.engine.fluid.report import Totals, caveats_for, fluid_summary
 from memstack_capacity.engine.fluid.tiers import RHO_MAX, Tiers
 from memstack_capacity.engine.rng import stream
-from memstack_capacity.engine.run import DeploymentTotals, RunRecord
+from memstack_capacity.engine.capabilities import require
+from memstack_capacity.engine.record import DeploymentTotals, FlowFigures, RunRecord
 
 def default_step(scenario) -> float:
     """The longest step: 1 s for runs up to about 6 h, then longer, up to the metrics resolution.
     Shorter steps are taken anyway at every control event (scrape, sync, pod transition, sample)."""
     return float(min(max(1.0, scenario.duration / 20000.0), scenario.cluster.metrics_resolution))
+
+
+NAME = "fluid"
+
+
+def run(scenario, seed: int, progress=None) -> RunRecord:
+    """Solve `scenario` with the flow model at its default step, with metric noise."""
+    return run_fluid(scenario, seed, progress)
 
 
 def run_fluid(scenario, seed: int | None = None, progress=None, step: float | None = None,
@@ -40,7 +48,7 @@ def run_fluid(scenario, seed: int | None = None, progress=None, step: float | No
     deterministic for a given seed. `metric_noise=False` gives the HPA the means."""
     seed = scenario.seed if seed is None else int(seed)
     started = time.perf_counter()
-    check_supported(scenario)
+    require(scenario, NAME)
     sim = FluidSim(scenario, step or default_step(scenario), seed, metric_noise)
     sim.run(progress)
     return sim.record(seed, time.perf_counter() - started)
@@ -48,7 +56,7 @@ def run_fluid(scenario, seed: int | None = None, progress=None, step: float | No
 
 def _profile(scenario):
     """(rate or users profile with traffic spikes folded in, is_closed)."""
-    from memstack_capacity.engine.des.events import fold_spike
+    from memstack_capacity.components.spikes import fold_spike
 
     wl = scenario.workload
     closed = wl.users is not None
@@ -383,12 +391,10 @@ class FluidSim:
     def record(self, seed: int, wall_s: float) -> RunRecord:
         deployments = {n: DeploymentTotals(d.pod_seconds, 0, 0) for n, d in self.deps.items()}
         summary = fluid_summary(self)
-        extras = {"mode": "fluid", "fluid_summary": summary["summary"], "fluid": summary["fluid"]}
-        extras["fluid"]["caveats"] = caveats_for(self, summary)
-        if self.jobs:
-            extras["jobs"] = summary["jobs"]
-        if self.sc.datastores:
-            extras["datastores"] = summary["datastores"]
-        return RunRecord(scenario=self.sc, seed=seed, recorder=self.recorder,
+        details = summary["fluid"]
+        details["caveats"] = caveats_for(self, summary)
+        return RunRecord(scenario=self.sc, seed=seed, engine=NAME, recorder=self.recorder,
                          arrived=int(round(self.totals.arrived_all)), in_flight_end=int(round(self.totals.in_flight_end)),
-                         deployments=deployments, extras=extras, wall_s=wall_s)
+                         deployments=deployments, jobs=summary["jobs"] if self.jobs else None,
+                         datastores=summary["datastores"] if self.sc.datastores else None,
+                         flow=FlowFigures(requests=summary["summary"]["requests"], details=details), wall_s=wall_s)

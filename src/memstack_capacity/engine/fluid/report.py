@@ -6,19 +6,7 @@ and the caveats — where the fluid model cannot be trusted.
 from __future__ import annotations
 
 from memstack_capacity.components.workers import MAX_TASK_QUEUE_SIZE
-from memstack_capacity.errors import Problem, ScenarioError
 from memstack_capacity.engine.fluid.flow import mmc_response_quantile
-
-#: Event kinds the fluid mode serves (traffic spikes are folded into the profile).
-SUPPORTED_EVENTS = ("traffic_spike",)
-
-
-def check_supported(scenario) -> None:
-    """Reject what the fluid mode does not model, rather than ignore it."""
-    problems = [Problem(f"events[{i}]", f"`{e.kind}` is not supported in fluid mode (use mode des)")
-                for i, e in enumerate(scenario.events) if e.kind not in SUPPORTED_EVENTS]
-    if problems:
-        raise ScenarioError(problems, scenario.name)
 
 
 class Totals:

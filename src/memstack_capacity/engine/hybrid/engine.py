@@ -31,35 +31,32 @@ as the general engine folds it. :func:`eligibility` says why a scenario cannot t
 from __future__ import annotations
 
 import math
+import time
 from bisect import bisect_left
 from types import SimpleNamespace
 
 import numpy as np
 
 from memstack_capacity.components.recorder import E503, E504, OK, REASON_CODE, STATUS_LABELS
+from memstack_capacity.engine.capabilities import reasons
+from memstack_capacity.engine.des.build import build
+from memstack_capacity.engine.des.run import advance_to_horizon, finish, start_model
 from memstack_capacity.engine.hybrid.pods import LazyPod
-from memstack_capacity.engine.kernel.engine import ArrivalBlocks, independent_pod_reasons
+from memstack_capacity.engine.kernel.engine import ArrivalBlocks
 from memstack_capacity.engine.kernel.series import record_answers
+from memstack_capacity.engine.record import RunRecord
 from memstack_capacity.engine.rng import stream
 
 _NO_ENDPOINTS = REASON_CODE["no_endpoints"]
 
 
 # ---- eligibility -------------------------------------------------------------------------------
-#: Events the batched plane takes: a spike is folded into the arrival profile before the run;
-#: the others act on pods through the control plane only (evictions, deletions, a new
-#: ReplicaSet of the same template). Node failures make a pod refuse what it is sent, config
-#: changes can change what a pod is: those stay with the general engine.
-EVENTS = ("traffic_spike", "pod_kill", "drain", "rolling_update")
+NAME = "hybrid"
 
 
 def eligibility(scenario) -> list[str]:
-    """Why `scenario` cannot run on the batched data plane (empty when it can)."""
-    why = independent_pod_reasons(scenario, "batched data plane", EVENTS)
-    api = scenario.deployments.get("api")
-    if api is not None and api.hpa is not None and any(m.type != "Resource" for m in api.hpa.metrics):
-        why.append("api.hpa has metrics other than Resource")
-    return why
+    """Why `scenario` cannot run on the batched data plane (empty when it can): from the capability table."""
+    return reasons(scenario, NAME)
 
 
 # ---- arrivals ----------------------------------------------------------------------------------
@@ -102,7 +99,7 @@ class BatchedPlane:
         mix = model.source.mix
         self.memory = list(mix.memory)
         self.samplers = [prog[0][1] for prog in mix.programs]  # each class's one cpu op's Sampler
-        folded = model.extensions.get("folded_profile")  # traffic spikes, folded in at build time
+        folded = model.folded_profile  # traffic spikes, folded in at build time
         self.arrivals = Arrivals(scenario.workload.arrivals, mix, seed, float(scenario.duration), folded)
         self._t: list = []
         self._c: list = []
@@ -214,14 +211,17 @@ class BatchedPlane:
 
 
 def run_model(scenario, seed: int, progress=None):
-    """Build the engine's model with the batched data plane, run it to the horizon, return it."""
-    from memstack_capacity.engine.des.build import build
-    from memstack_capacity.engine.run import advance_to_horizon, start_model
-
+    """Build the general engine's model with the batched data plane, run it to the horizon; (model, plane)."""
     model = build(scenario, seed)
     plane = BatchedPlane(model, seed)
-    model.extensions["batched_plane"] = plane
     start_model(model, open_source=False)  # the plane draws the arrivals itself
     advance_to_horizon(model, progress)
     plane.finish(float(scenario.duration))
-    return model
+    return model, plane
+
+
+def run(scenario, seed: int, progress=None) -> RunRecord:
+    """Simulate `scenario` with `seed` on the batched data plane."""
+    started = time.perf_counter()
+    model, _plane = run_model(scenario, seed, progress)
+    return finish(model, time.perf_counter() - started, NAME)

@@ -23,102 +23,29 @@ forces the general engine, ``engine="kernel"`` requires the kernel.
 from __future__ import annotations
 
 import math
+import time
 from types import SimpleNamespace
 
 import numpy as np
-import simpy
-
-from memstack_capacity.components.cluster import Cluster
 from memstack_capacity.components.recorder import E503, E504, OK, REASON_CODE, Recorder
 from memstack_capacity.components.sampling import BLOCK, Uniforms, _block_drawer
 from memstack_capacity.components.workload import PiecewiseLinearRate
 from memstack_capacity.engine.kernel import pods as kernel_pods
 from memstack_capacity.engine.kernel.series import record_answers, record_samples
+from memstack_capacity.engine.capabilities import reasons
+from memstack_capacity.engine.des.build import build
+from memstack_capacity.engine.des.run import PROGRESS_STEP_S, finish
+from memstack_capacity.engine.record import RunRecord
 from memstack_capacity.engine.rng import stream
 from memstack_capacity.scenario.distributions import Dist
 from memstack_capacity.scenario.workload import CpuStep
 
-ENGINES = ("auto", "des", "kernel", "hybrid")
-
-
-# ---- eligibility -------------------------------------------------------------------------------
-def independent_pod_reasons(scenario, path: str, events_ok: tuple = ()) -> list[str]:
-    """Why the API's pods cannot be advanced one by one, each on its own (empty when they can).
-
-    What the per-pod kernel and the batched data plane (`path`, for the messages) both need:
-    open arrivals, one ``cpu`` step per request class, routing that ignores pod state, only the
-    API deployment and nothing that couples its pods or processes (datastores, jobs, events
-    other than `events_ok`, a binding CPU limit), and no OOMKill possible.
-    """
-    why: list[str] = []
-    wl = scenario.workload
-    if wl.arrivals is None:
-        why.append(f"closed users (the {path} needs open arrivals)")
-    if wl.jobs:
-        why.append("workload.jobs")
-    others_events = sorted({e.kind for e in scenario.events} - set(events_ok))
-    if others_events:
-        why.append(f"events ({', '.join(others_events)})")
-    if scenario.datastores:
-        why.append("datastores")
-    if scenario.cluster.node_autoscaler is not None:
-        why.append("cluster.node_autoscaler")
-    others = sorted(set(scenario.deployments) - {"api"})
-    if others:
-        why.append(f"deployments other than api ({', '.join(others)})")
-    api = scenario.deployments.get("api")
-    if api is None:
-        return why + ["no api deployment"]
-    if api.consumes:
-        why.append("api.consumes")
-    if api.load_balancing not in ("round_robin", "random"):
-        why.append(f"load_balancing {api.load_balancing} (routing depends on pod state)")
-    limits = api.resources.limits
-    if limits.cpu is not None and limits.cpu < api.processes:
-        why.append("limits.cpu < processes (the CPU limit couples the processes)")
-    for i, c in enumerate(wl.requests):
-        steps = c.steps
-        if len(steps) != 1 or not isinstance(steps[0], CpuStep) or steps[0].repeat != 1:
-            why.append(f"workload.requests[{i}] is not a single cpu step")
-    # Memory is held only by admitted requests (the backlog holds none): at most p × k of them.
-    if limits.memory is not None:
-        worst = api.memory_base + api.processes * api.concurrency * max((c.memory for c in wl.requests), default=0)
-        if worst > limits.memory:
-            why.append("an OOM kill is possible (memory_base + processes × concurrency × memory > limits.memory)")
-    return why
+NAME = "kernel"
 
 
 def eligibility(scenario) -> list[str]:
-    """Why `scenario` cannot run on the kernel (empty when it can)."""
-    why = independent_pod_reasons(scenario, "kernel")
-    api = scenario.deployments.get("api")
-    if api is None:
-        return why
-    if api.hpa is not None:
-        why.append("api.hpa")
-    if api.readinessProbe is not None or api.livenessProbe is not None:
-        why.append("probes (they run through the pod's CPU)")
-    if api.replicas < 1:
-        why.append("no replicas")
-    if api.replicas >= 1 and not why and not _all_placed(scenario, api):
-        why.append("the cluster cannot schedule every initial pod")
-    return why
-
-
-class _PodShape:
-    """What Cluster.place reads of a pod."""
-
-
-def _all_placed(scenario, api) -> bool:
-    cluster = Cluster(simpy.Environment(), scenario.cluster, Recorder())
-    owner = object()
-    for _ in range(api.replicas):
-        pod = _PodShape()
-        pod.cpu_request, pod.mem_request = api.resources.requests.cpu, api.resources.requests.memory
-        pod.spec, pod.runtime, pod.node = api, owner, None
-        if cluster.place(pod) is None:
-            return False
-    return True
+    """Why `scenario` cannot run on the kernel (empty when it can): from the capability table."""
+    return reasons(scenario, NAME)
 
 
 # ---- random numbers, in the engine's streams ---------------------------------------------------
@@ -230,15 +157,25 @@ def _uniforms(rng, n: int) -> np.ndarray:
 
 
 # ---- the run ------------------------------------------------------------------------------------
-def run_model(scenario, seed: int):
-    """Build the engine's model, fill its record with the kernel's results, return it (clock at the horizon)."""
-    from memstack_capacity.engine.des.build import build
+def run(scenario, seed: int, progress=None) -> RunRecord:
+    """Simulate `scenario` with `seed` on the kernel (`progress` is told after the run, in its usual steps)."""
+    started = time.perf_counter()
+    model = run_model(scenario, seed)
+    if progress is not None:
+        t = 0.0
+        while t < scenario.duration:
+            t = min(scenario.duration, t + PROGRESS_STEP_S)
+            progress(t, scenario.duration)
+    return finish(model, time.perf_counter() - started, NAME)
 
+
+def run_model(scenario, seed: int):
+    """Build the general engine's model, fill its record with the kernel's results, return it (clock at the horizon)."""
     model = build(scenario, seed)
     api = scenario.deployments["api"]
     runtime = model.runtimes["api"]
     runtime.start(api.replicas)
-    if any(p.phase != "Running" for p in runtime.pods):  # _all_placed said otherwise: a bug, not a fallback
+    if any(p.phase != "Running" for p in runtime.pods):  # the capability table said otherwise: a bug, not a fallback
         raise RuntimeError("kernel: an initial pod was not placed")
     H = float(scenario.duration)
     wl = scenario.workload

@@ -1,0 +1,229 @@
+"""Which engine may run a scenario: one table, feature → engines that model it exactly.
+
+Every engine runs the same model; they differ in what they can advance without one event
+per request. ``des`` (the general engine, the reference) runs everything; ``kernel`` (each
+API pod advanced on its own, no event per request) and ``hybrid`` (the batched data plane
+under the general control plane) need the API's pods to be independent; ``fluid`` (a flow
+model, docs/fluid.md) approximates and is used only when asked for. From this table come
+``engine="auto"``'s choice (:data:`AUTO_ORDER`: the first engine that models every feature
+the scenario uses), the refusal message when a named engine cannot run a scenario, and the
+table in docs/performance.md (:func:`markdown_table`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import simpy
+
+from memstack_capacity.components.cluster import Cluster
+from memstack_capacity.components.recorder import Recorder
+from memstack_capacity.errors import Problem, ScenarioError
+from memstack_capacity.scenario.infrastructure import Event
+from memstack_capacity.scenario.models import Scenario
+from memstack_capacity.scenario.workload import CpuStep
+
+#: Every engine, in the order the table shows them.
+ENGINES = ("des", "hybrid", "kernel", "fluid")
+#: What ``engine="auto"`` tries, fastest first; the general engine runs everything.
+AUTO_ORDER = ("kernel", "hybrid", "des")
+#: What each engine is called in messages and docs.
+TITLES = {"des": "the general engine", "hybrid": "the batched data plane", "kernel": "the per-pod kernel",
+          "fluid": "the flow model"}
+
+GENERAL = frozenset({"des", "fluid"})  # the engines that model the pods' coupling
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A model feature, the engines that model it, and how to tell a scenario uses it.
+
+    ``used(scenario)`` is None when the scenario does not use the feature, else a short
+    detail naming where it does (for the messages).
+    """
+
+    name: str
+    engines: frozenset
+    used: Callable[[Scenario], str | None]
+
+
+def _closed_users(sc):
+    return "workload.users" if sc.workload.users is not None else None
+
+
+def _jobs(sc):
+    return "workload.jobs: " + ", ".join(j.name for j in sc.workload.jobs) if sc.workload.jobs else None
+
+
+def _datastores(sc):
+    return "datastores: " + ", ".join(sc.datastores) if sc.datastores else None
+
+
+def _node_autoscaler(sc):
+    return "cluster.node_autoscaler" if sc.cluster.node_autoscaler is not None else None
+
+
+def _other_deployments(sc):
+    others = [n for n in sc.deployments if n != "api"]
+    return "deployments: " + ", ".join(others) if others else None
+
+
+def _api_consumes(sc):
+    return "deployments.api.consumes" if sc.api.consumes else None
+
+
+def _stateful_balancing(sc):
+    policy = sc.api.load_balancing
+    return f"deployments.api.load_balancing: {policy}" if policy not in ("round_robin", "random") else None
+
+
+def _cpu_limit_couples(sc):
+    api = sc.api
+    limit = api.resources.limits.cpu
+    return f"limits.cpu {limit:g} < processes {api.processes}" if limit is not None and limit < api.processes else None
+
+
+def _multi_step_requests(sc):
+    names = [c.name for c in sc.workload.requests
+             if len(c.steps) != 1 or not isinstance(c.steps[0], CpuStep) or c.steps[0].repeat != 1]
+    return "workload.requests: " + ", ".join(names) if names else None
+
+
+def _oom_possible(sc):
+    """Memory is held only by admitted requests (the backlog holds none): at most processes × concurrency."""
+    api = sc.api
+    limit = api.resources.limits.memory
+    if limit is None:
+        return None
+    worst = api.memory_base + api.processes * api.concurrency * max((c.memory for c in sc.workload.requests), default=0)
+    return "memory_base + processes × concurrency × memory > limits.memory" if worst > limit else None
+
+
+def _api_hpa(sc):
+    return "deployments.api.hpa" if sc.api.hpa is not None else None
+
+
+def _non_resource_metrics(sc):
+    hpa = sc.api.hpa
+    if hpa is None:
+        return None
+    kinds = sorted({m.type for m in hpa.metrics} - {"Resource"})
+    return "deployments.api.hpa.metrics: " + ", ".join(kinds) if kinds else None
+
+
+def _probes(sc):
+    api = sc.api
+    return "deployments.api probes" if api.readinessProbe is not None or api.livenessProbe is not None else None
+
+
+def _no_replicas(sc):
+    return "deployments.api.replicas: 0" if sc.api.replicas < 1 else None
+
+
+def _unplaceable(sc):
+    """Whether the cluster cannot schedule every initial API pod at t = 0 (the scheduler's own check)."""
+    api = sc.api
+    cluster = Cluster(simpy.Environment(), sc.cluster, Recorder())
+    owner = object()
+    for _ in range(api.replicas):
+        pod = _PodShape()
+        pod.cpu_request, pod.mem_request = api.resources.requests.cpu, api.resources.requests.memory
+        pod.spec, pod.runtime, pod.node = api, owner, None
+        if cluster.place(pod) is None:
+            return "the cluster cannot schedule every initial API pod"
+    return None
+
+
+class _PodShape:
+    """What Cluster.place reads of a pod."""
+
+
+def _event(kind: str):
+    def used(sc):
+        at = [f"{e.at:g}s" for e in sc.events if e.kind == kind]
+        return f"events: {kind} at " + ", ".join(at) if at else None
+    return used
+
+
+_EVENT_ENGINES = {"traffic_spike": frozenset({"des", "hybrid", "fluid"}), "pod_kill": frozenset({"des", "hybrid"}),
+                  "drain": frozenset({"des", "hybrid"}), "rolling_update": frozenset({"des", "hybrid"})}
+
+#: The table: what each engine models. A feature absent from a scenario does not restrict it.
+FEATURES: tuple[Feature, ...] = (
+    Feature("closed users", GENERAL, _closed_users),
+    Feature("background jobs and the worker tier", GENERAL, _jobs),
+    Feature("deployments other than the API", GENERAL, _other_deployments),
+    Feature("the API consuming jobs", GENERAL, _api_consumes),
+    Feature("datastores, pools and external APIs", GENERAL, _datastores),
+    Feature("requests of several steps", GENERAL, _multi_step_requests),
+    Feature("load balancing that reads pod state", GENERAL, _stateful_balancing),
+    Feature("a CPU limit shared by the processes", GENERAL, _cpu_limit_couples),
+    Feature("OOMKills", GENERAL, _oom_possible),
+    Feature("the node autoscaler", GENERAL, _node_autoscaler),
+    Feature("HPA on the API (Resource metrics)", frozenset({"des", "hybrid", "fluid"}), _api_hpa),
+    Feature("HPA on Pods or External metrics", GENERAL, _non_resource_metrics),
+    Feature("readiness and liveness probes", frozenset({"des", "hybrid", "fluid"}), _probes),
+    Feature("no API pod at the start", frozenset({"des", "hybrid", "fluid"}), _no_replicas),
+    Feature("initial pods that cannot all be scheduled", frozenset({"des", "hybrid", "fluid"}), _unplaceable),
+    *(Feature(f"`{kind}` events", _EVENT_ENGINES.get(kind, frozenset({"des"})), _event(kind)) for kind in Event.KINDS),
+)
+
+
+def reasons(scenario: Scenario, engine: str) -> list[str]:
+    """What `scenario` uses that `engine` does not model (empty when it can run it)."""
+    return [f"{f.name} ({detail})" for f in FEATURES
+            if engine not in f.engines and (detail := f.used(scenario)) is not None]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The engine that will run a scenario, and why a faster one could not (for ``auto``)."""
+
+    engine: str
+    passed_over: dict  # faster engine -> its reasons
+
+
+def require(scenario: Scenario, engine: str) -> None:
+    """Raise a ScenarioError (field ``engine``) naming what `scenario` uses that `engine` does not model."""
+    why = reasons(scenario, engine)
+    if why:
+        raise ScenarioError([Problem("engine", f"{TITLES[engine]} does not model " + "; ".join(why), engine, True)],
+                            scenario.name)
+
+
+def choose(scenario: Scenario, requested: str = "auto") -> Choice:
+    """The engine for `scenario`: `requested` itself, or for ``auto`` the first of AUTO_ORDER that can.
+
+    An unknown engine is a ValueError naming the allowed ones; a named engine that does not
+    model something the scenario uses is a ScenarioError (:func:`require`).
+    """
+    if requested != "auto" and requested not in ENGINES:
+        raise ValueError(f"engine must be one of auto, {', '.join(ENGINES)} (got {requested!r})")
+    if requested != "auto":
+        require(scenario, requested)
+        return Choice(requested, {})
+    passed_over = {}
+    for engine in AUTO_ORDER:
+        why = reasons(scenario, engine)
+        if not why:
+            return Choice(engine, passed_over)
+        passed_over[engine] = why
+    raise AssertionError("the general engine models every feature")
+
+
+def fallback_note(choice: Choice) -> str | None:
+    """A line for stderr when ``auto`` had to take the slow general engine, saying why; else None."""
+    if choice.engine != "des" or not choice.passed_over:
+        return None
+    fast = choice.passed_over.get("hybrid") or []
+    return ("note: running on the general engine (one event per request; slow on long runs): the fast engines "
+            "do not model " + "; ".join(fast))
+
+
+def markdown_table() -> str:
+    """The capability table as Markdown, for docs/performance.md."""
+    head = "| feature | " + " | ".join(ENGINES) + " |"
+    rule = "|---|" + "---|" * len(ENGINES)
+    rows = [f"| {f.name} | " + " | ".join("yes" if e in f.engines else "—" for e in ENGINES) + " |" for f in FEATURES]
+    return "\n".join([head, rule, *rows])
