@@ -10,11 +10,7 @@ import sys
 from pathlib import Path
 
 from memstack_capacity.cli.common import add_scenario_arguments, load_from_args
-from memstack_capacity.outputs.files import summary_json
-
-# The report writer registers itself in outputs.files.WRITERS on import; the CLI loads
-# every command module, so `run` writes report.md/html, plots and manifests too.
-import memstack_capacity.outputs.report_files  # noqa: F401,E402
+from memstack_capacity.outputs.json_text import summary_json
 
 EXIT_OK, EXIT_NONE, EXIT_BAD_INPUT = 0, 1, 2
 
