@@ -3,12 +3,14 @@
 errors, theory → scenario → components → engine → results → outputs → api → cli.
 A module may import its own layer and layers to its left, never to its right; and inside a
 layer no modules import each other round in a cycle (a function-level import counts: it is
-the same dependency, only deferred).
+the same dependency, only deferred). Every package's docstring says what it owns and what
+it may import.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "memstack_capacity"
@@ -26,6 +28,11 @@ KNOWN_CYCLES = {
                "engine.des.workers"}),
     frozenset({"engine.run", "engine.hybrid.engine"}),
 }  # fmt: skip
+
+#: Packages whose docstrings are still to be written, by the change that takes the engine's
+#: cycles apart (which also owns components/ meanwhile). A listed package that has its
+#: docstring fails as stale, so this list only shrinks; it is to become empty.
+UNDOCUMENTED = {"engine", "engine.des", "engine.kernel", "engine.hybrid", "engine.fluid", "components"}
 
 
 def _module_name(path: Path) -> str:
@@ -133,3 +140,20 @@ def test_no_import_cycles():
     assert not new, "import cycles (break each one):\n" + "\n".join(_describe(c, graph) for c in new)
     assert not stale, "KNOWN_CYCLES lists cycles that are gone; remove them:\n" + "\n".join(
         " ↔ ".join(sorted(c)) for c in stale)
+
+
+def _says_what_it_may_import(path: Path) -> bool:
+    """The docstring is there and a sentence of it (not a doctest line) speaks of imports."""
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    prose = [line for line in doc.splitlines() if not line.lstrip().startswith(">>>")]
+    return bool(doc.strip()) and any(re.search(r"\bimport", line) for line in prose)
+
+
+def test_every_package_says_what_it_owns_and_what_it_must_not_import():
+    packages = {m: p for m, p in MODULES.items() if p.name == "__init__.py"}
+    assert {"scenario", "outputs", "cli"} <= set(packages)
+    silent = [m for m, p in sorted(packages.items()) if m not in UNDOCUMENTED and not _says_what_it_may_import(p)]
+    stale = sorted(m for m in UNDOCUMENTED if m not in packages or _says_what_it_may_import(packages[m]))
+    assert not silent, ("packages whose __init__.py docstring does not say what they own and what they may "
+                        "import:\n" + "\n".join(silent))
+    assert not stale, "UNDOCUMENTED lists packages that are gone or documented; remove them:\n" + "\n".join(stale)

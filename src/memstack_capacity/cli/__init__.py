@@ -3,7 +3,8 @@
 Each command lives in its own module with a ``register(subparsers)`` function;
 commands parse, call the library, print, and return an exit code. This module
 maps the package's errors to exit codes: 2 for bad input, 1 for a simulation
-error, and never shows a traceback for either.
+error, and never shows a traceback for either. It may import every layer; nothing in the
+package imports it but ``__main__``.
 """
 
 from __future__ import annotations
