@@ -13,9 +13,8 @@ import argparse
 import importlib
 import sys
 
+from memstack_capacity.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from memstack_capacity.errors import MemstackCapacityError, ScenarioError
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 #: Command modules, in the order `--help` lists them.
 COMMAND_MODULES = ("run", "check", "sweep", "capacity", "manifests", "scenario_commands")

@@ -9,10 +9,9 @@ import os
 import sys
 from pathlib import Path
 
-from memstack_capacity.cli.common import add_scenario_arguments, load_from_args
+from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, add_scenario_arguments,
+                                          load_from_args)
 from memstack_capacity.outputs.json_text import summary_json
-
-EXIT_OK, EXIT_NONE, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def register(subparsers) -> None:
@@ -59,7 +58,7 @@ def handle(args) -> int:
         print(f"error: cannot write to {out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"outputs: {out}/")
-    return EXIT_OK if result.found else EXIT_NONE
+    return EXIT_OK if result.found else EXIT_FAILED
 
 
 def write_capacity(result, header: str, out: Path) -> None:

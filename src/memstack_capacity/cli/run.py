@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from memstack_capacity.cli.common import Progress, add_scenario_arguments, load_from_args, output_dir_problem
+from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_OK, Progress, add_scenario_arguments, load_from_args,
+                                          output_dir_problem)
 from memstack_capacity.outputs.files import write_run
 
 
@@ -32,17 +33,17 @@ def handle(args) -> int:
 
     if args.replications < 1:
         print(f"error: --replications must be at least 1, got {args.replications}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     scenario = load_from_args(args)
     out = Path(args.out) if args.out else Path("out") / scenario.name
     problem = output_dir_problem(out)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     if args.replications > 1:
         if args.mode == "fluid":
             print("error: --replications is not available with --mode fluid; run one seed at a time (--seed)", file=sys.stderr)
-            return 2
+            return EXIT_BAD_INPUT
         return _run_replicated(scenario, args, out)
     progress = Progress(f"run {scenario.name}")
     try:
@@ -51,14 +52,14 @@ def handle(args) -> int:
     finally:
         progress.close()
     if not _write(result, out):
-        return 2
+        return EXIT_BAD_INPUT
     print(format_summary(summary))
     print(f"  engine: {ENGINE_LABELS.get(result.record.engine, result.record.engine)}"
           if args.mode == "des" else "  engine: fluid (a flow model; docs/fluid.md)")
     for caveat in result.record.extras.get("fluid", {}).get("caveats", []):
         print(f"  caveat: {caveat}")
     print(f"outputs: {out}/")
-    return 0
+    return EXIT_OK
 
 
 def _run_replicated(scenario, args, out: Path) -> int:
@@ -69,10 +70,10 @@ def _run_replicated(scenario, args, out: Path) -> int:
     runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers)
     combined = combine_summaries([r.summary for r in runs], scenario.targets)
     if not _write(runs[0], out, summary=combined, replications=runs):
-        return 2
+        return EXIT_BAD_INPUT
     print(format_summary(combined))
     print(f"outputs: {out}/ (frames of seed {runs[0].seed}; summary and report over {len(runs)} replications)")
-    return 0
+    return EXIT_OK
 
 
 def _write(result, out: Path, **kwargs) -> bool:
