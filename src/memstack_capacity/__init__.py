@@ -3,6 +3,9 @@
 >>> from memstack_capacity import load_scenario, simulate
 >>> result = simulate(load_scenario("scenarios/peak.yaml"))
 >>> result.summary["requests"]["throughput_rps"]
+
+This module owns only the public names, re-exported from the modules that define them;
+it imports those and nothing else, and no module of the package imports it.
 """
 
 from memstack_capacity.api.simulation import simulate

@@ -3,7 +3,8 @@
 Each command lives in its own module with a ``register(subparsers)`` function;
 commands parse, call the library, print, and return an exit code. This module
 maps the package's errors to exit codes: 2 for bad input, 1 for a simulation
-error, and never shows a traceback for either.
+error, and never shows a traceback for either. It may import every layer; nothing in the
+package imports it but ``__main__``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ import argparse
 import importlib
 import sys
 
+from memstack_capacity.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
 from memstack_capacity.errors import MemstackCapacityError, ScenarioError
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 #: Command modules, in the order `--help` lists them.
 COMMAND_MODULES = ("run", "check", "sweep", "capacity", "manifests", "scenario_commands")

@@ -11,14 +11,9 @@ from functools import partial
 from pathlib import Path
 
 from memstack_capacity.api.simulation import simulate
-from memstack_capacity.cli.common import add_scenario_arguments, load_from_args
-from memstack_capacity.outputs.files import summary_json
-
-# The report writer registers itself in outputs.files.WRITERS on import; the CLI loads
-# every command module, so `run` writes report.md/html, plots and manifests too.
-import memstack_capacity.outputs.report_files  # noqa: F401,E402
-
-EXIT_OK, EXIT_NONE, EXIT_BAD_INPUT = 0, 1, 2
+from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, add_scenario_arguments,
+                                          load_from_args)
+from memstack_capacity.outputs.json_text import summary_json
 
 
 def register(subparsers) -> None:
@@ -65,7 +60,7 @@ def handle(args) -> int:
         print(f"error: cannot write to {out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     print(f"outputs: {out}/")
-    return EXIT_OK if result.found else EXIT_NONE
+    return EXIT_OK if result.found else EXIT_FAILED
 
 
 def write_capacity(result, header: str, out: Path) -> None:

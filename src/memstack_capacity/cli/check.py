@@ -29,8 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-from memstack_capacity.cli import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK
-from memstack_capacity.cli.common import Progress, add_scenario_arguments, load_from_args
+from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Progress, add_scenario_arguments,
+                                          load_from_args)
 from memstack_capacity.results.replications import interval_verdict
 
 #: Absolute slack on the error rate for baseline comparisons (a fraction of requests).

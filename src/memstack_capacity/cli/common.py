@@ -1,4 +1,4 @@
-"""Arguments and helpers the commands share: the scenario, --seed, --set, progress."""
+"""Arguments and helpers the commands share: the exit codes, the scenario, --seed, --set, progress."""
 
 from __future__ import annotations
 
@@ -9,6 +9,10 @@ from pathlib import Path
 
 from memstack_capacity.errors import Problem, ScenarioError
 from memstack_capacity.scenario.load import load_scenario
+
+#: The contract's exit codes: 0 done (targets met, a load found), 1 the simulation failed or its
+#: answer is no (a target missed, no load passes), 2 bad input (nothing was simulated).
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 #: The environment variable that picks the engine when --engine is not given.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from memstack_capacity.cli.common import add_scenario_arguments, load_from_args
+from memstack_capacity.cli.common import EXIT_BAD_INPUT, EXIT_OK, add_scenario_arguments, load_from_args
 
 
 def register(subparsers) -> None:
@@ -29,7 +29,7 @@ def handle(args) -> int:
         paths = write_manifests(objects, out)
     except OSError as exc:
         print(f"error: cannot write the manifests to {out}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     for path in paths:
         print(path)
-    return 0
+    return EXIT_OK

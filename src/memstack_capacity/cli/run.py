@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from memstack_capacity.cli.common import Progress, add_scenario_arguments, load_from_args, output_dir_problem
+from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_OK, Progress, add_scenario_arguments, load_from_args,
+                                          output_dir_problem)
 from memstack_capacity.outputs.files import write_run
 
 
@@ -33,18 +34,18 @@ def handle(args) -> int:
 
     if args.replications < 1:
         print(f"error: --replications must be at least 1, got {args.replications}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     scenario = load_from_args(args)
     out = Path(args.out) if args.out else Path("out") / scenario.name
     problem = output_dir_problem(out)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
     if args.replications > 1:
         if args.engine == "fluid":
             print("error: --replications is not available with the fluid engine; run one seed at a time (--seed)",
                   file=sys.stderr)
-            return 2
+            return EXIT_BAD_INPUT
         return _run_replicated(scenario, args, out)
     progress = Progress(f"run {scenario.name}")
     try:
@@ -53,14 +54,14 @@ def handle(args) -> int:
     finally:
         progress.close()
     if not _write(result, out):
-        return 2
+        return EXIT_BAD_INPUT
     print(format_summary(summary))
     record = result.record
     print(f"  engine: {ENGINE_LABELS[record.engine]}")
     for caveat in record.flow.details.get("caveats", []) if record.flow is not None else []:
         print(f"  caveat: {caveat}")
     print(f"outputs: {out}/")
-    return 0
+    return EXIT_OK
 
 
 def _run_replicated(scenario, args, out: Path) -> int:
@@ -71,10 +72,10 @@ def _run_replicated(scenario, args, out: Path) -> int:
     runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers, engine=args.engine)
     combined = combine_summaries([r.summary for r in runs], scenario.targets)
     if not _write(runs[0], out, summary=combined, replications=runs):
-        return 2
+        return EXIT_BAD_INPUT
     print(format_summary(combined))
     print(f"outputs: {out}/ (frames of seed {runs[0].seed}; summary and report over {len(runs)} replications)")
-    return 0
+    return EXIT_OK
 
 
 def _write(result, out: Path, **kwargs) -> bool:

@@ -7,12 +7,11 @@ import sys
 
 import yaml
 
+from memstack_capacity.cli.common import EXIT_BAD_INPUT, EXIT_OK
 from memstack_capacity.errors import ScenarioError
 from memstack_capacity.scenario.load import load_scenario
 from memstack_capacity.scenario.models import Scenario
 from memstack_capacity.scenario.overrides import parse_set_arguments
-
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

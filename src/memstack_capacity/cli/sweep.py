@@ -20,8 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from memstack_capacity.cli import EXIT_BAD_INPUT, EXIT_OK
-from memstack_capacity.cli.common import add_scenario_arguments, load_from_args
+from memstack_capacity.cli.common import EXIT_BAD_INPUT, EXIT_OK, add_scenario_arguments, load_from_args
 from memstack_capacity.errors import Problem, ScenarioError
 
 

@@ -1,0 +1,9 @@
+"""What a run leaves behind: files, the report, figures, findings and manifests.
+
+``files`` (the all-or-nothing output directory), ``json_text`` and ``csv_text`` (the bytes
+of ``summary.json`` and of the large CSV files), ``report`` and ``report_files``
+(report.md, report.html), ``plots`` and ``whatif_plots`` (figures), ``findings`` and
+``bottleneck`` (what limits capacity, in sentences), ``junit`` (JUnit XML for CI) and
+``manifests`` (the Kubernetes objects). It reads finished results: it may import the
+results, the components, the scenario layer and ``errors``; never the api or the cli.
+"""

@@ -6,39 +6,17 @@ the end, so an interrupted or failed run never leaves a directory that looks com
 
 from __future__ import annotations
 
-import json
-import math
 import shutil
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from memstack_capacity.outputs.csv_text import write_csv
+from memstack_capacity.outputs.json_text import summary_json
+from memstack_capacity.outputs.report_files import write_report
 
 #: gzip at level 1: a third of level 9's time for a file ~15 % larger; mtime 0 keeps the
 #: bytes the same from run to run (deterministic outputs).
 GZIP = {"method": "gzip", "mtime": 0, "compresslevel": 1}
-
-WRITERS: list = []  # extra writers registered by other output modules: fn(result, out_dir: Path) -> None
-
-
-def _clean(value):
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        value = float(value)
-        return None if math.isnan(value) or math.isinf(value) else value
-    return value
-
-
-def summary_json(summary: dict) -> str:
-    """The summary as JSON text (NaN and infinities become null)."""
-    return json.dumps(_clean(summary), indent=2, sort_keys=False) + "\n"
 
 
 def write_run(result, out_dir: str | Path, report: bool = True, summary: dict | None = None, replications=None) -> Path:
@@ -47,8 +25,6 @@ def write_run(result, out_dir: str | Path, report: bool = True, summary: dict | 
     With replications, pass the combined ``summary`` (means and 95 % intervals) and the list
     of Results: the frames are the first replication's, the report covers them all.
     """
-    import memstack_capacity.outputs.report_files  # noqa: F401  (registers the report writer)
-
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
@@ -60,9 +36,8 @@ def write_run(result, out_dir: str | Path, report: bool = True, summary: dict | 
         if len(result.jobs):
             write_csv(result.jobs, staging / "jobs.csv.gz", decimals=6, compression=GZIP)
         result.pods.to_csv(staging / "pods.csv", index=False)
-        for writer in WRITERS:
-            if report or getattr(writer, "always", False):
-                writer(replications if replications else result, staging)
+        if report:
+            write_report(replications if replications else result, staging)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         staging.rename(out_dir)

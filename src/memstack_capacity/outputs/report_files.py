@@ -1,10 +1,10 @@
 """report.html (self-contained) and the writer that puts the report beside a run's outputs.
 
 :func:`render_html` embeds every figure as a base64 PNG and inlines its styles, so the
-file opens anywhere with no network. :func:`write_report` is registered in
-:data:`memstack_capacity.outputs.files.WRITERS`: ``write_run`` calls it with the
-staging directory, and it writes ``report.md``, ``report.html``, ``plots/*.png`` and
-``manifests/*.yaml``, and adds the alert episodes to ``summary.json``.
+file opens anywhere with no network. :func:`write_report` is what
+:func:`memstack_capacity.outputs.files.write_run` calls with its staging directory: it
+writes ``report.md``, ``report.html``, ``plots/*.png`` and ``manifests/*.yaml``, and adds
+the alert episodes to ``summary.json``.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from memstack_capacity.errors import ScenarioError
 from memstack_capacity.outputs import plots
+from memstack_capacity.outputs.json_text import summary_json
 from memstack_capacity.outputs.report import as_list, build_blocks, render_markdown
 from memstack_capacity.results.alert_series import attach_alerts
 
@@ -88,7 +89,6 @@ def write_report(results, out_dir: str | Path) -> list[Path]:
 
     Also fills ``summary["alerts"]`` and rewrites ``summary.json`` if ``out_dir`` has one.
     """
-    from memstack_capacity.outputs.files import summary_json
     from memstack_capacity.outputs.manifests.files import write_manifests
 
     results = as_list(results)
@@ -113,13 +113,3 @@ def write_report(results, out_dir: str | Path) -> list[Path]:
         (out / name).write_text(text, encoding="utf-8")
         written.append(out / name)
     return written
-
-
-def _register() -> None:
-    from memstack_capacity.outputs import files
-
-    if write_report not in files.WRITERS:
-        files.WRITERS.append(write_report)
-
-
-_register()
