@@ -128,7 +128,7 @@ class RedisStore:
     def __init__(self, env, name: str, spec, executor, scenario, streams):
         self.env = env
         self.name = name
-        self.kind = "redis"
+        self.kind = spec.kind
         self.executor = executor
         self.server = FifoServer(env)
         self.op_time = float(spec.op_time)
@@ -234,7 +234,7 @@ class ExternalStore:
     def __init__(self, env, name: str, spec, executor, fail_task, streams):
         self.env = env
         self.name = name
-        self.kind = "external"
+        self.kind = spec.kind
         self.executor = executor
         self.fail_task = fail_task
         self.latency = Sampler(spec.latency, streams(f"datastores/{name}/latency"))

@@ -37,6 +37,7 @@ from memstack_capacity.components.clock import call_later, call_later_fn
 from memstack_capacity.components.datastores.stats import WaitStats
 from memstack_capacity.components.datastores.pools import Conn, ConnPool, PSServer
 from memstack_capacity.components.recorder import REASON_CODE
+from memstack_capacity.scenario.kinds import KINDS
 
 
 class Session:
@@ -61,7 +62,7 @@ class SqlStore:
         self.kind = spec.kind
         self.executor = executor
         self.fail_task = fail_task  # (task, reason_code) -> None
-        if spec.kind == "postgresql":
+        if KINDS[spec.kind].queue_pool:
             p = spec.pool
             self.pool_args = (p.pool_size, p.max_overflow, float(p.pool_timeout))
             self.pre_ping = p.pool_pre_ping
