@@ -34,6 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from memstack_capacity.components.clock import call_later
+from memstack_capacity.scenario.kinds import KINDS
 
 #: kubectl drain retries a refused eviction after this long.
 EVICTION_RETRY_S = 5.0
@@ -161,11 +162,11 @@ class EventRunner:
     def _datastore_slowdown(self, spec, _index: int) -> None:
         store = self._store(spec.datastore)
         factor = float(spec.factor)
-        if store.kind == "external":
+        if KINDS[store.kind].is_external:
             sample = store.latency
             store.latency = lambda: sample() * factor
             call_later(self.env, spec.duration, lambda _e: setattr(store, "latency", sample))
-        elif store.kind == "redis":
+        elif KINDS[store.kind].is_cache:
             store.server.speed = 1.0 / factor
             call_later(self.env, spec.duration, lambda _e: setattr(store.server, "speed", 1.0))
         else:

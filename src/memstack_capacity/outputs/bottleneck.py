@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from memstack_capacity.scenario.kinds import kind_of
 from memstack_capacity.scenario.workload import CallStep, CpuStep, EnqueueStep, ExternalStep, ParallelStep, RepeatStep
 
 
@@ -69,7 +70,7 @@ def demands(scenario) -> tuple[dict, dict]:
 
 
 def _job_duration(scenario, d: dict) -> float:
-    ext = {n: s for n, s in (scenario.datastores or {}).items() if getattr(s, "kind", None) == "external"}
+    ext = {n: s for n, s in (scenario.datastores or {}).items() if kind_of(s).is_external}
     t = d.get("cpu", 0.0) + sum(v for k, v in d.items() if isinstance(k, tuple) and k[0] == "call")
     return t + sum(v * _mean(ext[k[1]].latency) for k, v in d.items() if isinstance(k, tuple) and k[0] == "ext"
                    and k[1] in ext)  # fmt: skip
@@ -94,18 +95,18 @@ def ceilings(scenario) -> list[Ceiling]:
         out.append(Ceiling("api_cpu", "the API's CPU", pods * usable / cpu,
                            f"{pods} pods × {usable:g} usable core(s) / {cpu * 1000:.2f} ms of CPU per request"))
     for name, spec in (scenario.datastores or {}).items():
-        kind = getattr(spec, "kind", None)
+        kind = kind_of(spec)
         d = per_req.get(("call", name), 0.0)
         cores = getattr(spec, "cores", None)
-        if d > 0 and cores and kind != "redis":
+        if d > 0 and cores and not kind.is_cache:
             out.append(Ceiling("datastore", f"the `{name}` server", cores / d,
                                f"{cores} cores / {d * 1000:.2f} ms of queries per request"))
-        if d > 0 and kind == "postgresql":
+        if d > 0 and kind.queue_pool:
             usable = spec.max_connections - spec.superuser_reserved_connections
             out.append(Ceiling("connections", f"`{name}`'s connection limit", usable / d,
                                f"{usable} connections / {d * 1000:.2f} ms held per request"))
         calls, all_calls = per_req.get(("ext", name), 0.0), total.get(("ext", name), 0.0)
-        if kind == "external" and all_calls > 0 and spec.rate_limit:
+        if kind.is_external and all_calls > 0 and spec.rate_limit:
             path = "requests" if calls > 0 else "jobs"
             out.append(Ceiling("external", f"the `{name}` rate limit", spec.rate_limit / all_calls,
                                f"{spec.rate_limit * 60:g}/min / {all_calls:.3g} calls per request", path))

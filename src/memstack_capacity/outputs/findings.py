@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from memstack_capacity.outputs.plots import hpa_targets
+from memstack_capacity.scenario.kinds import kind_of
 
 #: The guide's reading of the two alerts whose deployed thresholds differ from it.
 GUIDE_ERROR_RATIO, DEPLOYED_5XX_RPS, GUIDE_CPU_FRACTION, DEPLOYED_CPU_CORES = 0.05, 0.05, 0.8, 0.8
@@ -84,7 +85,7 @@ def fallback_connection_budget(scenario) -> dict[str, dict]:
     """Per PostgreSQL store: the most connections the pools may open, at max replicas."""
     out = {}
     for sname, spec in (scenario.datastores or {}).items():
-        if getattr(spec, "kind", None) != "postgresql":
+        if not kind_of(spec).queue_pool:
             continue
         per = spec.pool.pool_size + spec.pool.max_overflow
         parts = {}

@@ -13,6 +13,7 @@ from typing import Any
 
 from memstack_capacity.errors import Problem
 from memstack_capacity.scenario import quantities as q
+from memstack_capacity.scenario.kinds import kind_of
 
 
 def _names(names: set[str]) -> str:
@@ -61,7 +62,7 @@ def cross_reference_problems(data: Mapping[str, Any]) -> list[Problem]:
     workload = _mapping(data.get("workload"))
     jobs = {j["name"] for j in _list(workload.get("jobs")) if isinstance(j, Mapping) and isinstance(j.get("name"), str)}
     datastores = _mapping(data.get("datastores"))
-    externals = {n for n, d in datastores.items() if isinstance(d, Mapping) and d.get("kind") == "external"}
+    externals = {n for n, d in datastores.items() if isinstance(d, Mapping) and kind_of(d).is_external}
     stores = set(datastores) - externals
 
     def check_steps(steps: object, path: str) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -85,9 +85,6 @@ class ExternalSpec(SpecModel):
                                           "at most rate_limit × rate_window are accepted per window")
 
     _rate = field_validator("rate_limit", mode="before")(classmethod(lambda cls, v: v if v is None else parse_rate(v)))
-
-
-DatastoreSpec = Annotated[Union[PostgresSpec, Neo4jSpec, RedisSpec, ExternalSpec], Field(discriminator="kind")]
 
 
 class NodeSpec(SpecModel):

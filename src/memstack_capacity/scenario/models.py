@@ -14,7 +14,9 @@ from memstack_capacity.scenario.base import Duration, PositiveDuration, SpecMode
 from memstack_capacity.scenario.crossref import cross_reference_problems
 from memstack_capacity.scenario.deployment import Deployment
 from memstack_capacity.scenario.hpa import keep_given_fields
-from memstack_capacity.scenario.infrastructure import Cluster, DatastoreSpec, Event, Targets
+from memstack_capacity.scenario.infrastructure import Cluster, Event, Targets
+from memstack_capacity.scenario import kinds
+from memstack_capacity.scenario.kinds import DatastoreSpec
 from memstack_capacity.scenario.overrides import apply_overrides, split_path
 from memstack_capacity.scenario.problems import parse_as
 from memstack_capacity.scenario.workload import Workload
@@ -73,3 +75,28 @@ class Scenario(SpecModel):
 
     def worker_names(self) -> list[str]:
         return [n for n, d in self.deployments.items() if d.consumes]
+
+
+def register_kind(kind: kinds.DatastoreKind) -> kinds.DatastoreKind:
+    """Add a datastore kind at run time (a plug-in, a test): scenarios may then name it.
+
+    Raises ValueError naming what the kind lacks. The built-in kinds are in
+    :data:`memstack_capacity.scenario.kinds.KINDS`.
+    """
+    kinds.add(kind)
+    _accept_registered_kinds()
+    return kind
+
+
+def unregister_kind(name: str) -> None:
+    """Take a kind added by :func:`register_kind` away again."""
+    kinds.remove(name)
+    _accept_registered_kinds()
+
+
+def _accept_registered_kinds() -> None:
+    """Scenario's ``datastores`` field takes the union of the kinds now registered."""
+    kinds.DatastoreSpec = kinds.spec_union()
+    Scenario.model_fields["datastores"].annotation = dict[str, kinds.DatastoreSpec]
+    Scenario.model_rebuild(force=True)
+

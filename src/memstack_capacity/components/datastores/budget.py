@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 
+from memstack_capacity.scenario.kinds import KINDS
 from memstack_capacity.scenario.workload import CallStep, ParallelStep, RepeatStep
 
 
@@ -74,7 +75,7 @@ def connection_budget(scenario) -> dict:
     """
     out: dict = {}
     for store, spec in scenario.datastores.items():
-        if spec.kind != "postgresql":
+        if not KINDS[spec.kind].queue_pool:
             continue
         pool = spec.pool
         unbounded = pool.max_overflow == -1 or pool.pool_size == 0

@@ -129,7 +129,7 @@ class RedisStore:
     def __init__(self, env, name: str, spec, executor, scenario, streams):
         self.env = env
         self.name = name
-        self.kind = "redis"
+        self.kind = spec.kind
         self.executor = executor
         self.down = None  # (end, mode) during an outage
         self.server = FifoServer(env)
@@ -238,7 +238,7 @@ class ExternalStore:
     def __init__(self, env, name: str, spec, executor, fail_task, streams):
         self.env = env
         self.name = name
-        self.kind = "external"
+        self.kind = spec.kind
         self.executor = executor
         self.down = None  # (end, mode) during an outage
         self.fail_task = fail_task

@@ -21,6 +21,7 @@ from memstack_capacity.components.datastores.budget import connection_budget
 from memstack_capacity.components.datastores.failure import fail_task
 from memstack_capacity.components.datastores.kv import ExternalStore, RedisStore
 from memstack_capacity.components.datastores.sql import SqlStore
+from memstack_capacity.scenario.kinds import KINDS
 
 
 class Datastores:
@@ -31,16 +32,16 @@ class Datastores:
         self.interval = float(sample_interval)
         self.stores: dict = {}
         for name, spec in scenario.datastores.items():
-            if spec.kind in ("postgresql", "neo4j"):
+            if KINDS[spec.kind].pooled:
                 store = SqlStore(env, name, spec, executor, fail_task)
-            elif spec.kind == "redis":
+            elif KINDS[spec.kind].is_cache:
                 store = RedisStore(env, name, spec, executor, scenario, streams)
             else:
                 store = ExternalStore(env, name, spec, executor, fail_task, streams)
             self.stores[name] = store
-        self.sql = [s for s in self.stores.values() if s.kind in ("postgresql", "neo4j")]
+        self.sql = [s for s in self.stores.values() if KINDS[s.kind].pooled]
         self.sessions = [s for s in self.sql if s.session]
-        self.pooled = [s for s in self.stores.values() if s.kind != "redis"]
+        self.pooled = [s for s in self.stores.values() if KINDS[s.kind].per_process]
         self.budget = connection_budget(scenario)
         self.warmup = float(scenario.warmup)
         self.measure_from = 0.0
@@ -91,14 +92,14 @@ class Datastores:
         now = self.env.now
         self.measure_from = now
         for name, s in self.stores.items():
-            if s.kind in ("postgresql", "neo4j"):
+            if KINDS[s.kind].pooled:
                 s.waits.measuring = True
                 s.peak = s.server_open
                 area_use, area_wait = s.areas()
                 self._base[name] = {"timeouts": s.timeouts, "refused": s.refused, "calls": s.calls,
                                     "connects": s.connects, "overflow_closed": s.overflow_closed,
                                     "busy": s.server.busy_now(), "area_use": area_use, "area_wait": area_wait}
-            elif s.kind == "redis":
+            elif KINDS[s.kind].is_cache:
                 s.lookups = s.hits = 0
                 for site in s.sites.values():
                     site.lookups = site.hits = 0
@@ -112,8 +113,8 @@ class Datastores:
     def sample(self, now: float, add) -> None:
         dt = self.interval
         for name, s in self.stores.items():
-            kind = s.kind
-            if kind in ("postgresql", "neo4j"):
+            kind = KINDS[s.kind]
+            if kind.pooled:
                 if s.session:
                     s.sweep_sessions()
                 busy = s.server.busy_now()
@@ -126,7 +127,7 @@ class Datastores:
                 add(now, name, "utilization", (busy - self._busy_prev[name]) / (s.server.cores * dt))
                 add(now, name, "queries_in_service", s.server.in_service())
                 self._busy_prev[name] = busy
-            elif kind == "redis":
+            elif kind.is_cache:
                 busy = s.server.busy_now()
                 add(now, name, "utilization", (busy - self._busy_prev[name]) / dt)
                 self._busy_prev[name] = busy
@@ -152,7 +153,7 @@ class Datastores:
         out: dict = {}
         for name, s in self.stores.items():
             base = self._base.get(name, {})
-            if s.kind in ("postgresql", "neo4j"):
+            if KINDS[s.kind].pooled:
                 w = s.waits
                 util = (s.server.busy_now() - base.get("busy", 0.0)) / (s.server.cores * span)
                 area_use, area_wait = s.areas()
@@ -174,10 +175,10 @@ class Datastores:
                 }
                 if name in self.budget:
                     entry["budget"] = self.budget[name]
-            elif s.kind == "redis":
+            elif KINDS[s.kind].is_cache:
                 util = (s.server.busy_now() - base.get("busy", 0.0)) / span
                 entry = {
-                    "kind": "redis",
+                    "kind": s.kind,
                     "utilization": {"mean": util},
                     "ops": s.server.ops - base.get("ops", 0),
                     "hit_ratio": s.hits / s.lookups if s.lookups else None,
@@ -186,7 +187,7 @@ class Datastores:
                 }
             else:
                 entry = {
-                    "kind": "external",
+                    "kind": s.kind,
                     "calls": s.calls - base.get("calls", 0),
                     "rate_limited": s.rejected - base.get("rejected", 0),
                     "failed": s.failed - base.get("failed", 0),

@@ -38,6 +38,7 @@ from memstack_capacity.components.datastores.failure import refuse_while_down
 from memstack_capacity.components.datastores.stats import WaitStats
 from memstack_capacity.components.datastores.pools import Conn, ConnPool, PSServer
 from memstack_capacity.components.recorder import REASON_CODE
+from memstack_capacity.scenario.kinds import KINDS
 
 
 class Session:
@@ -63,7 +64,7 @@ class SqlStore:
         self.executor = executor
         self.fail_task = fail_task  # (task, reason_code) -> None
         self.down = None  # (end, mode) during an outage
-        if spec.kind == "postgresql":
+        if KINDS[spec.kind].queue_pool:
             p = spec.pool
             self.pool_args = (p.pool_size, p.max_overflow, float(p.pool_timeout))
             self.pre_ping = p.pool_pre_ping

@@ -9,6 +9,7 @@ by the build (:mod:`memstack_capacity.components.spikes`).
 from __future__ import annotations
 
 from memstack_capacity.errors import Problem, ScenarioError
+from memstack_capacity.scenario.kinds import KINDS
 from memstack_capacity.scenario.overrides import split_path
 
 #: Pod-template fields: changing one makes a new ReplicaSet (a rollout).
@@ -44,7 +45,7 @@ def check_references(scenario, nodes: set) -> list[Problem]:
         if event.kind in ("cache_flush", "datastore_slowdown", "datastore_outage"):
             if store not in stores:
                 problems.append(Problem(where, f"names no datastore (have: {', '.join(sorted(stores)) or 'none'})", store))
-            elif event.kind == "cache_flush" and stores[store].kind != "redis":
+            elif event.kind == "cache_flush" and not KINDS[stores[store].kind].is_cache:
                 problems.append(Problem(where, f"`{store}` is not a Redis datastore", store))
         named = list(getattr(spec, "nodes", []) or []) + ([spec.node] if getattr(spec, "node", None) else [])
         for name in named:

@@ -18,14 +18,15 @@ import time
 from memstack_capacity.components.hpa.calc import ControllerConfig
 from memstack_capacity.components.recorder import Recorder
 from memstack_capacity.components.workload import PiecewiseLinearRate
+from memstack_capacity.engine.capabilities import require
 from memstack_capacity.engine.fluid import noise
 from memstack_capacity.engine.fluid.flow import Demand, compile_steps, cpu_moments, pod_chain, redis_hit_ratios
 from memstack_capacity.engine.fluid.pods import VCluster, VDeployment, VHPA
 from memstack_capacity.engine.fluid.report import Totals, caveats_for, fluid_summary
 from memstack_capacity.engine.fluid.tiers import RHO_MAX, Tiers
 from memstack_capacity.engine.rng import stream
-from memstack_capacity.engine.capabilities import require
 from memstack_capacity.engine.record import DeploymentTotals, FlowFigures, RunRecord
+from memstack_capacity.scenario.kinds import KINDS
 
 def default_step(scenario) -> float:
     """The longest step: 1 s for runs up to about 6 h, then longer, up to the metrics resolution.
@@ -282,7 +283,7 @@ class FluidSim:
         for name, j in self.jobs.items():
             dm, w = self.tiers.job_demand[name], j["rate"] / total
             load.cpu += w * dm.cpu
-            for attr in ("calls", "server", "redis_ops", "ext"):
+            for attr in ("calls", "server", "cache_ops", "ext"):
                 acc = getattr(load, attr)
                 for key, v in getattr(dm, attr).items():
                     acc[key] = acc.get(key, 0.0) + w * v
@@ -308,11 +309,11 @@ class FluidSim:
                 rate = min(lam, RHO_MAX * n * spec.cpu_capacity / dcpu)
                 _, t_cpu = pod_chain(rate / n, dcpu, spec.processes, spec.cpu_capacity)
                 factor = t_cpu / dcpu
-            ctx = ev["ctx"] if ev is not None else {"call": {}, "redis": {}, "ext": {}}
+            ctx = ev["ctx"] if ev is not None else {"call": {}, "cache": {}, "ext": {}}
             ctx = {**ctx, "call": {s: ctx["call"].get(s, (0.0, 1.0)) for s in tiers.stores},
-                   "redis": {s: ctx["redis"].get(s, 0.0) for s in tiers.stores},
+                   "cache": {s: ctx["cache"].get(s, 0.0) for s in tiers.stores},
                    "ext": {s: ctx["ext"].get(s, getattr(tiers.stores[s], "latency", None).expected()
-                                               if tiers.stores[s].kind == "external" else 0.0) for s in tiers.stores}}
+                                               if KINDS[tiers.stores[s].kind].is_external else 0.0) for s in tiers.stores}}
             t_job = max(tiers.job_time(job, ctx, factor), 1e-9)
             cap = slots / t_job
             if n and dcpu > 0:

@@ -6,7 +6,7 @@ A class's steps become a small expression tree of tuples:
 * ``("cpu", D, V)``: core-seconds of Python work, mean and variance (repeats are independent
   draws, so both are multiplied out);
 * ``("call", store, t, n)``: ``n`` PostgreSQL/Neo4j calls of mean server time ``t``;
-* ``("redis", store, n, site, miss)``: ``n`` Redis commands, ``miss`` run on a miss;
+* ``("cache", store, n, site, miss)``: ``n`` Redis commands, ``miss`` run on a miss;
 * ``("ext", name, n)``: ``n`` calls to an external API;
 * ``("par", branches, ratio)``: branches awaited together; ``ratio`` is E[max]/max(E) at no load;
 * ``("enq", job, n)``: ``n`` jobs enqueued.
@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from memstack_capacity.scenario.kinds import KINDS
 from memstack_capacity.scenario.workload import (
     CallStep, CpuStep, EnqueueStep, ExternalStep, ParallelStep, RepeatStep,
 )
@@ -36,10 +37,10 @@ def compile_steps(steps, stores: dict) -> list:
             out.append(("cpu", r * step.cpu.expected(), r * step.cpu.variance()))
         elif isinstance(step, CallStep):
             spec = stores[step.call]
-            if spec.kind == "redis":
+            if KINDS[spec.kind].is_cache:
                 miss = compile_steps(step.miss, stores) if step.miss else []
                 cacheable = step.key_space is not None and not step.write
-                out.append(("redis", step.call, r, (step.key_space, step.key_alpha or 0.0) if cacheable else None, miss))
+                out.append(("cache", step.call, r, (step.key_space, step.key_alpha or 0.0) if cacheable else None, miss))
             else:
                 t = step.time.expected() if step.time is not None else 0.0
                 out.append(("call", step.call, t, r))
@@ -104,13 +105,13 @@ def _erf(z: np.ndarray) -> np.ndarray:
 class Demand:
     """What one request (or job) asks of each resource, on average."""
 
-    __slots__ = ("cpu", "calls", "server", "redis_ops", "ext", "enq", "stores_used")
+    __slots__ = ("cpu", "calls", "server", "cache_ops", "ext", "enq", "stores_used")
 
     def __init__(self):
         self.cpu = 0.0
         self.calls: dict = {}  # store -> calls per request
         self.server: dict = {}  # store -> server seconds per request
-        self.redis_ops: dict = {}
+        self.cache_ops: dict = {}
         self.ext: dict = {}
         self.enq: dict = {}
         self.stores_used: set = set()
@@ -128,9 +129,9 @@ def accumulate(expr: list, hit: dict, weight: float = 1.0, acc: Demand | None = 
             acc.calls[store] = acc.calls.get(store, 0.0) + weight * n
             acc.server[store] = acc.server.get(store, 0.0) + weight * n * t
             acc.stores_used.add(store)
-        elif kind == "redis":
+        elif kind == "cache":
             _, store, n, site, miss = node
-            acc.redis_ops[store] = acc.redis_ops.get(store, 0.0) + weight * n
+            acc.cache_ops[store] = acc.cache_ops.get(store, 0.0) + weight * n
             if miss:
                 accumulate(miss, hit, weight * n * (1.0 - hit.get(site, 1.0)), acc)
         elif kind == "ext":
@@ -147,7 +148,7 @@ def latency(expr: list, ctx: dict, hit: dict) -> float:
     """Mean time through an expression list given the per-resource times in `ctx`.
 
     ctx: ``cpu`` (seconds per core-second of demand), ``call`` {store: (fixed, stretch)},
-    ``redis`` {store: seconds per command}, ``ext`` {name: seconds per call}.
+    ``cache`` {store: seconds per command}, ``ext`` {name: seconds per call}.
     """
     total = 0.0
     for node in expr:
@@ -157,9 +158,9 @@ def latency(expr: list, ctx: dict, hit: dict) -> float:
         elif kind == "call":
             fixed, stretch = ctx["call"][node[1]]
             total += node[3] * (fixed + node[2] * stretch)
-        elif kind == "redis":
+        elif kind == "cache":
             _, store, n, site, miss = node
-            total += n * ctx["redis"][store]
+            total += n * ctx["cache"][store]
             if miss:
                 total += n * (1.0 - hit.get(site, 1.0)) * latency(miss, ctx, hit)
         elif kind == "ext":
@@ -182,7 +183,7 @@ def cpu_moments(expr: list, hit: dict) -> tuple[float, float]:
         if kind == "cpu":
             mean += node[1]
             var += node[2]
-        elif kind == "redis" and node[4]:
+        elif kind == "cache" and node[4]:
             n, q = node[2], 1.0 - hit.get(node[3], 1.0)
             m, v = cpu_moments(node[4], hit)
             mean += n * q * m
@@ -202,7 +203,7 @@ def redis_hit_ratios(classes_expr: list, weights: list, stores: dict) -> dict:
 
     def walk(expr, w):
         for node in expr:
-            if node[0] == "redis" and node[3] is not None:
+            if node[0] == "cache" and node[3] is not None:
                 key = (node[1], node[3])
                 shares[key] = shares.get(key, 0.0) + w * node[2]
             elif node[0] == "par":

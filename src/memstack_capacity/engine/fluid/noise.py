@@ -49,6 +49,7 @@ import math
 
 from memstack_capacity.engine.fluid.flow import chain_moments
 from memstack_capacity.engine.fluid.tiers import RHO_MAX
+from memstack_capacity.scenario.kinds import KINDS
 
 #: Index of dispersion of a tier held at saturation (a geometric count at ρ = RHO_MAX).
 I_SATURATED = 1.0 / (1.0 - RHO_MAX)
@@ -93,7 +94,7 @@ def api_open_variance(tiers, ev: dict, x: float, n_api: int) -> float:
         queued += occ
     for store, st in ev["stores"].items():
         spec = tiers.stores[store]
-        if spec.kind in ("postgresql", "neo4j") and st["calls"] > 0 and st["util"] > 0:
+        if KINDS[spec.kind].pooled and st["calls"] > 0 and st["util"] > 0:
             work = st["util"] * spec.cores
             s_mean = work / st["calls"]
             lam_q = min(work, RHO_MAX * spec.cores) / s_mean
@@ -101,11 +102,11 @@ def api_open_variance(tiers, ev: dict, x: float, n_api: int) -> float:
             occ = x * sum(wc * t for wc, t in zip(w, tiers.tier_times(ctx, ("store", store), base)))
             var += (v / mean if mean > 0 else 1.0) * occ
             queued += occ
-        elif spec.kind == "redis" and st["util"] > 0 and store in ctx["redis"]:
+        elif KINDS[spec.kind].is_cache and st["util"] > 0 and store in ctx["cache"]:
             rho = min(st["util"], RHO_MAX)
             wait = spec.op_time / (1.0 - rho)
-            share = wait / ctx["redis"][store] if ctx["redis"][store] > 0 else 0.0
-            occ = share * x * sum(wc * t for wc, t in zip(w, tiers.tier_times(ctx, ("redis", store), base)))
+            share = wait / ctx["cache"][store] if ctx["cache"][store] > 0 else 0.0
+            occ = share * x * sum(wc * t for wc, t in zip(w, tiers.tier_times(ctx, ("cache", store), base)))
             var += occ / (1.0 - rho)
             queued += occ
     return var + max(in_pods - queued, 0.0)  # delays: Poisson

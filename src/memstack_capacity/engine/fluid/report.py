@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from memstack_capacity.components.workers import MAX_TASK_QUEUE_SIZE
 from memstack_capacity.engine.fluid.flow import mmc_response_quantile
+from memstack_capacity.scenario.kinds import KINDS
 
 
 class Totals:
@@ -232,7 +233,7 @@ def write_samples(sim, now: float) -> None:
     for store, spec in sim.sc.datastores.items():
         st = (ev or {}).get("stores", {}).get(store) if ev else None
         ex = (ev or {}).get("ext", {}).get(store) if ev else None
-        if spec.kind in ("postgresql", "neo4j"):
+        if KINDS[spec.kind].pooled:
             st = st or {"in_use": 0.0, "waiters": 0.0, "refused": 0.0, "util": 0.0, "in_service": 0.0, "calls": 0.0}
             sim.conn_peak[store] = max(sim.conn_peak.get(store, 0.0), st["in_use"])
             add(now, store, "connections_in_use", st["in_use"])
@@ -240,7 +241,7 @@ def write_samples(sim, now: float) -> None:
             add(now, store, "refused", st["refused"] * st["calls"] * span)
             add(now, store, "utilization", st["util"])
             add(now, store, "queries_in_service", st["in_service"])
-        elif spec.kind == "redis":
+        elif KINDS[spec.kind].is_cache:
             add(now, store, "utilization", (st or {}).get("util", 0.0))
         else:
             ex = ex or {"in_flight": 0.0, "waiters": 0.0, "rejected": 0.0, "rate": 0.0}

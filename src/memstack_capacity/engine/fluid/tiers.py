@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 from memstack_capacity.engine.fluid.flow import Demand, accumulate, erlang_wait, latency, pod_chain
+from memstack_capacity.scenario.kinds import KINDS
 
 #: Utilisation at which a tier counts as saturated; beyond it the fluid backlog grows.
 RHO_MAX = 0.98
@@ -56,8 +57,8 @@ class Tiers:
             free = spec.cores - job_rate * job_load.server.get(store, 0.0)
             if d.server.get(store, 0.0) > 0:
                 best.append((max(free, 0.0) / d.server[store], f"{store} server cores", ("store", store)))
-        for store, ops in d.redis_ops.items():
-            best.append((1.0 / (ops * self.stores[store].op_time), f"{store} (single thread)", ("redis", store)))
+        for store, ops in d.cache_ops.items():
+            best.append((1.0 / (ops * self.stores[store].op_time), f"{store} (single thread)", ("cache", store)))
         if not best:
             return math.inf, "none"
         cap, label, key = min(best)
@@ -75,7 +76,7 @@ class Tiers:
         d, p, k = self.mean, self.p, self.k
         lam_pod = x / n_api if n_api else 0.0
         procs = max(n_api * p, 1)
-        ctx = {"call": {}, "redis": {}, "ext": {}}
+        ctx = {"call": {}, "cache": {}, "ext": {}}
         out = {"stores": {}, "ext": {}, "errors": 0.0}
         # API CPU: the pod's birth–death chain (PS per process, held to limits.cpu).
         if d.cpu > 0 and lam_pod > 0:
@@ -89,7 +90,7 @@ class Tiers:
             ctx["cpu"] = 1.0
         # PostgreSQL / Neo4j: queries processor-shared on the server's cores; pools per process.
         for store, spec in self.stores.items():
-            if spec.kind in ("postgresql", "neo4j"):
+            if KINDS[spec.kind].pooled:
                 calls = x * d.calls.get(store, 0.0) + job_rate * job_load.calls.get(store, 0.0)
                 work = x * d.server.get(store, 0.0) + job_rate * job_load.server.get(store, 0.0)
                 stretch = 1.0
@@ -98,10 +99,10 @@ class Tiers:
                     lam_q = _clamp(work, spec.cores) / s_mean
                     _, t_q = pod_chain(lam_q, s_mean, spec.cores, spec.cores)
                     stretch = t_q / s_mean
-                pre = spec.round_trip if (spec.kind == "postgresql" and spec.pool.pool_pre_ping) else 0.0
+                pre = spec.round_trip if (KINDS[spec.kind].queue_pool and spec.pool.pool_pre_ping) else 0.0
                 fixed = spec.round_trip + pre
                 hold = fixed + (work / calls if calls else 0.0) * stretch
-                if spec.kind == "postgresql":
+                if KINDS[spec.kind].queue_pool:
                     limit = math.inf if spec.pool.max_overflow < 0 else spec.pool.pool_size + spec.pool.max_overflow
                     server_limit = spec.max_connections - spec.superuser_reserved_connections
                 else:
@@ -123,10 +124,10 @@ class Tiers:
                                         "wait": wait, "waiters": rate_proc * procs * wait, "refused": refused,
                                         "in_service": min(work * stretch, calls * 1e9)}
                 out["errors"] += refused * min(1.0, d.calls.get(store, 0.0))
-            elif spec.kind == "redis":
-                ops = x * d.redis_ops.get(store, 0.0) + job_rate * job_load.redis_ops.get(store, 0.0)
+            elif KINDS[spec.kind].is_cache:
+                ops = x * d.cache_ops.get(store, 0.0) + job_rate * job_load.cache_ops.get(store, 0.0)
                 rho = min(ops * spec.op_time, RHO_MAX)
-                ctx["redis"][store] = spec.round_trip + spec.op_time / (1.0 - rho)
+                ctx["cache"][store] = spec.round_trip + spec.op_time / (1.0 - rho)
                 out["stores"][store] = {"util": ops * spec.op_time, "ops": ops}
             else:
                 rate = x * d.ext.get(store, 0.0) + job_rate * job_load.ext.get(store, 0.0)
@@ -155,7 +156,7 @@ class Tiers:
 
     def tier_times(self, ctx: dict, key: tuple, base: list[float] | None = None) -> list[float]:
         """Per class, the mean time spent at one tier: ``("cpu",)`` the API CPU,
-        ``("store", s)`` the server part of the calls to `s` (its stretch), ``("redis", s)``
+        ``("store", s)`` the server part of the calls to `s` (its stretch), ``("cache", s)``
         the commands to `s`. The class's latency is linear in the tier's factor except
         through a parallel group's max, so ``f·∂T/∂f`` (a relative step of 1e-6) is that time.
         `base`: the classes' latencies at `ctx`, when the caller has them."""
@@ -166,8 +167,8 @@ class Tiers:
         elif key[0] == "store" and key[1] in ctx["call"]:
             fixed, stretch = ctx["call"][key[1]]
             c["call"] = {**ctx["call"], key[1]: (fixed, stretch * (1.0 + h))}
-        elif key[0] == "redis" and key[1] in ctx["redis"]:
-            c["redis"] = {**ctx["redis"], key[1]: ctx["redis"][key[1]] * (1.0 + h)}
+        elif key[0] == "cache" and key[1] in ctx["cache"]:
+            c["cache"] = {**ctx["cache"], key[1]: ctx["cache"][key[1]] * (1.0 + h)}
         else:
             return [0.0] * len(self.exprs)
         if base is None:

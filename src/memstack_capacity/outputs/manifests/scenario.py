@@ -31,6 +31,7 @@ from memstack_capacity.outputs.manifests.inputs import (
     ProbeTiming,
     Strategy,
 )
+from memstack_capacity.scenario.kinds import kind_of
 
 
 def _probe(probe: Any) -> ProbeTiming | None:
@@ -106,7 +107,7 @@ def _deployment(role: str, dep: Any) -> DeploymentInputs:
 
 def _pool(scenario: Any) -> PoolSettings:
     stores = dict(getattr(scenario, "datastores", {}) or {})
-    postgres = [name for name, spec in stores.items() if getattr(spec, "kind", None) == "postgresql"]
+    postgres = [name for name, spec in stores.items() if kind_of(spec).queue_pool]
     if not postgres:
         return PoolSettings()
     pool = stores["postgres" if "postgres" in postgres else postgres[0]].pool
