@@ -17,7 +17,6 @@ to the executor, the deployments and the monitor:
 from __future__ import annotations
 
 from memstack_capacity.components.clock import call_later
-from memstack_capacity.components.datastores.budget import connection_budget
 from memstack_capacity.components.datastores.kv import ExternalStore, RedisStore
 from memstack_capacity.components.datastores.sql import SqlStore
 from memstack_capacity.components.flows import CALL, EXTERNAL
@@ -58,7 +57,6 @@ class Datastores:
         executor.routes.update({name: s.handle for name, s in self.stores.items()})
         executor.handlers[CALL] = executor.route  # routes[op[1]]: one dict lookup in the executor
         executor.handlers[EXTERNAL] = executor.route
-        self.budget = connection_budget(scenario)
         self.warmup = float(scenario.warmup)
         self.measure_from = 0.0
         self._base: dict = {}
@@ -199,8 +197,6 @@ class Datastores:
                     "connects": s.connects - base.get("connects", 0),
                     "overflow_closed": s.overflow_closed - base.get("overflow_closed", 0),
                 }
-                if name in self.budget:
-                    entry["budget"] = self.budget[name]
             elif s.kind == "redis":
                 util = (s.server.busy_now() - base.get("busy", 0.0)) / span
                 entry = {
