@@ -154,3 +154,16 @@ def test_replications_give_t_intervals():
     results = [simulate(scenario(), seed=s) for s in (1, 2, 3)]
     md = render_markdown(results)
     assert "95 % CI" in md and "± " in md and "met in 3/3 runs" in md
+
+
+def test_max_pods_is_one_figure_for_the_budget_the_ceilings_and_the_capacity_table():
+    """A deployment that starts above its HPA's maxReplicas runs that many pods at first: every reader says so."""
+    from memstack_capacity.outputs.bottleneck import ceilings
+
+    hpa = {"minReplicas": 1, "maxReplicas": 3,
+           "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]}
+    sc = scenario(**{"deployments.api.replicas": 5, "deployments.api.hpa": hpa})
+    assert sc.deployments["api"].max_replicas == 5
+    assert scenario(**{"deployments.api.hpa": hpa}).deployments["api"].max_replicas == 3
+    api_cpu = next(c for c in ceilings(sc) if c.tier == "api_cpu")
+    assert api_cpu.how.startswith("5 pods × 1 usable core(s)")

@@ -127,10 +127,6 @@ def _headline_rows(results) -> list[list[str]]:
     return rows
 
 
-def _max_pods(dep) -> int:
-    return int(getattr(dep.hpa, "maxReplicas", None) or dep.replicas)
-
-
 def _series_peak(result, metric: str) -> float | None:
     s = result.series
     cols = [f"{d}/{metric}" for d in result.scenario.deployments if f"{d}/{metric}" in s.columns]
@@ -153,9 +149,9 @@ def _capacity_rows(results) -> list[list[str]]:
         vals = [r.summary["deployments"][name]["replicas"]["max"] for r in results]
         return f"{max(v for v in vals if v is not None)} reached" if any(v is not None for v in vals) else "n/a"
 
-    pods = {n: _max_pods(d) for n, d in deps.items()}
+    pods = {n: d.max_replicas for n, d in deps.items()}
     cpu_lim = sum((d.resources.limits.cpu or 0) * pods[n] for n, d in deps.items())
-    cpu_use = sum(min(d.resources.limits.cpu or d.processes, d.processes) * pods[n] for n, d in deps.items())
+    cpu_use = sum(d.cpu_capacity * pods[n] for n, d in deps.items())
     mem_lim = sum((d.resources.limits.memory or 0) * pods[n] for n, d in deps.items())
     peak_cores, peak_mem = _series_peak(r0, "cpu_cores"), _series_peak(r0, "memory_bytes")
     thr = mean_ci([r.summary["requests"]["throughput_rps"] for r in results])[0]
