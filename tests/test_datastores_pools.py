@@ -292,6 +292,6 @@ def test_connection_budget_counts_max_replicas_and_surge():
     sc2 = sc.model_copy(update={"deployments": {"api": api}})
     b2 = connection_budget(sc2)["postgres"]
     assert b2["deployments"]["api"]["surge"] == 5 and b2["demand"] == 25 * 60 and not b2["fits"]
-    api3 = sc.deployments["api"].model_copy(update={"hpa": {"maxReplicas": 3}})
+    api3 = sc.deployments["api"].model_copy(update={"hpa": SimpleNamespace(maxReplicas=3)})
     b3 = connection_budget(sc.model_copy(update={"deployments": {"api": api3}}))["postgres"]
     assert b3["demand"] == 4 * 60

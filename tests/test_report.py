@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from report_scenarios import scenario
 
-from memstack_capacity import simulate
+from memstack_capacity import load_scenario, simulate
+from memstack_capacity.components.datastores.budget import connection_budget
 from memstack_capacity.outputs import findings as F
 from memstack_capacity.outputs.report import mean_ci, render_markdown, t_quantile_975, verdict
+from memstack_capacity.results.replications import mean_ci95
+from memstack_capacity.results.summary import with_budgets
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 
 RES = {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "2Gi"}}
 
@@ -68,16 +75,39 @@ def test_throttling_finding():
     assert "throttling" in keys(result)
 
 
-def test_connection_budget_from_the_scenario():
+def test_connection_budget_reads_the_summary():
+    """The finding states the summary's budget: (maxReplicas + maxSurge) pods × processes × (pool_size + max_overflow)."""
     stores = {"postgres": {"kind": "postgresql", "max_connections": 100,
                            "pool": {"pool_size": 20, "max_overflow": 40}}}
     steps = [{"call": "postgres", "time": {"dist": "exponential", "mean": "1ms"}}, {"cpu": {"dist": "exponential", "mean": "5ms"}}]
     big = scenario(datastores=stores, **{"workload.requests": [{"name": "q", "weight": 1, "steps": steps}]})
-    found = F.connection_budget(big, {}, pd.DataFrame())
-    assert found is not None and "120 connections" in found.text and "97" in found.text
+    summary = {"datastores": with_budgets({"postgres": {"connections_max": 7}}, big)}
+    assert summary["datastores"]["postgres"]["budget"]["demand"] == (2 + 1) * 60  # 2 replicas, surge ceil(25 % of 2)
+    found = F.connection_budget(big, summary, pd.DataFrame())
+    assert found is not None and "180 connections" in found.text and "the 97 it accepts" in found.text
+    assert "api: (2 + 1 surge) pods × 1 process(es) × 60 = 180" in found.text and "peaked at 7" in found.text
+    assert F.connection_budget(big, {}, pd.DataFrame()) is None  # no budget in the summary: nothing figured here
     small_pool = dict(stores, postgres=dict(stores["postgres"], pool={"pool_size": 5, "max_overflow": 5}))
     small = scenario(datastores=small_pool, **{"workload.requests": [{"name": "q", "weight": 1, "steps": steps}]})
-    assert F.connection_budget(small, {}, pd.DataFrame()) is None
+    summary = {"datastores": with_budgets({"postgres": {}}, small)}
+    assert F.connection_budget(small, summary, pd.DataFrame()) is None
+
+
+def test_connection_budget_finding_and_report_say_the_summarys_figure():
+    """small.yaml: 2 replicas + 1 surge pod × 1 process × (5 + 10) = 45 connections (not 2 × 15 = 30)."""
+    sc = load_scenario(SCENARIOS / "small.yaml").with_overrides({"datastores.postgres.max_connections": 40})
+    result = simulate(sc)
+    budget = result.summary["datastores"]["postgres"]["budget"]
+    assert budget["demand"] == 45 and budget["deployments"]["api"]["pods_max"] == 3 and not budget["fits"]
+    found = {f.key: f for f in F.findings(result.scenario, result.summary, result.series)}["connection_budget"]
+    assert "may open 45 connections" in found.text and "the 37 it accepts" in found.text
+    assert "may open 45 connections" in render_markdown(result)
+
+
+def test_every_engine_puts_the_budget_in_the_summary():
+    sc = load_scenario(SCENARIOS / "small.yaml")
+    fluid = simulate(sc, mode="fluid").summary["datastores"]["postgres"]["budget"]
+    assert fluid == connection_budget(sc)["postgres"] and fluid["demand"] == 45
 
 
 def _lagging_series(catch_up_s: float) -> pd.DataFrame:
@@ -119,9 +149,23 @@ def test_alert_threshold_finding_on_error_ratio_disagreement(healthy):
 
 
 def test_replications_give_t_intervals():
-    assert t_quantile_975(1) == pytest.approx(12.706) and t_quantile_975(1000) == pytest.approx(1.96, abs=0.01)
-    mean, half = mean_ci([1.0, 2.0, 3.0])
-    assert mean == 2.0 and half == pytest.approx(4.303 * 1.0 / np.sqrt(3), rel=1e-6)
+    assert t_quantile_975(1) == pytest.approx(12.706, abs=1e-3) and t_quantile_975(1000) == pytest.approx(1.96, abs=0.01)
+    mean, half = mean_ci([1.0, 2.0, None, 3.0])
+    assert mean == 2.0 and half == pytest.approx(4.302652730 * 1.0 / np.sqrt(3), rel=1e-9)
+    assert half == (mean_ci95([1.0, 2.0, 3.0])[1][1] - 2.0)  # the report's ± is summary.json's interval
     results = [simulate(scenario(), seed=s) for s in (1, 2, 3)]
     md = render_markdown(results)
     assert "95 % CI" in md and "± " in md and "met in 3/3 runs" in md
+
+
+def test_max_pods_is_one_figure_for_the_budget_the_ceilings_and_the_capacity_table():
+    """A deployment that starts above its HPA's maxReplicas runs that many pods at first: every reader says so."""
+    from memstack_capacity.outputs.bottleneck import ceilings
+
+    hpa = {"minReplicas": 1, "maxReplicas": 3,
+           "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}]}
+    sc = scenario(**{"deployments.api.replicas": 5, "deployments.api.hpa": hpa})
+    assert sc.deployments["api"].max_replicas == 5
+    assert scenario(**{"deployments.api.hpa": hpa}).deployments["api"].max_replicas == 3
+    api_cpu = next(c for c in ceilings(sc) if c.tier == "api_cpu")
+    assert api_cpu.how.startswith("5 pods × 1 usable core(s)")

@@ -90,8 +90,7 @@ def ceilings(scenario) -> list[Ceiling]:
     api = scenario.deployments["api"]
     cpu = per_req.get("cpu", 0.0)
     if cpu > 0:
-        pods = getattr(api.hpa, "maxReplicas", None) or api.replicas
-        usable = min(api.resources.limits.cpu or api.processes, api.processes)
+        pods, usable = api.max_replicas, api.cpu_capacity
         out.append(Ceiling("api_cpu", "the API's CPU", pods * usable / cpu,
                            f"{pods} pods × {usable:g} usable core(s) / {cpu * 1000:.2f} ms of CPU per request"))
     for name, spec in (scenario.datastores or {}).items():
@@ -125,7 +124,7 @@ def ceilings(scenario) -> list[Ceiling]:
             fits = max(0, int((lim - dep.memory_base) // mem))
             if fits < slots:
                 slots, note = fits, f" (only {fits} jobs of {mem / 2**20:.0f} Mi fit in the memory limit)"
-        pods = getattr(dep.hpa, "maxReplicas", None) or dep.replicas
+        pods = dep.max_replicas
         out.append(Ceiling("workers", f"the `{wname}` workers", pods * slots / work,
                            f"{pods} pods × {slots} job slots{note} / {work:.3g} job-seconds per request", "jobs"))
     return sorted(out, key=lambda c: c.rps)
@@ -152,7 +151,7 @@ def onsets(scenario, summary: dict, series: pd.DataFrame) -> list[tuple[float, s
     api = scenario.deployments["api"]
     cores, ready = col("api/cpu_cores"), col("api/pods_ready")
     if cores is not None and ready is not None:
-        usable = min(api.resources.limits.cpu or api.processes, api.processes)
+        usable = api.cpu_capacity
         busy = cores / (ready.where(ready > 0) * usable)
         t = _first(busy >= 0.9, warm)
         if t is not None:

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 
 from memstack_capacity.outputs.plots import hpa_targets
-from memstack_capacity.scenario.kinds import kind_of
 
 #: The guide's reading of the two alerts whose deployed thresholds differ from it.
 GUIDE_ERROR_RATIO, DEPLOYED_5XX_RPS, GUIDE_CPU_FRACTION, DEPLOYED_CPU_CORES = 0.05, 0.05, 0.8, 0.8
@@ -71,66 +70,33 @@ def single_process_cpu(scenario, summary, series) -> Finding | None:
     return Finding("single_process_cpu", "CPU limit a pod cannot use", " ".join(texts)) if texts else None
 
 
-def _uses(steps, store: str) -> bool:
-    for step in steps:
-        if getattr(step, "call", None) == store:
-            return True
-        for child in (getattr(step, "parallel", None), getattr(step, "steps", None), getattr(step, "miss", None)):
-            if child and _uses(child, store):
-                return True
-    return False
-
-
-def fallback_connection_budget(scenario) -> dict[str, dict]:
-    """Per PostgreSQL store: the most connections the pools may open, at max replicas."""
-    out = {}
-    for sname, spec in (scenario.datastores or {}).items():
-        if not kind_of(spec).queue_pool:
-            continue
-        per = spec.pool.pool_size + spec.pool.max_overflow
-        parts = {}
-        for dname, dep in scenario.deployments.items():
-            if dep.consumes:
-                steps = [s for j in scenario.workload.jobs if j.name in dep.consumes for s in j.steps]
-            else:
-                steps = [s for c in scenario.workload.requests for s in c.steps]
-            if _uses(steps, sname):
-                pods = getattr(dep.hpa, "maxReplicas", None) or dep.replicas
-                parts[dname] = pods * dep.processes * per
-        if parts:
-            usable = spec.max_connections - spec.superuser_reserved_connections
-            out[sname] = {"budget": sum(parts.values()), "by_deployment": parts, "max_connections": usable}
-    return out
-
-
-def _budget(scenario) -> dict[str, dict]:
-    try:  # the datastore component's own figure once it exists
-        from memstack_capacity.components.datastores import sql as datastores_sql
-
-        fn = getattr(datastores_sql, "connection_budget", None)
-        if fn is not None:
-            got = fn(scenario)
-            if isinstance(got, dict) and got and all(isinstance(v, dict) and "budget" in v for v in got.values()):
-                return got
-    except ImportError:
-        pass
-    return fallback_connection_budget(scenario)
+def _count(n) -> str:
+    return "unbounded" if math.isinf(n) else f"{int(n)}"
 
 
 def connection_budget(scenario, summary, series) -> Finding | None:
-    """Pools that together may open more connections than the server accepts."""
+    """Pools that together may open more connections than the server accepts.
+
+    Reads the summary's ``datastores.<store>.budget`` (figured once, in the results layer):
+    (maxReplicas + rollout maxSurge) pods × processes × (pool_size + max_overflow) per deployment.
+    """
     texts = []
-    for store, b in _budget(scenario).items():
-        if b["budget"] <= b["max_connections"]:
+    for store, stats in (summary.get("datastores") or {}).items():
+        b = (stats or {}).get("budget")
+        if not b or b["fits"]:
             continue
-        parts = ", ".join(f"{d}: {n}" for d, n in b.get("by_deployment", {}).items())
-        peak = summary.get("datastores", {}).get(store, {}).get("connections_max")
+        parts = ", ".join(f"{d}: ({x['max_replicas']} + {x['surge']} surge) pods × {x['processes']} process(es) × "
+                          f"{_count(x['per_process'])} = {_count(x['connections'])}"
+                          for d, x in b["deployments"].items())  # fmt: skip
+        demand, limit = b["demand"], b["limit"]
+        times = f"{demand / limit:.1f}× " if limit and not math.isinf(demand) else ""
+        peak = stats.get("connections_max")
         seen = f" The run peaked at {peak} open connections." if peak is not None else ""
-        texts.append(f"At max replicas the connection pools may open {b['budget']} connections to `{store}` ({parts}), "
-                     f"{b['budget'] / b['max_connections']:.1f}× the {b['max_connections']} it accepts (max_connections "
-                     f"less superuser-reserved); beyond that new connections are refused with \"too many clients\"."
-                     f"{seen} Lower pool_size + max_overflow so that max pods × processes × (pool_size + max_overflow) "
-                     f"stays under max_connections, or put PgBouncer in front.")  # fmt: skip
+        texts.append(f"At max replicas plus the rollout surge the connection pools may open {_count(demand)} connections "
+                     f"to `{store}` ({parts}), {times}the {limit} it accepts (max_connections less "
+                     f"superuser-reserved); beyond that new connections are refused with \"too many clients\"."
+                     f"{seen} Lower pool_size + max_overflow so that (maxReplicas + maxSurge) pods × processes × "
+                     f"(pool_size + max_overflow) stays under max_connections, or put PgBouncer in front.")  # fmt: skip
     return Finding("connection_budget", "Connection budget above max_connections", " ".join(texts)) if texts else None
 
 

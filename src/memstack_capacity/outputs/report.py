@@ -17,26 +17,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numpy as np
-
 from memstack_capacity.outputs import bottleneck
 from memstack_capacity.outputs import findings as findings_mod
 from memstack_capacity.results import alert_series
+from memstack_capacity.results.replications import mean_half_width, t975
 
 __all__ = ["as_list", "mean_ci", "verdict", "build_blocks", "render_markdown", "t_quantile_975"]
 
-# Student t 0.975 quantiles for 1..30 degrees of freedom (beyond: interpolated towards 1.960).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)  # fmt: skip
-
-
-def t_quantile_975(df: int) -> float:
-    """The 0.975 quantile of Student's t with ``df`` degrees of freedom (two-sided 95 %)."""
-    if df < 1:
-        raise ValueError(f"df must be >= 1 (got {df})")
-    if df <= 30:
-        return _T975[df - 1]
-    return 1.960 + (2.042 - 1.960) * 30.0 / df  # t ≈ z + c/df; exact to 0.002 for df > 30
+#: The 0.975 quantile of Student's t (two-sided 95 %), the one summary.json's intervals use.
+t_quantile_975 = t975
 
 
 def as_list(results) -> list:
@@ -48,13 +37,11 @@ def as_list(results) -> list:
 
 
 def mean_ci(values) -> tuple[float | None, float | None]:
-    """Mean and the half-width of its 95 % t-interval (``None`` with fewer than two values)."""
-    vals = np.asarray([v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))], float)
-    if vals.size == 0:
+    """Mean and the half-width of its 95 % t-interval (``None`` with fewer than two values), missing values left out."""
+    vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
         return None, None
-    if vals.size < 2:
-        return float(vals[0]), None
-    return float(vals.mean()), float(t_quantile_975(vals.size - 1) * vals.std(ddof=1) / math.sqrt(vals.size))
+    return mean_half_width(vals)
 
 
 def _fmt(name: str, value) -> str:
@@ -127,10 +114,6 @@ def _headline_rows(results) -> list[list[str]]:
     return rows
 
 
-def _max_pods(dep) -> int:
-    return int(getattr(dep.hpa, "maxReplicas", None) or dep.replicas)
-
-
 def _series_peak(result, metric: str) -> float | None:
     s = result.series
     cols = [f"{d}/{metric}" for d in result.scenario.deployments if f"{d}/{metric}" in s.columns]
@@ -153,9 +136,9 @@ def _capacity_rows(results) -> list[list[str]]:
         vals = [r.summary["deployments"][name]["replicas"]["max"] for r in results]
         return f"{max(v for v in vals if v is not None)} reached" if any(v is not None for v in vals) else "n/a"
 
-    pods = {n: _max_pods(d) for n, d in deps.items()}
+    pods = {n: d.max_replicas for n, d in deps.items()}
     cpu_lim = sum((d.resources.limits.cpu or 0) * pods[n] for n, d in deps.items())
-    cpu_use = sum(min(d.resources.limits.cpu or d.processes, d.processes) * pods[n] for n, d in deps.items())
+    cpu_use = sum(d.cpu_capacity * pods[n] for n, d in deps.items())
     mem_lim = sum((d.resources.limits.memory or 0) * pods[n] for n, d in deps.items())
     peak_cores, peak_mem = _series_peak(r0, "cpu_cores"), _series_peak(r0, "memory_bytes")
     thr = mean_ci([r.summary["requests"]["throughput_rps"] for r in results])[0]

@@ -76,13 +76,22 @@ def mean_ci95(values: Sequence[float | None]) -> tuple[float | None, list[float]
     """
     if not values or any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
         return None, None
+    mean, half = mean_half_width(values)
+    return mean, None if half is None else [mean - half, mean + half]
+
+
+def mean_half_width(values: Sequence[float]) -> tuple[float, float | None]:
+    """The mean of ``values`` (at least one, all numbers) and the half-width of its 95 % t-interval.
+
+    The half-width is ``None`` with a single value. The report's ± and summary.json's
+    ``_ci95`` both come from here.
+    """
     n = len(values)
     mean = math.fsum(values) / n
     if n < 2:
         return mean, None
     var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
-    half = t975(n - 1) * math.sqrt(var / n)
-    return mean, [mean - half, mean + half]
+    return mean, t975(n - 1) * math.sqrt(var / n)
 
 
 def _is_number(value) -> bool:

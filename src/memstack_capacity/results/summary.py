@@ -13,6 +13,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from memstack_capacity.components.datastores.budget import connection_budget
 from memstack_capacity.components.recorder import STATUS_LABELS
 
 #: The error statuses ``requests.errors`` always lists (zero when none happened), as the contract shows.
@@ -108,11 +109,22 @@ def summarize(record, requests: pd.DataFrame, timeseries: pd.DataFrame, jobs: pd
     if record.jobs is not None:
         summary["jobs"] = record.jobs
     if record.datastores is not None:
-        summary["datastores"] = record.datastores
+        summary["datastores"] = with_budgets(record.datastores, sc)
     if record.flow is not None:
         summary["mode"] = "fluid"
         summary["fluid"] = record.flow.details
     return summary
+
+
+def with_budgets(stores: dict, scenario) -> dict:
+    """The datastores' figures with each PostgreSQL store's connection ``budget`` added, whatever the engine.
+
+    The budget is :func:`~memstack_capacity.components.datastores.budget.connection_budget`:
+    per deployment that calls the store, (maxReplicas + rollout maxSurge) pods × processes ×
+    (pool_size + max_overflow). It is figured here once; the report's findings read it.
+    """
+    budgets = connection_budget(scenario)
+    return {name: {**entry, "budget": budgets[name]} if name in budgets else entry for name, entry in stores.items()}
 
 
 def _deployments(record, timeseries: pd.DataFrame, warmup: float) -> dict:

@@ -120,6 +120,12 @@ class Deployment(SpecModel):
     consumes: list[str] = Field(default_factory=list, description="job names this deployment processes (workers)")
 
     @property
+    def max_replicas(self) -> int:
+        """The most pods the deployment asks for: the HPA's maxReplicas (its start replicas if more), else its replicas."""
+        top = getattr(self.hpa, "maxReplicas", None)
+        return self.replicas if top is None else max(int(top), self.replicas)
+
+    @property
     def cpu_capacity(self) -> float:
         """Cores the pod can use: one per process, held to limits.cpu."""
         limit = self.resources.limits.cpu

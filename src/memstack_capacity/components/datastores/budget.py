@@ -19,14 +19,6 @@ from memstack_capacity.scenario.kinds import KINDS
 from memstack_capacity.scenario.workload import CallStep, ParallelStep, RepeatStep
 
 
-def _max_replicas(dep) -> int:
-    hpa = dep.hpa
-    if hpa is None:
-        return dep.replicas
-    value = hpa.get("maxReplicas") if isinstance(hpa, dict) else getattr(hpa, "maxReplicas", None)
-    return max(int(value), dep.replicas) if value is not None else dep.replicas
-
-
 def surge_pods(dep, replicas: int) -> int:
     """Extra pods a rolling update may create (maxSurge, percent rounded up)."""
     if dep.strategy.type != "RollingUpdate":
@@ -85,7 +77,7 @@ def connection_budget(scenario) -> dict:
         demand = 0
         for name in callers(scenario, store):
             dep = scenario.deployments[name]
-            max_replicas = _max_replicas(dep)
+            max_replicas = dep.max_replicas
             surge = surge_pods(dep, max_replicas)
             pods = max_replicas + surge
             connections = pods * dep.processes * per_process

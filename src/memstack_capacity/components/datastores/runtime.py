@@ -17,7 +17,6 @@ the engine must tell them (the engine's build wires these calls explicitly):
 from __future__ import annotations
 
 from memstack_capacity.components.clock import call_later
-from memstack_capacity.components.datastores.budget import connection_budget
 from memstack_capacity.components.datastores.failure import fail_task
 from memstack_capacity.components.datastores.kv import ExternalStore, RedisStore
 from memstack_capacity.components.datastores.sql import SqlStore
@@ -42,7 +41,6 @@ class Datastores:
         self.sql = [s for s in self.stores.values() if KINDS[s.kind].pooled]
         self.sessions = [s for s in self.sql if s.session]
         self.pooled = [s for s in self.stores.values() if KINDS[s.kind].per_process]
-        self.budget = connection_budget(scenario)
         self.warmup = float(scenario.warmup)
         self.measure_from = 0.0
         self._base: dict = {}
@@ -173,8 +171,6 @@ class Datastores:
                     "connects": s.connects - base.get("connects", 0),
                     "overflow_closed": s.overflow_closed - base.get("overflow_closed", 0),
                 }
-                if name in self.budget:
-                    entry["budget"] = self.budget[name]
             elif KINDS[s.kind].is_cache:
                 util = (s.server.busy_now() - base.get("busy", 0.0)) / span
                 entry = {
