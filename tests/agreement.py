@@ -1,0 +1,77 @@
+"""The oracle for a fast engine: its figures against the general engine's, over several seeds.
+
+A fast engine is another sample of the same model (it may draw its random numbers in another
+order), so a figure agrees when the two engines' means over independent seeds differ by less
+than ``K_SE`` combined standard errors, and an HPA trajectory agrees when the mean desired
+replicas differ by at most one replica on at least ``TRAJECTORY_SHARE`` of the sample times.
+Not a test module itself: the tests that use it say which scenarios and engines.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+#: Combined standard errors a figure's means may differ by.
+K_SE = 4.0
+#: Share of sample times at which the mean HPA trajectories must be within one replica.
+TRAJECTORY_SHARE = 0.95
+
+#: The summary figures compared: (label, path). Each is a mean over the measured window.
+HEADLINE = (
+    ("throughput_rps", ("requests", "throughput_rps")),
+    ("error_rate", ("requests", "error_rate")),
+    ("latency_mean_s", ("requests", "latency_s", "mean")),
+    ("latency_p50_s", ("requests", "latency_s", "p50")),
+    ("latency_p95_s", ("requests", "latency_s", "p95")),
+    ("latency_p99_s", ("requests", "latency_s", "p99")),
+)
+PER_DEPLOYMENT = (
+    ("replicas_mean", ("replicas", "mean")),
+    ("replicas_max", ("replicas", "max")),
+    ("cpu_utilization_mean", ("cpu_utilization", "mean")),
+    ("memory_utilization_mean", ("memory_utilization", "mean")),
+)
+
+
+def _get(node, path):
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node if isinstance(node, (int, float)) and not isinstance(node, bool) else None
+
+
+def figures(summary: dict) -> dict[str, float]:
+    """The compared figures of one run's summary, by label."""
+    out = {label: _get(summary, path) for label, path in HEADLINE}
+    for name, block in summary.get("deployments", {}).items():
+        for label, path in PER_DEPLOYMENT:
+            out[f"{name}.{label}"] = _get(block, path)
+    for cls, block in summary["requests"].get("by_class", {}).items():
+        out[f"{cls}.latency_mean_s"] = _get(block, ("latency_s", "mean"))
+    return {k: float(v) for k, v in out.items() if v is not None}
+
+
+def disagreements(reference: list[dict], fast: list[dict], k: float = K_SE) -> list[str]:
+    """Figures whose means differ by more than `k` combined standard errors (with what they were)."""
+    ref = [figures(s) for s in reference]
+    got = [figures(s) for s in fast]
+    labels = sorted(set.intersection(*(set(f) for f in ref + got)))
+    bad = []
+    for label in labels:
+        a = np.array([f[label] for f in ref])
+        b = np.array([f[label] for f in got])
+        se = math.hypot(a.std(ddof=1) / math.sqrt(len(a)), b.std(ddof=1) / math.sqrt(len(b)))
+        gap = abs(a.mean() - b.mean())
+        if gap > k * se + 1e-12 * max(1.0, abs(a.mean())):
+            bad.append(f"{label}: {a.mean():.6g} (reference) against {b.mean():.6g}, {gap / se if se else math.inf:.1f} SE")
+    return bad
+
+
+def trajectory_share(reference: list, fast: list) -> float:
+    """Share of sample times at which the mean desired replicas (over seeds) are within one replica."""
+    a = np.mean([np.asarray(s, dtype=float) for s in reference], axis=0)
+    b = np.mean([np.asarray(s, dtype=float) for s in fast], axis=0)
+    return float(np.mean(np.abs(a - b) <= 1.0))
