@@ -169,6 +169,15 @@ def test_worker_backlog_growing():
     assert "oom_kills" not in found
 
 
+def test_worker_backlog_in_a_flow_model_run_where_no_job_finished():
+    """The flow model leaves jobs.completed None when no job finished; the finding says 0."""
+    result = simulate(parse_scenario(_with_worker(concurrency=4, limit="2Gi", rps=10)), engine="fluid")
+    summary = copy.deepcopy(result.summary)
+    summary["jobs"]["completed"] = None  # what engine/fluid/report.py writes when no job finished
+    found = {f.key: f for f in findings(result.scenario, summary, result.series)}
+    assert "0 jobs completed in the measured window" in found["job_backlog"].text
+
+
 def test_worker_keeping_up_has_no_backlog_finding():
     found, _ = _found(_with_worker(concurrency=4, limit="2Gi", rps=2, job_cpu="50ms"))
     assert "job_backlog" not in found

@@ -343,7 +343,8 @@ def job_backlog(scenario, summary, series) -> Finding | None:
         if last <= max(2 * first, 10):
             continue
         jobs = summary.get("jobs", {}) or {}
-        done = f" {jobs.get('completed', 0):g} jobs completed in the measured window." if "completed" in jobs else ""
+        completed = jobs.get("completed") or 0  # a flow model leaves it None when no job finished
+        done = f" {completed:g} jobs completed in the measured window." if "completed" in jobs else ""
         kills = (summary.get("deployments", {}).get(name, {}) or {}).get("oom_kills") or 0
         why = f" The `{name}` pods were OOMKilled {kills:g} time(s) (see OOMKills)." if kills else ""
         texts.append(f"The `{name}` job backlog grew from {first:.0f} to {last:.0f} on average between the run's halves "
