@@ -34,6 +34,12 @@ def _new(rows: int, title: str) -> tuple[Figure, list]:
     return fig, list(axes)
 
 
+def plain(text: str) -> str:
+    """``text`` drawn as written: a user's name with ``$`` (``$\\frac$``) is not parsed as mathtext,
+    which would fail the whole figure after the run has finished."""
+    return str(text).replace("$", r"\$")
+
+
 def _minutes(index) -> np.ndarray:
     return np.asarray(index, dtype=float) / 60.0
 
@@ -118,7 +124,7 @@ def plot_replicas(result) -> Figure | None:
             ax.scatter(up["t_s"] / 60, up["to"], marker="^", color="C3", zorder=5, label="HPA scale-up")
             ax.scatter(down["t_s"] / 60, down["to"], marker="v", color="C1", zorder=5, label="HPA scale-down")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(d, fontsize=10, loc="left")
+        ax.set_title(plain(d), fontsize=10, loc="left")
         _decorate(ax, result, "pods (count)")
     return _finish(fig, axes)
 
@@ -147,7 +153,7 @@ def plot_utilisation(result) -> Figure | None:
                 ax.axhline(100 * spec.processes / r, color="C4", ls=":", lw=1.5,
                            label=f"{spec.processes} process(es) = {spec.processes / r:.0%} of request (usable max)")
             ax.set_ylim(bottom=0)
-            ax.set_title(f"{d} — {res}", fontsize=10, loc="left")
+            ax.set_title(plain(f"{d} — {res}"), fontsize=10, loc="left")
             _decorate(ax, result, f"{res} (% of request)")
     return _finish(fig, axes)
 
@@ -223,7 +229,7 @@ def plot_datastores(result) -> Figure | None:
         if limit is not None:
             ax.axhline(limit, color="C3", ls="--", lw=1.2, label=f"max_connections = {limit:g}")
         ax.set_ylim(bottom=0)
-        ax.set_title(n, fontsize=10, loc="left")
+        ax.set_title(plain(n), fontsize=10, loc="left")
         handles, labels = ax.get_legend_handles_labels()
         if _has(s, f"{n}/utilization"):
             ax2 = ax.twinx()
