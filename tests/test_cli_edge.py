@@ -3,6 +3,7 @@ cannot parse, limits on scale, and the progress line off a terminal."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import yaml
@@ -54,3 +55,99 @@ def test_a_run_with_mathtext_names_writes_every_plot(tmp_path, capsys):
     assert main(["run", write(tmp_path, data), "--out", str(out)]) == 0, capsys.readouterr().err
     assert {"datastores.png", "replicas.png", "utilisation.png"} <= {p.name for p in (out / "plots").iterdir()}
     assert MATH in (out / "report.md").read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- the edge: every exception has an exit code
+
+
+def _boom(*args, **kwargs):
+    raise ZeroDivisionError("float division by zero")
+
+
+def test_an_internal_error_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MEMSTACK_DEBUG", raising=False)
+    monkeypatch.setattr("memstack_capacity.api.simulation.simulate", _boom)
+    assert main(["run", write(tmp_path, tiny_scenario()), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    [line] = [line for line in err.splitlines() if "internal error" in line]
+    assert line.startswith("internal error in `run`: ZeroDivisionError: float division by zero at memstack_capacity/")
+    assert "report it to the memstack-capacity issue tracker" in line and "--debug" in line
+
+
+def test_debug_flag_and_variable_show_the_traceback(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("memstack_capacity.api.simulation.simulate", _boom)
+    path = write(tmp_path, tiny_scenario())
+    monkeypatch.delenv("MEMSTACK_DEBUG", raising=False)
+    for argv in (["--debug", "run", path], ["run", path, "--debug"]):
+        assert main(argv + ["--out", str(tmp_path / "o")]) == 1
+        err = capsys.readouterr().err
+        assert "Traceback (most recent call last)" in err and "internal error in `run`" in err
+    monkeypatch.setenv("MEMSTACK_DEBUG", "1")
+    assert main(["check", path]) == 1
+    assert "Traceback (most recent call last)" in capsys.readouterr().err
+
+
+def test_interrupt_and_the_package_errors_keep_their_codes(tmp_path, capsys, monkeypatch):
+    from memstack_capacity.errors import Problem, ScenarioError, SimulationError
+
+    path = write(tmp_path, tiny_scenario())
+    raised = {KeyboardInterrupt(): 130, ScenarioError([Problem("x", "is wrong")], "s.yaml"): 2,
+              SimulationError("the clock ran backwards"): 1}
+    for exc, code in raised.items():
+        def fail(*args, exc=exc, **kwargs):
+            raise exc
+
+        monkeypatch.setattr("memstack_capacity.api.simulation.simulate", fail)
+        assert main(["check", path]) == code
+        err = capsys.readouterr().err
+        assert "Traceback" not in err and "internal error" not in err
+
+
+def test_an_internal_error_in_validate_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MEMSTACK_DEBUG", raising=False)
+    monkeypatch.setattr("memstack_capacity.cli.scenario_commands.check_buildable", _boom)
+    assert main(["validate", write(tmp_path, tiny_scenario())]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("internal error in `validate`: ZeroDivisionError") and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- flags
+
+
+def test_a_negative_seed_is_bad_input_in_every_simulating_command(tmp_path, capsys):
+    path = write(tmp_path, tiny_scenario())
+    for command in (["run", path], ["check", path], ["capacity", path], ["sweep", path, "--grid", "seed=1,2"]):
+        assert main(command + ["--seed", "-1"]) == 2, command
+        assert "error: --seed must be a whole number 0 or more, got -1" in capsys.readouterr().err
+
+
+def test_workers_below_one_are_bad_input(tmp_path, capsys):
+    path = write(tmp_path, tiny_scenario())
+    for command in (["run", path], ["check", path], ["sweep", path, "--grid", "seed=1,2"]):
+        for workers in ("0", "-1"):
+            assert main(command + ["--replications", "2", "--workers", workers]) == 2, command
+            err = capsys.readouterr().err
+            assert f"error: --workers must be at least 1 (or left out for one per CPU), got {workers}" in err
+
+
+# --------------------------------------------------------------------------- files that are not scenario files
+
+
+def test_special_files_are_refused_before_reading(tmp_path, capsys):
+    fifo = tmp_path / "pipe.yaml"
+    os.mkfifo(fifo)  # reading it would block until a writer comes
+    for path in ("/dev/zero", str(fifo)):
+        for command in (["run", path], ["check", path], ["show", path], ["validate", path], ["manifests", path]):
+            assert main(command) == 2, command
+            assert f"{path}: (top level): is not a regular file" in capsys.readouterr().err
+
+
+def test_a_huge_file_is_refused_before_reading(tmp_path, capsys):
+    from memstack_capacity.cli.common import MAX_SCENARIO_BYTES
+
+    big = tmp_path / "big.yaml"
+    with open(big, "wb") as f:
+        f.truncate(MAX_SCENARIO_BYTES + 1)  # sparse: no disk space used
+    assert main(["run", str(big)]) == 2
+    assert f"is {MAX_SCENARIO_BYTES + 1:,} bytes; a scenario file may have at most" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -40,6 +41,47 @@ def add_scenario_arguments(parser, replications: bool = True, seed: bool = True)
         parser.add_argument("--replications", type=int, default=1, metavar="K", help="independent runs (seeds seed..seed+K-1)")
 
 
+#: The largest scenario file the commands read: a scenario is a few kilobytes; this only stops a
+#: mistaken path (a log, a disk image) from being read whole.
+MAX_SCENARIO_BYTES = 10 * 2**20
+
+
+def check_scenario_file(path) -> None:
+    """A ScenarioError unless ``path`` is a regular file of at most MAX_SCENARIO_BYTES.
+
+    Checked before reading, so that ``/dev/zero``, a pipe or a huge file is refused at once
+    instead of being read until memory runs out. A missing file or a directory is left to
+    the loader, which names those cases itself.
+    """
+    try:
+        info = os.stat(path)
+    except OSError:
+        return
+    if stat.S_ISDIR(info.st_mode):
+        return
+    if not stat.S_ISREG(info.st_mode):
+        raise ScenarioError([Problem("", "is not a regular file (a device, pipe or socket); give a scenario YAML file")],
+                            str(path))
+    if info.st_size > MAX_SCENARIO_BYTES:
+        raise ScenarioError([Problem("", f"is {info.st_size:,} bytes; a scenario file may have at most "
+                                         f"{MAX_SCENARIO_BYTES:,} bytes ({MAX_SCENARIO_BYTES // 2**20} MiB)")],
+                            str(path))
+
+
+def argument_problem(args) -> str | None:
+    """What is wrong with the numeric flags every command shares (--seed, --replications, --workers), or None."""
+    seed = getattr(args, "seed", None)
+    if seed is not None and seed < 0:
+        return f"--seed must be a whole number 0 or more, got {seed}"
+    replications = getattr(args, "replications", None)
+    if replications is not None and replications < 1:
+        return f"--replications must be at least 1, got {replications}"
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 1:
+        return f"--workers must be at least 1 (or left out for one per CPU), got {workers}"
+    return None
+
+
 def load_from_args(args, simulates: bool = True):
     """The scenario the arguments name, with its --set overrides; for a command that simulates,
     also settles ``args.engine`` (--engine, else $MEMSTACK_ENGINE, else auto) and checks that
@@ -51,6 +93,7 @@ def load_from_args(args, simulates: bool = True):
         for item in args.overrides:
             key, value = parse_set_argument(item)
             overrides[key] = value
+    check_scenario_file(args.scenario)
     scenario = load_scenario(args.scenario, overrides or None)
     if simulates:
         settle_engine(args, scenario)

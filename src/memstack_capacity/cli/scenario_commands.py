@@ -7,7 +7,7 @@ import sys
 
 import yaml
 
-from memstack_capacity.cli.common import EXIT_BAD_INPUT, EXIT_OK
+from memstack_capacity.cli.common import EXIT_BAD_INPUT, EXIT_OK, check_scenario_file
 from memstack_capacity.errors import ScenarioError
 from memstack_capacity.scenario.load import load_scenario
 from memstack_capacity.scenario.models import Scenario
@@ -52,6 +52,7 @@ def run_validate(args: argparse.Namespace) -> int:
     status = EXIT_OK
     for path in args.files:
         try:
+            check_scenario_file(path)
             check_buildable(load_scenario(path), path)
         except ScenarioError as exc:
             status = EXIT_BAD_INPUT
@@ -70,6 +71,7 @@ def resolved_yaml(scenario: Scenario) -> str:
 
 def run_show(args: argparse.Namespace) -> int:
     """Print the resolved scenario; a ScenarioError reaches the dispatcher (exit 2)."""
+    check_scenario_file(args.scenario)
     scenario = load_scenario(args.scenario, parse_set_arguments(args.overrides))
     sys.stdout.write(resolved_yaml(scenario))
     return EXIT_OK
