@@ -151,3 +151,82 @@ def test_a_huge_file_is_refused_before_reading(tmp_path, capsys):
         f.truncate(MAX_SCENARIO_BYTES + 1)  # sparse: no disk space used
     assert main(["run", str(big)]) == 2
     assert f"is {MAX_SCENARIO_BYTES + 1:,} bytes; a scenario file may have at most" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- limits on scale
+
+
+def _refuses(capsys, argv, *fragments) -> str:
+    assert main(argv) == 2, argv
+    err = capsys.readouterr().err
+    for fragment in (*fragments, "--allow-large (or MEMSTACK_ALLOW_LARGE=1) runs it anyway"):
+        assert fragment in err, err
+    return err
+
+
+def test_runs_beyond_the_limits_are_refused_before_simulating(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MEMSTACK_ALLOW_LARGE", raising=False)
+    monkeypatch.setattr("memstack_capacity.api.simulation.simulate", _boom)  # never reached
+    monkeypatch.setattr("memstack_capacity.api.batch.replicate", _boom)
+    users = tiny_scenario()
+    users["workload"]["users"]["profile"] = [{"at": 0, "users": 10**12}]
+    _refuses(capsys, ["run", write(tmp_path, users)],
+             "workload.users.profile: the most closed users (with any traffic spike) are 1e+12, "
+             "over the limit of 1,000,000")
+    pods = tiny_scenario()
+    pods["deployments"]["api"]["replicas"] = 20_000
+    _refuses(capsys, ["check", write(tmp_path, pods)], "deployments: the pods at most", "20,000",
+             "over the limit of 10,000")
+    long = tiny_scenario(duration="3650d")
+    err = _refuses(capsys, ["run", write(tmp_path, long), "--engine", "fluid"],
+                   "duration: 3,650.0 days, over the limit of 92 days")
+    assert "expected requests" not in err  # the flow model keeps no request
+    busy = tiny_scenario(duration="60d")
+    busy["workload"]["users"]["profile"] = [{"at": 0, "users": 500}]  # 500 req/s for 60 days: 2.6 G requests
+    _refuses(capsys, ["run", write(tmp_path, busy)],
+             "workload: the expected requests (rate × duration) are", "over the limit of 1,000,000,000",
+             "--engine fluid")
+    _refuses(capsys, ["run", write(tmp_path, tiny_scenario()), "--replications", "1000000"],
+             "--replications: the runs are 1,000,000, over the limit of 10,000")
+    _refuses(capsys, ["sweep", write(tmp_path, tiny_scenario()), "--grid", "seed=1,2", "--replications", "6000"],
+             "the runs are 12,000")
+    _refuses(capsys, ["capacity", write(tmp_path, users)], "1e+12")
+
+
+def test_the_memory_estimate_counts_runs_at_once(tmp_path, capsys, monkeypatch):
+    from memstack_capacity.engine import scale
+
+    monkeypatch.delenv("MEMSTACK_ALLOW_LARGE", raising=False)
+    monkeypatch.setattr("memstack_capacity.api.batch.replicate", _boom)
+    one = scale.estimate(parse(tiny_scenario()), "des").memory_bytes
+    monkeypatch.setattr(scale, "LIMITS", scale.Limits(memory_bytes=int(1.5 * one)))
+    _refuses(capsys, ["run", write(tmp_path, tiny_scenario()), "--replications", "2", "--workers", "2"],
+             "(memory estimate): the estimated memory (2 runs at once) is")
+
+
+def test_allow_large_lifts_the_limits(tmp_path, capsys, monkeypatch):
+    seen = []
+    monkeypatch.setattr("memstack_capacity.api.simulation.simulate", lambda *a, **k: seen.append(1) or _boom())
+    path = write(tmp_path, tiny_scenario(duration="3650d"))
+    monkeypatch.delenv("MEMSTACK_ALLOW_LARGE", raising=False)
+    assert main(["run", path, "--engine", "fluid", "--allow-large"]) == 1 and seen == [1]
+    monkeypatch.setenv("MEMSTACK_ALLOW_LARGE", "1")
+    assert main(["check", path, "--engine", "fluid"]) == 1 and seen == [1, 1]
+    assert "over the limit" not in capsys.readouterr().err
+
+
+def test_every_bundled_scenario_is_within_the_limits():
+    from memstack_capacity.engine.capabilities import choose
+    from memstack_capacity.engine.scale import scale_problems
+    from memstack_capacity.scenario.load import load_scenario
+
+    for path in sorted(SCENARIOS.glob("*.yaml")):
+        scenario = load_scenario(path)
+        engine = "fluid" if path.stem == "week" else choose(scenario, "auto").engine  # week.yaml: a flow model run
+        assert scale_problems(scenario, engine, runs=4, parallel=2) == [], path.name
+
+
+def parse(data: dict):
+    from memstack_capacity.scenario.load import parse_scenario
+
+    return parse_scenario(data)

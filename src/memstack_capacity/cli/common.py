@@ -16,6 +16,9 @@ from memstack_capacity.scenario.load import load_scenario
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
+#: The environment variable that lifts the limits on scale, as --allow-large does.
+ALLOW_LARGE_VARIABLE = "MEMSTACK_ALLOW_LARGE"
+
 #: The environment variable that picks the engine when --engine is not given.
 ENGINE_VARIABLE = "MEMSTACK_ENGINE"
 ENGINE_CHOICES = ("auto", "des", "hybrid", "kernel", "fluid")
@@ -29,6 +32,9 @@ def add_scenario_arguments(parser, replications: bool = True, seed: bool = True)
         parser.add_argument("--engine", default=None, metavar="ENGINE",
                             help=f"{', '.join(ENGINE_CHOICES)} (default: ${ENGINE_VARIABLE}, else auto: the fastest "
                                  "engine that models everything the scenario uses; docs/performance.md)")
+        parser.add_argument("--allow-large", action="store_true",
+                            help=f"run even beyond the limits on scale (users, pods, requests, duration, runs, "
+                                 f"memory; also ${ALLOW_LARGE_VARIABLE}=1; docs/reference/limits.md)")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -96,12 +102,30 @@ def load_from_args(args, simulates: bool = True):
     check_scenario_file(args.scenario)
     scenario = load_scenario(args.scenario, overrides or None)
     if simulates:
-        settle_engine(args, scenario)
+        engine = settle_engine(args, scenario)
+        check_scale(args, scenario, engine)
     return scenario
 
 
-def settle_engine(args, scenario) -> None:
-    """``args.engine`` from --engine (or run's --mode fluid), else the environment, else auto; checked."""
+def check_scale(args, scenario, engine: str) -> None:
+    """A ScenarioError (exit 2, before simulating) when the run would pass a limit on scale,
+    unless --allow-large or $MEMSTACK_ALLOW_LARGE lifts them."""
+    from memstack_capacity.engine.scale import scale_problems
+
+    if getattr(args, "allow_large", False) or os.environ.get(ALLOW_LARGE_VARIABLE, "") not in ("", "0"):
+        return
+    runs = getattr(args, "replications", 1) * getattr(args, "variants", 1)
+    parallel = 1 if runs == 1 else min(getattr(args, "workers", None) or os.cpu_count() or 1, runs)
+    problems = scale_problems(scenario, engine, runs=runs, parallel=parallel)
+    if problems:
+        lift = f"; --allow-large (or {ALLOW_LARGE_VARIABLE}=1) runs it anyway (docs/reference/limits.md)"
+        raise ScenarioError([Problem(p.field, p.message + lift, p.value, p.has_value) for p in problems],
+                            str(args.scenario))
+
+
+def settle_engine(args, scenario) -> str:
+    """``args.engine`` from --engine (or run's --mode fluid), else the environment, else auto; checked.
+    Returns the engine that will run (auto's choice)."""
     from memstack_capacity.engine.capabilities import choose, fallback_note
 
     source = str(args.scenario)
@@ -126,6 +150,7 @@ def settle_engine(args, scenario) -> None:
     if note:
         print(note, file=sys.stderr)
     args.engine = requested
+    return choice.engine
 
 
 def output_dir_problem(out: Path) -> str | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import sys
 from pathlib import Path
 
@@ -98,6 +99,7 @@ def handle(args) -> int:
         print("error: give at least one --grid KEY=V1,V2", file=sys.stderr)
         return EXIT_BAD_INPUT
     grid = parse_grid_arguments(args.grid)
+    args.variants = math.prod(len(values) for values in grid.values())
     scenario = load_from_args(args)
     client = _client(args.scheduler) if args.scheduler else None
     try:

@@ -32,6 +32,7 @@ from memstack_capacity.components.workers import WorkerTier
 from memstack_capacity.components.workload import ClosedPopulation, OpenSource, RequestMix
 from memstack_capacity.engine.des.events import prepare_events
 from memstack_capacity.engine.rng import Streams
+from memstack_capacity.engine.scale import REQUEST_LOG_LIMIT, expected_requests
 from memstack_capacity.errors import Problem, ScenarioError
 from memstack_capacity.scenario.models import Scenario
 from memstack_capacity.scenario.workload import RatePoint, UsersPoint
@@ -216,30 +217,6 @@ def _autoscalers(model: Model) -> None:
             external["queue_length"] = lambda name=name: [jobs.queue_length(name)]
         model.hpa[name] = HPAController(model.env, name, model.runtimes[name], dep.hpa, model.metrics_server,
                                         config, model.recorder, external)
-
-
-#: Most rows the per-request log keeps (about 26 bytes each in memory); beyond, every N-th.
-REQUEST_LOG_LIMIT = 4_000_000
-
-
-def expected_requests(scenario: Scenario) -> float:
-    """An upper estimate of the requests a run will see, from its load profile."""
-    wl = scenario.workload
-    if wl.arrivals is not None:
-        points = [(p.at, p.rps) for p in wl.arrivals.profile]
-        per_s_think = 1.0
-    else:
-        points = [(p.at, float(p.users)) for p in wl.users.profile]
-        per_s_think = 1.0 / max(wl.users.think_time.expected(), 1e-3)
-    total, t_prev, v_prev = 0.0, 0.0, points[0][1]
-    for t, v in points + [(scenario.duration, points[-1][1])]:
-        t = min(t, scenario.duration)
-        if t > t_prev:
-            total += (t - t_prev) * (v_prev + v) / 2.0
-            t_prev = t
-        v_prev = v
-    factor = max((e.traffic_spike.factor for e in scenario.events if getattr(e, "traffic_spike", None)), default=1.0)
-    return total * per_s_think * factor
 
 
 def request_log_stride(scenario: Scenario) -> int:
