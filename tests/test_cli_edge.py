@@ -4,6 +4,7 @@ cannot parse, limits on scale, and the progress line off a terminal."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import yaml
@@ -230,3 +231,55 @@ def parse(data: dict):
     from memstack_capacity.scenario.load import parse_scenario
 
     return parse_scenario(data)
+
+
+# --------------------------------------------------------------------------- progress off a terminal
+
+
+def test_progress_lines_with_an_eta_when_stderr_is_not_a_terminal(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("MEMSTACK_PROGRESS", raising=False)
+    monkeypatch.setattr("memstack_capacity.cli.common.HEARTBEAT_FIRST_S", 0.0)
+    monkeypatch.setattr("memstack_capacity.cli.common.HEARTBEAT_EVERY_S", 0.0)
+    path = write(tmp_path, tiny_scenario(duration="3m"))  # the clock reports every simulated minute
+    assert main(["run", path, "--out", str(tmp_path / "o")]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("run tiny: ")]
+    assert len(lines) == 2 and "\r" not in "".join(lines)
+    assert re.fullmatch(r"run tiny: 67% \(120 of 180 s simulated\), \d+ s elapsed, about \d+ s left", lines[-1])
+    assert main(["run", write(tmp_path, tiny_scenario(), "r.yaml"), "--out", str(tmp_path / "o2"), "--replications", "2",
+                 "--workers", "1"]) == 0
+    assert "replicate tiny: 50% (1 of 2 runs done)" in capsys.readouterr().err
+
+
+def test_no_progress_line_for_a_short_run_or_when_silenced(tmp_path, capsys, monkeypatch):
+    import io
+
+    from memstack_capacity.cli.common import Progress
+
+    monkeypatch.delenv("MEMSTACK_PROGRESS", raising=False)
+    stream = io.StringIO()
+    progress = Progress("run x", stream=stream, first_s=60.0)
+    for t in range(0, 100, 10):
+        progress(t, 100)
+    assert stream.getvalue() == ""
+    monkeypatch.setenv("MEMSTACK_PROGRESS", "0")
+    progress = Progress("run x", stream=stream, first_s=0.0, every_s=0.0)
+    progress(50, 100)
+    assert stream.getvalue() == ""
+
+
+def test_progress_lines_come_every_interval_not_every_call(monkeypatch):
+    import io
+
+    from memstack_capacity.cli import common
+
+    monkeypatch.delenv("MEMSTACK_PROGRESS", raising=False)
+    clock = iter([0.0, 4.0, 6.0, 7.0, 20.0, 36.5, 40.0])
+    monkeypatch.setattr(common.time, "perf_counter", lambda: next(clock))
+    stream = io.StringIO()
+    progress = common.Progress("run x", stream=stream)  # made at t = 0
+    for done in (10, 20, 30, 40, 50, 60):  # at t = 4, 6, 7, 20, 36.5, 40
+        progress(done, 100)
+    assert stream.getvalue().splitlines() == [
+        "run x: 20% (20 of 100 s simulated), 6 s elapsed, about 24 s left",
+        "run x: 50% (50 of 100 s simulated), 36 s elapsed, about 36 s left",
+    ]

@@ -264,7 +264,12 @@ def handle(args) -> int:
         from memstack_capacity.api.batch import replicate
         from memstack_capacity.results.replications import combine_summaries
 
-        runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers, engine=args.engine)
+        progress = Progress(f"check {scenario.name}", unit="runs")
+        try:
+            runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers, engine=args.engine,
+                             progress=progress)
+        finally:
+            progress.close()
         summary = combine_summaries([r.summary for r in runs], scenario.targets)
         targets = summary["targets"]
     elapsed = time.perf_counter() - started

@@ -170,31 +170,73 @@ def output_dir_problem(out: Path) -> str | None:
     return None
 
 
-class Progress:
-    """A one-line progress bar on stderr, shown only on a terminal and after the first seconds."""
+#: Set to 0 to silence the progress lines written when stderr is not a terminal.
+PROGRESS_VARIABLE = "MEMSTACK_PROGRESS"
 
-    def __init__(self, label: str, delay_s: float = 2.0, stream=None):
+#: Off a terminal: the first progress line after this many seconds, then one every HEARTBEAT_EVERY_S.
+HEARTBEAT_FIRST_S, HEARTBEAT_EVERY_S = 5.0, 30.0
+
+
+class Progress:
+    """Progress on stderr, as ``progress(done, total)`` is called.
+
+    On a terminal: a one-line bar, after the first ``delay_s``. Elsewhere (a CI log, a file):
+    a plain line after ``first_s`` and then every ``every_s`` (HEARTBEAT_FIRST_S, HEARTBEAT_EVERY_S), with the share done, the time
+    elapsed and an estimate of the time left, so a long run shows that it is alive and when it
+    will end; a run shorter than ``first_s`` writes nothing. ``unit`` is ``"s"`` (simulated
+    seconds) or ``"runs"``.
+    """
+
+    def __init__(self, label: str, delay_s: float = 2.0, stream=None, unit: str = "s",
+                 first_s: float | None = None, every_s: float | None = None):
         self.label = label
         self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty()
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.enabled = self.tty or os.environ.get(PROGRESS_VARIABLE, "") != "0"
         self.start = time.perf_counter()
         self.delay_s = delay_s
+        self.unit = unit
+        self.every_s = HEARTBEAT_EVERY_S if every_s is None else every_s
+        self.next_line_s = HEARTBEAT_FIRST_S if first_s is None else first_s
         self.shown = False
 
     def __call__(self, done: float, total: float) -> None:
         if not self.enabled:
             return
         elapsed = time.perf_counter() - self.start
-        if elapsed < self.delay_s and done < total:
-            return
-        frac = done / total if total else 1.0
-        bar = "#" * int(frac * 30)
+        frac = min(1.0, done / total) if total else 1.0
         eta = elapsed / frac - elapsed if frac > 0 else 0.0
-        self.stream.write(f"\r{self.label} [{bar:<30}] {frac:6.1%} sim {done:,.0f}/{total:,.0f}s eta {eta:4.0f}s")
-        self.stream.flush()
-        self.shown = True
+        if self.tty:
+            if elapsed < self.delay_s and done < total:
+                return
+            bar = "#" * int(frac * 30)
+            count = f"{done:,.0f}/{total:,.0f} runs" if self.unit == "runs" else f"sim {done:,.0f}/{total:,.0f}s"
+            self.stream.write(f"\r{self.label} [{bar:<30}] {frac:6.1%} {count} eta {eta:4.0f}s")
+            self.stream.flush()
+            self.shown = True
+        elif elapsed >= self.next_line_s and done < total:
+            self.stream.write(heartbeat_line(self.label, done, total, elapsed, eta, self.unit) + "\n")
+            self.stream.flush()
+            self.next_line_s = elapsed + self.every_s
 
     def close(self) -> None:
         if self.shown:
             self.stream.write("\n")
             self.stream.flush()
+            self.shown = False
+
+
+def heartbeat_line(label: str, done: float, total: float, elapsed: float, eta: float, unit: str = "s") -> str:
+    """``run peak: 42% (1,512 of 3,600 s simulated), 31 s elapsed, about 43 s left``."""
+    frac = done / total if total else 1.0
+    what = f"{done:,.0f} of {total:,.0f} runs done" if unit == "runs" else f"{done:,.0f} of {total:,.0f} s simulated"
+    return f"{label}: {frac:.0%} ({what}), {_clock(elapsed)} elapsed, about {_clock(eta)} left"
+
+
+def _clock(seconds: float) -> str:
+    """``43 s``, ``12 min``, ``3.5 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

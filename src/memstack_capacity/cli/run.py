@@ -69,7 +69,12 @@ def _run_replicated(scenario, args, out: Path) -> int:
     from memstack_capacity.api.batch import replicate
     from memstack_capacity.results.replications import combine_summaries
 
-    runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers, engine=args.engine)
+    progress = Progress(f"replicate {scenario.name}", unit="runs")
+    try:
+        runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers, engine=args.engine,
+                         progress=progress)
+    finally:
+        progress.close()
     combined = combine_summaries([r.summary for r in runs], scenario.targets)
     if not _write(runs[0], out, summary=combined, replications=runs):
         return EXIT_BAD_INPUT

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from memstack_capacity.cli.common import EXIT_BAD_INPUT, EXIT_OK, add_scenario_arguments, load_from_args
+from memstack_capacity.cli.common import EXIT_BAD_INPUT, EXIT_OK, Progress, add_scenario_arguments, load_from_args
 from memstack_capacity.errors import Problem, ScenarioError
 
 
@@ -102,10 +102,12 @@ def handle(args) -> int:
     args.variants = math.prod(len(values) for values in grid.values())
     scenario = load_from_args(args)
     client = _client(args.scheduler) if args.scheduler else None
+    progress = Progress(f"sweep {scenario.name}", unit="runs")
     try:
         frame = sweep(scenario, grid, replications=args.replications, seed=args.seed, workers=args.workers,
-                      client=client, engine=args.engine)
+                      client=client, engine=args.engine, progress=progress)
     finally:
+        progress.close()
         if client is not None:
             client.close()
     if args.out == "-":
