@@ -7,6 +7,9 @@ the clock's own heap — a tuple push and pop, no simpy ``Event`` object and no 
 simpy's queue — and :meth:`Clock.run` interleaves the two queues in time order (simpy's
 events first at equal times). On a plain ``simpy.Environment`` (component tests),
 ``call_later`` falls back to a raw simpy event with the callback attached.
+
+:meth:`Clock.later` is the one scheduling step; a component on a hot path keeps
+``scheduler(env)`` (the bound method, or the simpy fallback) and calls it directly.
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ class Clock(Environment):
         #: batched data plane (engine/hybrid.py) brings its pods up to ``t`` there, so that the
         #: control plane always reads pods as they are at its own instant.
         self.before_step = None
+
+    def later(self, delay: float, fn, arg) -> None:
+        """Run ``fn(arg)`` after `delay` simulated seconds: one tuple pushed on the data-plane heap."""
+        self.dp_seq += 1
+        heappush(self.dp_heap, (self._now + delay, self.dp_seq, fn, arg))
 
     def run(self, until: float | None = None):  # noqa: D102 - same contract as simpy's, numbers only
         at = math.inf if until is None else float(until)
@@ -86,11 +94,22 @@ def call_later(env, delay: float, callback) -> None:
 
 def call_later_fn(env, delay: float, fn, arg) -> None:
     """Run ``fn(arg)`` after `delay` simulated seconds: :func:`call_later` without a closure."""
-    heap = getattr(env, "dp_heap", None)
-    if heap is not None:
-        env.dp_seq += 1
-        heappush(heap, (env._now + delay, env.dp_seq, fn, arg))
-        return
+    if isinstance(env, Clock):
+        env.later(delay, fn, arg)
+    else:
+        _simpy_later(env, delay, fn, arg)
+
+
+def scheduler(env):
+    """`env`'s scheduling step as one callable ``later(delay, fn, arg)``, for components that
+    schedule on every event: :meth:`Clock.later` on a Clock, a raw simpy event otherwise."""
+    if isinstance(env, Clock):
+        return env.later
+    return lambda delay, fn, arg: _simpy_later(env, delay, fn, arg)
+
+
+def _simpy_later(env, delay: float, fn, arg) -> None:
+    """``fn(arg)`` after `delay` on a plain simpy Environment: an event with the callback attached."""
     event = Event(env)
     event._ok = True
     event._value = None

@@ -23,7 +23,7 @@ import math
 from collections import deque
 from heapq import heappop, heappush
 
-from memstack_capacity.components.clock import call_later_fn
+from memstack_capacity.components.clock import scheduler
 
 _EPS_ABS = 1e-12
 _EPS_REL = 1e-10
@@ -87,7 +87,7 @@ class Pod:
         self.throttled_s = 0.0
         self.busy_s = 0.0
         self.mem_peak = 0
-        self._dp = getattr(env, "dp_heap", None)  # the Clock's data-plane heap (None on plain simpy)
+        self._later = scheduler(env)
         self._proc_due_cb = self._proc_due
 
     def _reset_container(self) -> None:
@@ -210,13 +210,7 @@ class Pod:
         """Schedule the process's completion timer for `due`, invalidating any earlier one."""
         proc.due_at = due
         proc.token += 1
-        env = self.env
-        dp = self._dp
-        if dp is not None:
-            env.dp_seq += 1
-            heappush(dp, (now + (due - now), env.dp_seq, self._proc_due_cb, (proc, proc.token)))
-        else:
-            call_later_fn(env, due - now, self._proc_due_cb, (proc, proc.token))
+        self._later(due - now, self._proc_due_cb, (proc, proc.token))
 
     def _proc_due(self, arg) -> None:
         proc, token = arg
@@ -316,7 +310,7 @@ class Pod:
             self.due_at = due
             self.token += 1
             token = self.token
-            call_later_fn(self.env, due - now, self._cpu_due, token)
+            self._later(due - now, self._cpu_due, token)
 
     def _cpu_due(self, token: int) -> None:
         if token != self.token:

@@ -32,7 +32,7 @@ import math
 from collections import deque
 from heapq import heappop, heappush
 
-from memstack_capacity.components.clock import call_later_fn
+from memstack_capacity.components.clock import scheduler
 
 _EPS_ABS = 1e-12
 _EPS_REL = 1e-10
@@ -76,7 +76,7 @@ class PSServer:
     """``cores`` processors shared by the jobs in service; each job gets at most one core."""
 
     __slots__ = ("env", "cores", "speed", "V", "heap", "t_last", "token", "due_at", "seq", "busy", "completed",
-                 "_dp", "_due_cb")
+                 "_later", "_due_cb")
 
     def __init__(self, env, cores: int):
         self.env = env
@@ -90,7 +90,7 @@ class PSServer:
         self.seq = 0
         self.busy = 0.0  # core-seconds of work done (for utilisation)
         self.completed = 0
-        self._dp = getattr(env, "dp_heap", None)  # the Clock's data-plane heap (None on plain simpy)
+        self._later = scheduler(env)
         self._due_cb = self._due
 
     def _sync(self, now: float) -> None:
@@ -138,12 +138,7 @@ class PSServer:
         if due < self.due_at:
             self.due_at = due
             self.token = token = self.token + 1
-            dp = self._dp
-            if dp is not None:
-                env.dp_seq += 1
-                heappush(dp, (now + (due - now), env.dp_seq, self._due_cb, token))
-            else:
-                call_later_fn(env, due - now, self._due_cb, token)
+            self._later(due - now, self._due_cb, token)
 
     def set_speed(self, speed: float) -> None:
         self._sync(self.env.now)
@@ -164,7 +159,7 @@ class PSServer:
         if due < self.due_at:
             self.due_at = due
             self.token += 1
-            call_later_fn(self.env, due - now, self._due_cb, self.token)
+            self._later(due - now, self._due_cb, self.token)
 
     def _due(self, token: int) -> None:
         if token != self.token:
@@ -197,7 +192,7 @@ class PSServer:
                 finished = [first]
                 while heap and heap[0][0] <= limit:
                     finished.append(heappop(heap))
-        dp = self._dp
+        later = self._later
         self.due_at = _INF
         if heap:
             n = len(heap)
@@ -207,11 +202,7 @@ class PSServer:
             if due < _INF:
                 self.due_at = due
                 self.token = token = self.token + 1
-                if dp is not None:
-                    env.dp_seq += 1
-                    heappush(dp, (now + (due - now), env.dp_seq, self._due_cb, token))
-                else:
-                    call_later_fn(env, due - now, self._due_cb, token)
+                later(due - now, self._due_cb, token)
         if finished is None:
             if first is None:
                 return
@@ -219,11 +210,7 @@ class PSServer:
         self.completed += len(finished)
         for _tag, _seq, fn, arg, reply in finished:
             if reply > 0.0:  # the reply's way back: fn(arg) one more event later
-                if dp is not None:
-                    env.dp_seq += 1
-                    heappush(dp, (env._now + reply, env.dp_seq, fn, arg))
-                else:
-                    call_later_fn(env, reply, fn, arg)
+                later(reply, fn, arg)
             else:
                 fn(arg)
 

@@ -31,9 +31,8 @@ work on the server, as PostgreSQL notices a dead client only when it writes).
 from __future__ import annotations
 
 import math
-from heapq import heappush
 
-from memstack_capacity.components.clock import call_later, call_later_fn
+from memstack_capacity.components.clock import call_later, scheduler
 from memstack_capacity.components.datastores.failure import refuse_while_down
 from memstack_capacity.components.datastores.stats import WaitStats
 from memstack_capacity.components.datastores.pools import Conn, ConnPool, PSServer
@@ -94,8 +93,8 @@ class SqlStore:
         self.n_use = self.n_wait = 0
         self.area_use = self.area_wait = 0.0
         self.t_area = env.now
-        # hot-path references: the Clock's data-plane heap (None on plain simpy), bound methods
-        self._dp = getattr(env, "dp_heap", None)
+        # hot-path references: the clock's scheduling step, bound methods
+        self._schedule = scheduler(env)
         self._finish_cb = self._finish
 
     def _area(self) -> None:
@@ -175,14 +174,8 @@ class SqlStore:
         return False
 
     def _later(self, delay: float, arg) -> None:
-        """``_finish(arg)`` after `delay` (call_later_fn, inlined for the Clock)."""
-        dp = self._dp
-        if dp is not None:
-            env = self.env
-            env.dp_seq += 1
-            heappush(dp, (env._now + delay, env.dp_seq, self._finish_cb, arg))
-        else:
-            call_later_fn(self.env, delay, self._finish_cb, arg)
+        """``_finish(arg)`` after `delay`."""
+        self._schedule(delay, self._finish_cb, arg)
 
     # ---- pool: checkout ------------------------------------------------------------------------
     def _checkout(self, pool: ConnPool, target, work: float) -> None:
