@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from memstack_capacity.errors import Problem, ScenarioError
+from memstack_capacity.scenario import safe_yaml
 from memstack_capacity.scenario.models import Scenario
 from memstack_capacity.scenario.problems import parse_as, problems_in
 
@@ -27,10 +28,35 @@ def parse_scenario(data: Any, source: str | None = None) -> Scenario:
 
 
 def read_yaml(path: str | Path) -> Any:
-    """The parsed YAML of a file; a missing file or bad YAML is a ScenarioError."""
+    """The parsed YAML of a file; a missing file, bad YAML or a file beyond the loader's
+    limits (:mod:`~memstack_capacity.scenario.safe_yaml`) is a ScenarioError."""
     path = Path(path)
+    text = _read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return safe_yaml.load_text(text)
+    except safe_yaml.YamlLimitError as exc:
+        raise ScenarioError([Problem("", f"not accepted: {exc}")], str(path)) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).replace("\n", " ")
+        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+        if context and start and mark and start.line != mark.line:
+            context += f" that starts at line {start.line + 1}, column {start.column + 1}"
+        detail = f"{problem} ({context})" if context else problem
+        raise ScenarioError([Problem("", f"not valid YAML: {where}{detail}")], str(path)) from None
+
+
+def _read_text(path: Path) -> str:
+    """The file as text, reading at most one byte beyond :data:`safe_yaml.MAX_BYTES` (so an
+    endless file such as /dev/zero is refused rather than read)."""
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(safe_yaml.MAX_BYTES + 1)
+        if len(raw) > safe_yaml.MAX_BYTES:
+            raise ScenarioError([Problem("", f"not accepted: larger than {safe_yaml.MAX_BYTES:,} bytes "
+                                             "(the limit MAX_BYTES)")], str(path))
+        return raw.decode("utf-8").replace("\r\n", "\n")
     except FileNotFoundError:
         raise ScenarioError([Problem("", "no such file")], str(path)) from None
     except IsADirectoryError:
@@ -41,17 +67,6 @@ def read_yaml(path: str | Path) -> Any:
         raise ScenarioError([Problem("", f"not UTF-8 text (byte {exc.start})")], str(path)) from None
     except OSError as exc:
         raise ScenarioError([Problem("", f"cannot read the file: {exc.strerror or exc}")], str(path)) from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).replace("\n", " ")
-        context, start = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-        if context and start and mark and start.line != mark.line:
-            context += f" that starts at line {start.line + 1}, column {start.column + 1}"
-        detail = f"{problem} ({context})" if context else problem
-        raise ScenarioError([Problem("", f"not valid YAML: {where}{detail}")], str(path)) from None
 
 
 def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:

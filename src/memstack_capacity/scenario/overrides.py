@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from memstack_capacity.errors import Problem, ScenarioError
+from memstack_capacity.scenario import safe_yaml
 
 _TOKEN = re.compile(r"\[([^\]]*)\]|([^.\[\]]+)")
 
@@ -124,7 +125,7 @@ def parse_set_argument(text: str) -> tuple[str, Any]:
         raise ScenarioError([Problem(f"--set {text}", "expected dotted.key=value, e.g. deployments.api.replicas=4")])
     try:
         split_path(key)
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = safe_yaml.load_text(raw) if raw.strip() else None
     except ValueError as exc:
         raise ScenarioError([Problem(f"--set {text}", str(exc))]) from None
     except yaml.YAMLError as exc:
