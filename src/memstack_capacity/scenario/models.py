@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from memstack_capacity.scenario.base import Duration, PositiveDuration, SpecModel, raise_problems
+from memstack_capacity.scenario.base import Count, Duration, PositiveDuration, SpecModel, raise_problems
 from memstack_capacity.scenario.crossref import cross_reference_problems
 from memstack_capacity.scenario.deployment import Deployment
 from memstack_capacity.scenario.hpa import keep_given_fields
@@ -27,7 +27,7 @@ class Scenario(SpecModel):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
-    seed: int = Field(1, ge=0)
+    seed: Count = Field(1, ge=0, le=2**63 - 1)
     duration: PositiveDuration
     warmup: Duration = 0.0
     sample_interval: PositiveDuration = 5.0
