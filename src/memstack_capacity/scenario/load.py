@@ -13,6 +13,7 @@ import yaml
 
 from memstack_capacity.errors import Problem, ScenarioError
 from memstack_capacity.scenario import safe_yaml
+from memstack_capacity.scenario.event_checks import config_change_problems
 from memstack_capacity.scenario.models import Scenario
 from memstack_capacity.scenario.problems import parse_as, problems_in
 
@@ -24,7 +25,15 @@ def scenario_problems(data: Any) -> list[Problem]:
 
 def parse_scenario(data: Any, source: str | None = None) -> Scenario:
     """Validate already-parsed YAML data into a Scenario; a ScenarioError lists every problem."""
-    return parse_as(Scenario, data, source)
+    return _with_events_checked(parse_as(Scenario, data, source), source)
+
+
+def _with_events_checked(scenario: Scenario, source: str | None) -> Scenario:
+    """The scenario, once every config_change in it is known to apply (a ScenarioError otherwise)."""
+    problems = config_change_problems(scenario)
+    if problems:
+        raise ScenarioError(problems, source)
+    return scenario
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -78,5 +87,6 @@ def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) 
     """
     scenario = parse_scenario(read_yaml(path), str(path))
     if overrides:
-        scenario = scenario.with_overrides(overrides, source=str(path))
+        scenario = _with_events_checked(scenario.with_overrides(overrides, source=str(path)),
+                                        f"{path} (with overrides)")
     return scenario

@@ -96,21 +96,29 @@ def set_path(data: Any, path: str, value: Any) -> None:
     node[last] = value
 
 
-def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any], source: str | None = None) -> dict:
+def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any], source: str | None = None,
+                    label=None) -> dict:
     """A deep copy of scenario ``data`` with every ``{"dotted.path": value}`` applied in order.
 
-    Every bad path is reported at once in one :class:`ScenarioError`.
+    Every bad path is reported at once in one :class:`ScenarioError`, at the field
+    ``label(path)`` (default ``--set path``; a config_change event names its own key).
     """
+    label = label or (lambda path: f"--set {path}")
     result = copy.deepcopy(dict(data))
     problems = []
     for path, value in overrides.items():
         try:
             set_path(result, path, copy.deepcopy(value))
         except ValueError as exc:
-            problems.append(Problem(f"--set {path}", str(exc)))
+            problems.append(Problem(label(path), str(exc), value, _plain(value)))
     if problems:
         raise ScenarioError(problems, source)
     return result
+
+
+def _plain(value: Any) -> bool:
+    """Whether a value is short enough to show in a message (not a list or a mapping)."""
+    return not isinstance(value, (Mapping, list))
 
 
 def parse_set_argument(text: str) -> tuple[str, Any]:
