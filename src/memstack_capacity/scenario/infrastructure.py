@@ -246,8 +246,8 @@ class Event(SpecModel):
 
 
 class Bound(SpecModel):
-    min: Number | None = None
-    max: Number | None = None
+    min: Number | None = Field(None, ge=0)
+    max: Number | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _some_bound(self) -> "Bound":
