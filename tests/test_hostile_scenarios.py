@@ -116,7 +116,7 @@ VALUES = {
 }
 #: Further values of whole blocks that make no sense, by field.
 BLOCKS = [
-    ("workload.requests[0].steps[0].cpu", {"dist": "lognormal", "mean": 0, "cv": 0.5}, "mean must be greater than zero"),
+    ("workload.requests[0].steps[0].cpu", {"dist": "lognormal", "mean": 0, "cv": 0.5}, "mean must be greater"),
     ("workload.requests[0].steps[1].time", {"dist": "gamma", "mean": "0s", "cv": 1}, "mean must be greater than zero"),
     ("workload.requests[0].steps[0].cpu", {"dist": "lognormal", "mean": "1ms", "cv": INF}, "finite"),
     ("workload.users.retry", {"attempts": 10000, "multiplier": 1000}, "would exceed 100 years"),
@@ -188,10 +188,14 @@ def _nested(depth: int, style: str) -> str:
 
 
 def _bomb(levels: int, width: int, where: str) -> str:
+    """Aliases ``width`` wide, ``levels`` deep: at the top level, or under a config_change value."""
     lines = [f"a0: &a0 [{', '.join(['x'] * width)}]"]
     lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
     text = "\n".join(lines) + "\n"
-    return yaml.safe_dump(BASE, sort_keys=False) + text if where == "top" else text + f"events: [{{at: 1s, config_change: {{set: {{deployments.api.replicas: *a{levels - 1}}}}}}}]\n"
+    if where == "top":
+        return yaml.safe_dump(BASE, sort_keys=False) + text
+    last = f"*a{levels - 1}"
+    return text + f"events: [{{at: 1s, config_change: {{set: {{deployments.api.replicas: {last}}}}}}}]\n"
 
 
 def _yaml_cases():

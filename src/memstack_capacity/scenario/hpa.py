@@ -83,7 +83,8 @@ class CpuTarget(_Target):
     """Target of a ``cpu`` Resource metric."""
 
     type: Literal["Utilization", "AverageValue"]
-    averageUtilization: Count | None = Field(None, gt=0, le=MAX_UTILIZATION_PERCENT, description="percent of the request")
+    averageUtilization: Count | None = Field(None, gt=0, le=MAX_UTILIZATION_PERCENT,
+                                             description="percent of the request")
     averageValue: Cpu | None = None
 
     @model_validator(mode="after")
@@ -96,7 +97,8 @@ class MemoryTarget(_Target):
     """Target of a ``memory`` Resource metric."""
 
     type: Literal["Utilization", "AverageValue"]
-    averageUtilization: Count | None = Field(None, gt=0, le=MAX_UTILIZATION_PERCENT, description="percent of the request")
+    averageUtilization: Count | None = Field(None, gt=0, le=MAX_UTILIZATION_PERCENT,
+                                             description="percent of the request")
     averageValue: Memory | None = None
 
     @model_validator(mode="after")

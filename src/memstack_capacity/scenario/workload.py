@@ -14,8 +14,8 @@ from typing import Annotated, Literal, Union
 from pydantic import Discriminator, Field, Tag, model_validator
 
 from memstack_capacity.errors import Problem
-from memstack_capacity.scenario.base import (MAX_REPEAT, MAX_SECONDS, Count, Cv, Duration, Factor, Memory, Number, PositiveDuration,
-                                             SpecModel, raise_problems)
+from memstack_capacity.scenario.base import (MAX_REPEAT, MAX_SECONDS, Count, Cv, Duration, Factor, Memory, Number,
+                                             PositiveDuration, SpecModel, raise_problems)
 from memstack_capacity.scenario.distributions import Dist
 
 #: The most distinct keys a Redis call may read (its popularity table is held in memory).
@@ -39,7 +39,8 @@ class CallStep(SpecModel):
     call: str = Field(description="the name of a datastore in `datastores`")
     time: Dist | None = Field(None, description="server-side execution time of one operation")
     write: bool = Field(False, description="a write (PostgreSQL commit / Neo4j MERGE); affects caching only")
-    key_space: Count | None = Field(None, ge=1, le=MAX_KEY_SPACE, description="Redis: number of distinct keys this call reads")
+    key_space: Count | None = Field(None, ge=1, le=MAX_KEY_SPACE,
+                                    description="Redis: number of distinct keys this call reads")
     key_alpha: Number | None = Field(None, ge=0, le=MAX_KEY_ALPHA, description="Redis: Zipf exponent of key popularity")
     miss: list["Step"] | None = Field(None, description="Redis: steps run on a cache miss (the backing call)")
     repeat: Count = Field(1, ge=1, le=MAX_REPEAT)
