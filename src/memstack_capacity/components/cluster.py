@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from memstack_capacity.scenario.event_checks import node_name
+
 
 @dataclass
 class Node:
@@ -44,7 +46,7 @@ class Cluster:
         self.env = env
         self.spec = spec
         self.recorder = recorder
-        self.nodes: list[Node] = [Node(f"node-{i}", spec.node.cpu, spec.node.memory) for i in range(spec.nodes)]
+        self.nodes: list[Node] = [Node(node_name(i), spec.node.cpu, spec.node.memory) for i in range(spec.nodes)]
         self.pending: list = []  # pods waiting for room, in arrival order
         self._room = env.event()
         self.nodes_requested = 0
@@ -90,7 +92,7 @@ class Cluster:
         return self._room
 
     def add_node(self) -> Node:
-        node = Node(f"node-{len(self.nodes)}", self.spec.node.cpu, self.spec.node.memory)
+        node = Node(node_name(len(self.nodes)), self.spec.node.cpu, self.spec.node.memory)
         self.nodes.append(node)
         self.notify_room()
         return node

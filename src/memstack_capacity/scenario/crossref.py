@@ -13,6 +13,7 @@ from typing import Any
 
 from memstack_capacity.errors import Problem
 from memstack_capacity.scenario import quantities as q
+from memstack_capacity.scenario.event_checks import event_reference_problems
 from memstack_capacity.scenario.kinds import kind_of
 
 
@@ -115,7 +116,7 @@ def cross_reference_problems(data: Mapping[str, Any]) -> list[Problem]:
             problems.append(Problem(f"events[{i}].at",
                                     f"is after the end of the run (duration {q.format_duration(duration)})",
                                     _mapping(event).get("at"), True))
-    return problems
+    return problems + event_reference_problems(data)
 
 
 def hpa_bounds_problems(data: Mapping, problems: list[Problem]) -> list[Problem]:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from memstack_capacity.scenario.base import Cpu, Duration, Memory, SpecModel
+from memstack_capacity.scenario.base import MAX_COUNT, Count, Cpu, Duration, Memory, Seconds, SpecModel
 from memstack_capacity.scenario.hpa import HorizontalPodAutoscalerSpec
 
 LoadBalancing = Literal["round_robin", "random", "least_request", "ewma"]
@@ -42,11 +42,11 @@ class Resources(SpecModel):
 class Probe(SpecModel):
     """A readiness or liveness probe; defaults are Kubernetes' own."""
 
-    initialDelaySeconds: int = Field(0, ge=0)
-    periodSeconds: int = Field(10, ge=1)
-    timeoutSeconds: int = Field(1, ge=1)
-    successThreshold: int = Field(1, ge=1)
-    failureThreshold: int = Field(3, ge=1)
+    initialDelaySeconds: Seconds = 0
+    periodSeconds: Seconds = Field(10, ge=1)
+    timeoutSeconds: Seconds = Field(1, ge=1)
+    successThreshold: Count = Field(1, ge=1)
+    failureThreshold: Count = Field(3, ge=1)
 
 
 _PERCENT = re.compile(r"^\d+%$")
@@ -58,6 +58,8 @@ def _int_or_percent(value: object) -> int | str:
     if isinstance(value, int):
         if value < 0:
             raise ValueError("must not be negative")
+        if value > MAX_COUNT:
+            raise ValueError(f"must be at most {MAX_COUNT}")
         return value
     if isinstance(value, str) and _PERCENT.match(value.strip()):
         return value.strip()
@@ -100,17 +102,17 @@ class PodDisruptionBudget(SpecModel):
 class Deployment(SpecModel):
     """One Deployment: the API (serves requests) or the worker (consumes jobs)."""
 
-    replicas: int = Field(ge=0, description="replicas at the start")
-    processes: int = Field(1, ge=1, description="server processes per pod (uvicorn/gunicorn workers)")
-    concurrency: int = Field(100, ge=1, description="in-flight requests (or jobs) per process")
-    backlog: int = Field(2048, ge=0, description="the pod's accept queue; beyond it the pod answers 503")
+    replicas: Count = Field(ge=0, description="replicas at the start")
+    processes: Count = Field(1, ge=1, description="server processes per pod (uvicorn/gunicorn workers)")
+    concurrency: Count = Field(100, ge=1, description="in-flight requests (or jobs) per process")
+    backlog: Count = Field(2048, ge=0, description="the pod's accept queue; beyond it the pod answers 503")
     resources: Resources
     memory_base: Memory = Field(0, description="the container's working set with nothing in flight")
     load_balancing: LoadBalancing = "round_robin"
     image_pull: Duration = Field(5.0, description="time to pull the image once the pod is scheduled")
     startup: Duration = Field(8.0, description="time from container start until the app accepts requests")
     endpoint_delay: Duration = Field(1.0, description="time for a Ready pod to reach the load balancer")
-    terminationGracePeriodSeconds: int = Field(30, ge=0)
+    terminationGracePeriodSeconds: Seconds = 30
     readinessProbe: Probe | None = None
     livenessProbe: Probe | None = None
     strategy: Strategy = Strategy()

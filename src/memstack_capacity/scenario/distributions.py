@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from memstack_capacity.scenario.base import Duration, SpecModel
+from memstack_capacity.scenario.base import Cv, Duration, SpecModel
 
 DistName = Literal["constant", "exponential", "lognormal", "gamma", "uniform", "empirical"]
 
@@ -22,7 +22,7 @@ class Dist(SpecModel):
 
     dist: DistName = Field(description="constant | exponential | lognormal | gamma | uniform | empirical")
     mean: Duration | None = Field(None, description="mean (constant, exponential, lognormal, gamma)")
-    cv: float | None = Field(None, ge=0, description="coefficient of variation (lognormal, gamma)")
+    cv: Cv | None = Field(None, description="coefficient of variation (lognormal, gamma), at most 100")
     low: Duration | None = Field(None, description="lower bound (uniform)")
     high: Duration | None = Field(None, description="upper bound (uniform)")
     samples: list[Duration] | None = Field(None, description="observed values, drawn with equal weight (empirical)")
@@ -55,6 +55,8 @@ class Dist(SpecModel):
             problems.append(f"low ({self.low}) must not exceed high ({self.high})")
         if self.dist == "empirical" and not missing and not self.samples:
             problems.append("samples must not be empty")
+        if self.dist in ("lognormal", "gamma") and "mean" not in missing and self.mean == 0:
+            problems.append(f"mean must be greater than zero for {self.dist} (use dist: constant for a zero time)")
         if self.dist in ("lognormal", "gamma") and not missing and self.cv == 0:
             problems.append("cv must be greater than zero (use dist: constant for no variation)")
         if problems:

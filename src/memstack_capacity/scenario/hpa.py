@@ -25,13 +25,15 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, model_validator
 
-from memstack_capacity.scenario.base import Cpu, Memory, SpecModel
+from memstack_capacity.scenario.base import Count, Cpu, Memory, SpecModel
 
 #: External metric names the simulator can produce.
 SUPPORTED_EXTERNAL_METRICS = ("queue_length",)
 #: API-server limits (``pkg/apis/autoscaling/validation``).
 MAX_PERIOD_SECONDS = 1800
 MAX_STABILIZATION_WINDOW_SECONDS = 3600
+#: The highest utilisation target, in percent of the request (1000 × the request).
+MAX_UTILIZATION_PERCENT = 100_000
 
 _SUFFIX = {"": 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12,
            "Ki": 2.0**10, "Mi": 2.0**20, "Gi": 2.0**30, "Ti": 2.0**40}
@@ -81,7 +83,8 @@ class CpuTarget(_Target):
     """Target of a ``cpu`` Resource metric."""
 
     type: Literal["Utilization", "AverageValue"]
-    averageUtilization: int | None = Field(None, gt=0, description="percent of the request")
+    averageUtilization: Count | None = Field(None, gt=0, le=MAX_UTILIZATION_PERCENT,
+                                             description="percent of the request")
     averageValue: Cpu | None = None
 
     @model_validator(mode="after")
@@ -94,7 +97,8 @@ class MemoryTarget(_Target):
     """Target of a ``memory`` Resource metric."""
 
     type: Literal["Utilization", "AverageValue"]
-    averageUtilization: int | None = Field(None, gt=0, description="percent of the request")
+    averageUtilization: Count | None = Field(None, gt=0, le=MAX_UTILIZATION_PERCENT,
+                                             description="percent of the request")
     averageValue: Memory | None = None
 
     @model_validator(mode="after")
@@ -185,14 +189,14 @@ class HPAScalingPolicy(SpecModel):
     """One rate limit: at most ``value`` pods (or percent) per ``periodSeconds``."""
 
     type: Literal["Pods", "Percent"]
-    value: int = Field(gt=0)
-    periodSeconds: int = Field(gt=0, le=MAX_PERIOD_SECONDS)
+    value: Count = Field(gt=0)
+    periodSeconds: Count = Field(gt=0, le=MAX_PERIOD_SECONDS)
 
 
 class HPAScalingRules(SpecModel):
     """``behavior.scaleUp`` / ``behavior.scaleDown``; ``None`` fields are filled by defaulting."""
 
-    stabilizationWindowSeconds: int | None = Field(None, ge=0, le=MAX_STABILIZATION_WINDOW_SECONDS)
+    stabilizationWindowSeconds: Count | None = Field(None, ge=0, le=MAX_STABILIZATION_WINDOW_SECONDS)
     selectPolicy: Literal["Max", "Min", "Disabled"] | None = None
     policies: tuple[HPAScalingPolicy, ...] | None = None
     tolerance: Tolerance | None = None
@@ -279,8 +283,8 @@ class HorizontalPodAutoscalerBehavior(SpecModel):
 class HorizontalPodAutoscalerSpec(SpecModel):
     """An autoscaling/v2 ``HorizontalPodAutoscalerSpec`` without ``scaleTargetRef``."""
 
-    minReplicas: int = Field(1, ge=1, description="defaults to 1; 0 needs the alpha HPAScaleToZero gate")
-    maxReplicas: int = Field(ge=1)
+    minReplicas: Count = Field(1, ge=1, description="defaults to 1; 0 needs the alpha HPAScaleToZero gate")
+    maxReplicas: Count = Field(ge=1)
     metrics: tuple[MetricSpec, ...] = Field(
         default_factory=lambda: (ResourceMetricSource(
             type="Resource", resource={"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}),),

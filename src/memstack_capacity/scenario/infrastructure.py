@@ -7,15 +7,16 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from memstack_capacity.scenario.base import Cpu, Duration, Memory, PositiveDuration, SpecModel
+from memstack_capacity.scenario.base import (MAX_REPEAT, Count, Cpu, Duration, Factor, Memory, Number,
+                                             PositiveDuration, SpecModel)
 from memstack_capacity.scenario.distributions import Dist
 
 
 class QueuePoolSpec(SpecModel):
     """SQLAlchemy QueuePool settings, per process (defaults are SQLAlchemy's)."""
 
-    pool_size: int = Field(5, ge=0)
-    max_overflow: int = Field(10, ge=-1, description="-1 means no limit")
+    pool_size: Count = Field(5, ge=0)
+    max_overflow: Count = Field(10, ge=-1, description="-1 means no limit")
     pool_timeout: PositiveDuration = 30.0
     pool_pre_ping: bool = False
     pool_recycle: Duration | None = Field(None, description="seconds after which a connection is replaced")
@@ -23,9 +24,9 @@ class QueuePoolSpec(SpecModel):
 
 class PostgresSpec(SpecModel):
     kind: Literal["postgresql"]
-    max_connections: int = Field(100, ge=1)
-    superuser_reserved_connections: int = Field(3, ge=0)
-    cores: int = Field(4, ge=1)
+    max_connections: Count = Field(100, ge=1)
+    superuser_reserved_connections: Count = Field(3, ge=0)
+    cores: Count = Field(4, ge=1)
     connect_time: Duration = Field(0.005, description="time to open a new connection (TCP + auth)")
     round_trip: Duration = Field(0.0005, description="network round trip (pre-ping costs one)")
     pool: QueuePoolSpec = QueuePoolSpec()
@@ -34,13 +35,13 @@ class PostgresSpec(SpecModel):
 
 
 class Neo4jPoolSpec(SpecModel):
-    max_connection_pool_size: int = Field(100, ge=1)
+    max_connection_pool_size: Count = Field(100, ge=1)
     connection_acquisition_timeout: PositiveDuration = 60.0
 
 
 class Neo4jSpec(SpecModel):
     kind: Literal["neo4j"]
-    cores: int = Field(4, ge=1)
+    cores: Count = Field(4, ge=1)
     connect_time: Duration = 0.005
     round_trip: Duration = Field(0.0005, description="network round trip added to every query")
     pool: Neo4jPoolSpec = Neo4jPoolSpec()
@@ -77,9 +78,9 @@ class ExternalSpec(SpecModel):
 
     kind: Literal["external"]
     latency: Dist
-    concurrency: int = Field(8, ge=1, description="in-flight calls per process (asyncio.Semaphore)")
-    rate_limit: float | None = Field(None, description="provider limit, e.g. 3000/min; beyond it: 429")
-    retries: int = Field(3, ge=0, description="retries after a 429 (litellm num_retries)")
+    concurrency: Count = Field(8, ge=1, description="in-flight calls per process (asyncio.Semaphore)")
+    rate_limit: Number | None = Field(None, gt=0, description="provider limit, e.g. 3000/min; beyond it: 429")
+    retries: Count = Field(3, ge=0, le=MAX_REPEAT, description="retries after a 429 (litellm num_retries)")
     retry_backoff: Duration = 1.0
     rate_window: PositiveDuration = Field(1.0, description="the provider counts requests in fixed windows this long; "
                                           "at most rate_limit × rate_window are accepted per window")
@@ -95,13 +96,13 @@ class NodeSpec(SpecModel):
 class NodeAutoscaler(SpecModel):
     """cluster-autoscaler: adds nodes for pods Pending for lack of room (scale-up only)."""
 
-    max_nodes: int = Field(ge=1)
+    max_nodes: Count = Field(ge=1)
     provisioning_delay: Duration = Field(120.0, description="from the scale-up decision until the node is Ready")
     scan_interval: PositiveDuration = Field(10.0, description="cluster-autoscaler --scan-interval (10s)")
 
 
 class Cluster(SpecModel):
-    nodes: int = Field(6, ge=1)
+    nodes: Count = Field(6, ge=1)
     node: NodeSpec = NodeSpec()
     node_autoscaler: NodeAutoscaler | None = None
     metrics_resolution: PositiveDuration = Field(15.0, description="metrics-server --metric-resolution")
@@ -125,7 +126,7 @@ class Cluster(SpecModel):
 class TrafficSpike(SpecModel):
     """Multiply the arrival rate (open) or the number of users (closed) by `factor` for `duration`."""
 
-    factor: float = Field(gt=0)
+    factor: Factor
     duration: PositiveDuration
     ramp: Duration = Field(0.0, description="linear rise at the start and fall at the end (0: a step)")
 
@@ -139,7 +140,7 @@ class TrafficSpike(SpecModel):
 class NodeFailure(SpecModel):
     """Nodes stop (involuntary: PodDisruptionBudgets do not apply)."""
 
-    count: int = Field(1, ge=1, description="how many nodes, those with the most API pods first")
+    count: Count = Field(1, ge=1, description="how many nodes, those with the most API pods first")
     nodes: list[str] = Field(default_factory=list, description="fail these nodes by name instead")
     recover_after: Duration | None = Field(None, description="the node comes back Ready after this long")
 
@@ -148,7 +149,7 @@ class PodKill(SpecModel):
     """Evict `count` pods of a deployment through the Eviction API (voluntary: honours the PDB)."""
 
     deployment: str = "api"
-    count: int = Field(1, ge=1)
+    count: Count = Field(1, ge=1)
     respect_pdb: bool = Field(True, description="false: delete the pods directly (kubectl delete pod)")
 
 
@@ -156,7 +157,7 @@ class Drain(SpecModel):
     """kubectl drain: cordon nodes, evict their pods (PDBs honoured, retried every 5 s)."""
 
     node: str | None = None
-    count: int = Field(1, ge=1, description="when no node is named: the nodes with the most API pods first")
+    count: Count = Field(1, ge=1, description="when no node is named: the nodes with the most API pods first")
 
 
 class RollingUpdate(SpecModel):
@@ -171,7 +172,7 @@ class ConfigChange(SpecModel):
 
 class DatastoreSlowdown(SpecModel):
     datastore: str
-    factor: float = Field(gt=0, description="service times are multiplied by this")
+    factor: Factor = Field(description="service times are multiplied by this")
     duration: PositiveDuration
 
 
@@ -245,8 +246,8 @@ class Event(SpecModel):
 
 
 class Bound(SpecModel):
-    min: float | None = None
-    max: float | None = None
+    min: Number | None = Field(None, ge=0)
+    max: Number | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _some_bound(self) -> "Bound":

@@ -12,6 +12,8 @@ from typing import Any
 import yaml
 
 from memstack_capacity.errors import Problem, ScenarioError
+from memstack_capacity.scenario import safe_yaml
+from memstack_capacity.scenario.event_checks import config_change_problems
 from memstack_capacity.scenario.models import Scenario
 from memstack_capacity.scenario.problems import parse_as, problems_in
 
@@ -23,26 +25,26 @@ def scenario_problems(data: Any) -> list[Problem]:
 
 def parse_scenario(data: Any, source: str | None = None) -> Scenario:
     """Validate already-parsed YAML data into a Scenario; a ScenarioError lists every problem."""
-    return parse_as(Scenario, data, source)
+    return _with_events_checked(parse_as(Scenario, data, source), source)
+
+
+def _with_events_checked(scenario: Scenario, source: str | None) -> Scenario:
+    """The scenario, once every config_change in it is known to apply (a ScenarioError otherwise)."""
+    problems = config_change_problems(scenario)
+    if problems:
+        raise ScenarioError(problems, source)
+    return scenario
 
 
 def read_yaml(path: str | Path) -> Any:
-    """The parsed YAML of a file; a missing file or bad YAML is a ScenarioError."""
+    """The parsed YAML of a file; a missing file, bad YAML or a file beyond the loader's
+    limits (:mod:`~memstack_capacity.scenario.safe_yaml`) is a ScenarioError."""
     path = Path(path)
+    text = _read_text(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ScenarioError([Problem("", "no such file")], str(path)) from None
-    except IsADirectoryError:
-        raise ScenarioError([Problem("", "is a directory, not a scenario file")], str(path)) from None
-    except PermissionError:
-        raise ScenarioError([Problem("", "cannot read the file: permission denied")], str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise ScenarioError([Problem("", f"not UTF-8 text (byte {exc.start})")], str(path)) from None
-    except OSError as exc:
-        raise ScenarioError([Problem("", f"cannot read the file: {exc.strerror or exc}")], str(path)) from None
-    try:
-        return yaml.safe_load(text)
+        return safe_yaml.load_text(text)
+    except safe_yaml.YamlLimitError as exc:
+        raise ScenarioError([Problem("", f"not accepted: {exc}")], str(path)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
@@ -54,6 +56,28 @@ def read_yaml(path: str | Path) -> Any:
         raise ScenarioError([Problem("", f"not valid YAML: {where}{detail}")], str(path)) from None
 
 
+def _read_text(path: Path) -> str:
+    """The file as text, reading at most one byte beyond :data:`safe_yaml.MAX_BYTES` (so an
+    endless file such as /dev/zero is refused rather than read)."""
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(safe_yaml.MAX_BYTES + 1)
+        if len(raw) > safe_yaml.MAX_BYTES:
+            raise ScenarioError([Problem("", f"not accepted: larger than {safe_yaml.MAX_BYTES:,} bytes "
+                                             "(the limit MAX_BYTES)")], str(path))
+        return raw.decode("utf-8").replace("\r\n", "\n")
+    except FileNotFoundError:
+        raise ScenarioError([Problem("", "no such file")], str(path)) from None
+    except IsADirectoryError:
+        raise ScenarioError([Problem("", "is a directory, not a scenario file")], str(path)) from None
+    except PermissionError:
+        raise ScenarioError([Problem("", "cannot read the file: permission denied")], str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError([Problem("", f"not UTF-8 text (byte {exc.start})")], str(path)) from None
+    except OSError as exc:
+        raise ScenarioError([Problem("", f"cannot read the file: {exc.strerror or exc}")], str(path)) from None
+
+
 def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:
     """Load and validate a scenario file, then apply ``{"dotted.key": value}`` overrides.
 
@@ -63,5 +87,6 @@ def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) 
     """
     scenario = parse_scenario(read_yaml(path), str(path))
     if overrides:
-        scenario = scenario.with_overrides(overrides, source=str(path))
+        scenario = _with_events_checked(scenario.with_overrides(overrides, source=str(path)),
+                                        f"{path} (with overrides)")
     return scenario

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from memstack_capacity.scenario.base import Duration, PositiveDuration, SpecModel, raise_problems
+from memstack_capacity.scenario.base import Count, Duration, PositiveDuration, SpecModel, raise_problems
 from memstack_capacity.scenario.crossref import cross_reference_problems
 from memstack_capacity.scenario.deployment import Deployment
 from memstack_capacity.scenario.hpa import keep_given_fields
@@ -27,7 +27,7 @@ class Scenario(SpecModel):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
-    seed: int = Field(1, ge=0)
+    seed: Count = Field(1, ge=0, le=2**63 - 1)
     duration: PositiveDuration
     warmup: Duration = 0.0
     sample_interval: PositiveDuration = 5.0
@@ -47,17 +47,18 @@ class Scenario(SpecModel):
             raise_problems(problems, kind="cross_reference")
         return self
 
-    def with_overrides(self, overrides: Mapping[str, Any], source: str | None = None) -> "Scenario":
+    def with_overrides(self, overrides: Mapping[str, Any], source: str | None = None, label=None) -> "Scenario":
         """A copy with ``{"dotted.path": value}`` overrides applied, validated again.
 
         Paths address the resolved scenario (every default filled in), e.g.
         ``{"deployments.api.replicas": 6, "workload.requests[search].weight": 0.8,
         "duration": "30m"}``. Values are written as in YAML. Raises
         :class:`~memstack_capacity.errors.ScenarioError` for a path that names
-        nothing or a value the scenario does not accept.
+        nothing or a value the scenario does not accept; ``label(path)`` is the field
+        a bad path is reported at (default ``--set path``).
         """
         where = f"{source or self.name} (with overrides)"
-        data = apply_overrides(self.model_dump(mode="json"), overrides, source=where)
+        data = apply_overrides(self.model_dump(mode="json"), overrides, source=where, label=label)
         new = parse_as(type(self), data, where)
         # The hpa: blocks are written into the manifests as the user gave them; keep what was given.
         touched = [tuple(split_path(path)) for path in overrides]

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from memstack_capacity.errors import Problem, ScenarioError
+from memstack_capacity.scenario import safe_yaml
 
 _TOKEN = re.compile(r"\[([^\]]*)\]|([^.\[\]]+)")
 
@@ -95,21 +96,29 @@ def set_path(data: Any, path: str, value: Any) -> None:
     node[last] = value
 
 
-def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any], source: str | None = None) -> dict:
+def apply_overrides(data: Mapping[str, Any], overrides: Mapping[str, Any], source: str | None = None,
+                    label=None) -> dict:
     """A deep copy of scenario ``data`` with every ``{"dotted.path": value}`` applied in order.
 
-    Every bad path is reported at once in one :class:`ScenarioError`.
+    Every bad path is reported at once in one :class:`ScenarioError`, at the field
+    ``label(path)`` (default ``--set path``; a config_change event names its own key).
     """
+    label = label or (lambda path: f"--set {path}")
     result = copy.deepcopy(dict(data))
     problems = []
     for path, value in overrides.items():
         try:
             set_path(result, path, copy.deepcopy(value))
         except ValueError as exc:
-            problems.append(Problem(f"--set {path}", str(exc)))
+            problems.append(Problem(label(path), str(exc), value, _plain(value)))
     if problems:
         raise ScenarioError(problems, source)
     return result
+
+
+def _plain(value: Any) -> bool:
+    """Whether a value is short enough to show in a message (not a list or a mapping)."""
+    return not isinstance(value, (Mapping, list))
 
 
 def parse_set_argument(text: str) -> tuple[str, Any]:
@@ -124,7 +133,7 @@ def parse_set_argument(text: str) -> tuple[str, Any]:
         raise ScenarioError([Problem(f"--set {text}", "expected dotted.key=value, e.g. deployments.api.replicas=4")])
     try:
         split_path(key)
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = safe_yaml.load_text(raw) if raw.strip() else None
     except ValueError as exc:
         raise ScenarioError([Problem(f"--set {text}", str(exc))]) from None
     except yaml.YAMLError as exc:

@@ -229,17 +229,29 @@ def _kind_of(value: object) -> str:
 
 
 def _merge_union_alternatives(problems: list[Problem]) -> list[Problem]:
-    """One line per field when every member of a plain union failed (``int | str``)."""
+    """One line per field when every member of a plain union failed (``int | str``).
+
+    Repeated problems are dropped by a set of keys, so thousands of problems (a file of
+    unknown keys) take linear time, not quadratic.
+    """
     merged: list[Problem] = []
+    seen: set = set()
     for problem in problems:
         if merged and merged[-1].field == problem.field and merged[-1].value == problem.value \
                 and problem.message.startswith("must be ") and merged[-1].message.startswith("must be "):
             last = merged[-1]
             alt = problem.message[len("must be "):]
             merged[-1] = Problem(last.field, f"{last.message} or {alt}", last.value, last.has_value)
-        elif problem not in merged:
+            seen.add(_key(merged[-1]))
+        elif _key(problem) not in seen:
+            seen.add(_key(problem))
             merged.append(problem)
     return merged
+
+
+def _key(problem: Problem) -> tuple:
+    """A hashable identity of a problem (its value may be a list or a mapping)."""
+    return problem.field, problem.message, type(problem.value).__name__, repr(problem.value), problem.has_value
 
 
 def problems_from_validation(error: ValidationError, root: type[BaseModel]) -> list[Problem]:

@@ -8,13 +8,20 @@ steps too.
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, model_validator
 
 from memstack_capacity.errors import Problem
-from memstack_capacity.scenario.base import Duration, Memory, PositiveDuration, SpecModel, raise_problems
+from memstack_capacity.scenario.base import (MAX_REPEAT, MAX_SECONDS, Count, Cv, Duration, Factor, Memory, Number,
+                                             PositiveDuration, SpecModel, raise_problems)
 from memstack_capacity.scenario.distributions import Dist
+
+#: The most distinct keys a Redis call may read (its popularity table is held in memory).
+MAX_KEY_SPACE = 10**7
+#: The largest Zipf exponent of key popularity (web caches see about 0.6 to 1).
+MAX_KEY_ALPHA = 100.0
 
 STEP_KINDS = ("cpu", "call", "external", "parallel", "enqueue", "repeat")
 
@@ -23,7 +30,7 @@ class CpuStep(SpecModel):
     """Core-seconds of Python work on the pod (shares the process's one core)."""
 
     cpu: Dist
-    repeat: int = Field(1, ge=1, description="run this step this many times in a row")
+    repeat: Count = Field(1, ge=1, le=MAX_REPEAT, description="run this step this many times in a row")
 
 
 class CallStep(SpecModel):
@@ -32,37 +39,38 @@ class CallStep(SpecModel):
     call: str = Field(description="the name of a datastore in `datastores`")
     time: Dist | None = Field(None, description="server-side execution time of one operation")
     write: bool = Field(False, description="a write (PostgreSQL commit / Neo4j MERGE); affects caching only")
-    key_space: int | None = Field(None, ge=1, description="Redis: number of distinct keys this call reads")
-    key_alpha: float | None = Field(None, ge=0, description="Redis: Zipf exponent of key popularity")
+    key_space: Count | None = Field(None, ge=1, le=MAX_KEY_SPACE,
+                                    description="Redis: number of distinct keys this call reads")
+    key_alpha: Number | None = Field(None, ge=0, le=MAX_KEY_ALPHA, description="Redis: Zipf exponent of key popularity")
     miss: list["Step"] | None = Field(None, description="Redis: steps run on a cache miss (the backing call)")
-    repeat: int = Field(1, ge=1)
+    repeat: Count = Field(1, ge=1, le=MAX_REPEAT)
 
 
 class ExternalStep(SpecModel):
     """A call to an external API (LLM, embeddings) named in `datastores`."""
 
     external: str
-    repeat: int = Field(1, ge=1)
+    repeat: Count = Field(1, ge=1, le=MAX_REPEAT)
 
 
 class ParallelStep(SpecModel):
     """A group of steps started together and awaited together (asyncio.gather)."""
 
     parallel: list["Step"] = Field(min_length=1)
-    repeat: int = Field(1, ge=1)
+    repeat: Count = Field(1, ge=1, le=MAX_REPEAT)
 
 
 class EnqueueStep(SpecModel):
     """Start a background job (a Temporal workflow) and carry on without waiting."""
 
     enqueue: str = Field(description="the name of a job in `workload.jobs`")
-    repeat: int = Field(1, ge=1)
+    repeat: Count = Field(1, ge=1, le=MAX_REPEAT)
 
 
 class RepeatStep(SpecModel):
     """A block of steps run `repeat` times in sequence."""
 
-    repeat: int = Field(ge=1)
+    repeat: Count = Field(ge=1, le=MAX_REPEAT)
     steps: list["Step"] = Field(min_length=1)
 
 
@@ -109,23 +117,35 @@ for _model in (CallStep, ParallelStep, RepeatStep):
     _model.model_rebuild()
 
 
+def _backoff_problem(first: float, factor: float, attempts: int, names: str) -> None:
+    """A back-off that grows ``first × factor^n`` must stay a number of seconds for every attempt."""
+    if first > 0 and factor > 1 and math.log(first) + (attempts - 1) * math.log(factor) > math.log(MAX_SECONDS):
+        raise ValueError(f"{names}: the wait before the last attempt would exceed 100 years; "
+                         "give fewer attempts or a smaller multiplier")
+
+
 class RetryPolicy(SpecModel):
     """Client retries after a failed request: feeds load back in (retry storms)."""
 
-    attempts: int = Field(1, ge=1, description="total attempts including the first")
+    attempts: Count = Field(1, ge=1, le=MAX_REPEAT, description="total attempts including the first")
     backoff: Duration = Field(1.0, description="wait before the first retry")
-    multiplier: float = Field(2.0, ge=1.0)
-    jitter: float = Field(0.0, ge=0.0, le=1.0, description="± fraction of the back-off drawn uniformly")
+    multiplier: Factor = Field(2.0, ge=1.0)
+    jitter: Number = Field(0.0, ge=0.0, le=1.0, description="± fraction of the back-off drawn uniformly")
+
+    @model_validator(mode="after")
+    def _backoff_finite(self) -> "RetryPolicy":
+        _backoff_problem(self.backoff, self.multiplier, self.attempts, "backoff × multiplier^(attempts - 1)")
+        return self
 
 
 class UsersPoint(SpecModel):
     at: Duration
-    users: int = Field(ge=0)
+    users: Count = Field(ge=0)
 
 
 class RatePoint(SpecModel):
     at: Duration
-    rps: float = Field(ge=0)
+    rps: Number = Field(ge=0)
 
 
 def _check_increasing(points: list, what: str) -> None:
@@ -151,7 +171,7 @@ class OpenArrivals(SpecModel):
     """An open arrival process: `rate(t)` piecewise linear, Poisson unless `cv` says otherwise."""
 
     profile: list[RatePoint] = Field(min_length=1)
-    cv: float = Field(1.0, gt=0, description="coefficient of variation of inter-arrival times (1 = Poisson)")
+    cv: Cv = Field(1.0, gt=0, description="coefficient of variation of inter-arrival times (1 = Poisson), at most 100")
 
     @model_validator(mode="after")
     def _ordered(self) -> "OpenArrivals":
@@ -161,7 +181,7 @@ class OpenArrivals(SpecModel):
 
 class RequestClass(SpecModel):
     name: str = Field(min_length=1)
-    weight: float = Field(ge=0)
+    weight: Number = Field(ge=0)
     memory: Memory = Field(0, description="memory the request holds while in flight")
     steps: list[Step] = Field(min_length=1)
 
@@ -169,10 +189,16 @@ class RequestClass(SpecModel):
 class JobRetry(SpecModel):
     """Temporal activity retry policy."""
 
-    maximum_attempts: int = Field(3, ge=1)
+    maximum_attempts: Count = Field(3, ge=1, le=MAX_REPEAT)
     initial_interval: Duration = 1.0
-    backoff_coefficient: float = Field(2.0, ge=1.0)
+    backoff_coefficient: Factor = Field(2.0, ge=1.0)
     maximum_interval: Duration = 600.0
+
+    @model_validator(mode="after")
+    def _backoff_finite(self) -> "JobRetry":
+        _backoff_problem(self.initial_interval, self.backoff_coefficient, self.maximum_attempts,
+                         "initial_interval × backoff_coefficient^(maximum_attempts - 1)")
+        return self
 
 
 class JobClass(SpecModel):
@@ -201,6 +227,12 @@ class Workload(SpecModel):
         if sum(r.weight for r in self.requests) <= 0:
             weights = [r.weight for r in self.requests]
             problems.append(Problem("requests", f"request weights must sum to more than zero (got weights {weights})"))
+        if self.users is not None and self.users.think_time.expected() == 0:
+            for i, request in enumerate(self.requests):
+                if request.weight > 0 and not any(_takes_time(s) for s in iter_steps(request.steps)):
+                    problems.append(Problem(f"requests[{i}]", "takes no time (no cpu or call time above zero) while "
+                                            "think_time is zero, so simulated time would never advance; give the "
+                                            "users a think_time or the request a step that takes time"))
         for what, items in (("requests", self.requests), ("jobs", self.jobs)):
             names = [i.name for i in items]
             dupes = sorted({n for n in names if names.count(n) > 1})
@@ -209,6 +241,15 @@ class Workload(SpecModel):
         if problems:
             raise_problems(problems)
         return self
+
+
+def _takes_time(step) -> bool:
+    """Whether a step surely takes some time: CPU or a datastore's time above zero, or an external call."""
+    if isinstance(step, CpuStep):
+        return step.cpu.expected() > 0
+    if isinstance(step, CallStep):
+        return step.time is not None and step.time.expected() > 0
+    return isinstance(step, ExternalStep)
 
 
 def iter_steps(steps: list) -> "list":

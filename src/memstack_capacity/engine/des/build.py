@@ -107,7 +107,7 @@ def build(scenario: Scenario, seed: int) -> Model:
     _autoscalers(model)
     if scenario.cluster.node_autoscaler is not None:
         model.node_autoscaler = NodeAutoscaler(env, cluster, scenario.cluster.node_autoscaler)
-    actions = prepare_events(scenario, {n.name for n in cluster.nodes})
+    actions = prepare_events(scenario)
     if scenario.events:
         model.events = EventRunner(env, scenario.events, cluster, runtimes, recorder, hpa=model.hpa,
                                    datastores=model.datastores, config_actions=actions)
