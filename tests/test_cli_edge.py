@@ -151,7 +151,7 @@ def test_a_huge_file_is_refused_before_reading(tmp_path, capsys):
     with open(big, "wb") as f:
         f.truncate(MAX_SCENARIO_BYTES + 1)  # sparse: no disk space used
     assert main(["run", str(big)]) == 2
-    assert f"is {MAX_SCENARIO_BYTES + 1:,} bytes; a scenario file may have at most" in capsys.readouterr().err
+    assert f"not accepted: {MAX_SCENARIO_BYTES + 1:,} bytes, larger than {MAX_SCENARIO_BYTES:,}" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- limits on scale
@@ -170,9 +170,9 @@ def test_runs_beyond_the_limits_are_refused_before_simulating(tmp_path, capsys, 
     monkeypatch.setattr("memstack_capacity.api.simulation.simulate", _boom)  # never reached
     monkeypatch.setattr("memstack_capacity.api.batch.replicate", _boom)
     users = tiny_scenario()
-    users["workload"]["users"]["profile"] = [{"at": 0, "users": 10**12}]
+    users["workload"]["users"]["profile"] = [{"at": 0, "users": 10**8}]
     _refuses(capsys, ["run", write(tmp_path, users)],
-             "workload.users.profile: the most closed users (with any traffic spike) are 1e+12, "
+             "workload.users.profile: the most closed users (with any traffic spike) are 100,000,000, "
              "over the limit of 1,000,000")
     pods = tiny_scenario()
     pods["deployments"]["api"]["replicas"] = 20_000
@@ -191,7 +191,7 @@ def test_runs_beyond_the_limits_are_refused_before_simulating(tmp_path, capsys, 
              "--replications: the runs are 1,000,000, over the limit of 10,000")
     _refuses(capsys, ["sweep", write(tmp_path, tiny_scenario()), "--grid", "seed=1,2", "--replications", "6000"],
              "the runs are 12,000")
-    _refuses(capsys, ["capacity", write(tmp_path, users)], "1e+12")
+    _refuses(capsys, ["capacity", write(tmp_path, users)], "100,000,000")
 
 
 def test_the_memory_estimate_counts_runs_at_once(tmp_path, capsys, monkeypatch):

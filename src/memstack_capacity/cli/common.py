@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from memstack_capacity.errors import Problem, ScenarioError
+from memstack_capacity.scenario import safe_yaml
 from memstack_capacity.scenario.load import load_scenario
 
 #: The contract's exit codes: 0 done (targets met, a load found), 1 the simulation failed or its
@@ -47,9 +48,9 @@ def add_scenario_arguments(parser, replications: bool = True, seed: bool = True)
         parser.add_argument("--replications", type=int, default=1, metavar="K", help="independent runs (seeds seed..seed+K-1)")
 
 
-#: The largest scenario file the commands read: a scenario is a few kilobytes; this only stops a
-#: mistaken path (a log, a disk image) from being read whole.
-MAX_SCENARIO_BYTES = 10 * 2**20
+#: The largest scenario file the commands read: the loader's own limit, checked here on the file's
+#: size before anything is read (a log or a disk image given by mistake).
+MAX_SCENARIO_BYTES = safe_yaml.MAX_BYTES
 
 
 def check_scenario_file(path) -> None:
@@ -69,9 +70,8 @@ def check_scenario_file(path) -> None:
         raise ScenarioError([Problem("", "is not a regular file (a device, pipe or socket); give a scenario YAML file")],
                             str(path))
     if info.st_size > MAX_SCENARIO_BYTES:
-        raise ScenarioError([Problem("", f"is {info.st_size:,} bytes; a scenario file may have at most "
-                                         f"{MAX_SCENARIO_BYTES:,} bytes ({MAX_SCENARIO_BYTES // 2**20} MiB)")],
-                            str(path))
+        raise ScenarioError([Problem("", f"not accepted: {info.st_size:,} bytes, larger than {MAX_SCENARIO_BYTES:,} "
+                                         "bytes (the limit MAX_BYTES)")], str(path))
 
 
 def argument_problem(args) -> str | None:
