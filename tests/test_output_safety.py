@@ -294,3 +294,34 @@ def test_the_command_killed_at_random_leaves_a_complete_run(tmp_path):
         assert tree(out) in runs
     assert subprocess.run([*cmd, "--seed", "1"], env=env, capture_output=True).returncode == 0
     assert tree(out) == runs[0] and siblings(out) == []
+
+
+# ---- the smaller points -----------------------------------------------------------------------
+
+
+def test_report_md_escapes_html_from_the_description():
+    from memstack_capacity import simulate
+    from memstack_capacity.outputs.report import render_markdown
+
+    data = pod_scenario(5.0, 0.05, duration=30, warmup=5)
+    data["description"] = "Peak <script>alert(1)</script> & <b>bold</b>, p99 < 1 s"
+    md = render_markdown(simulate(parse_scenario(data), seed=1))
+    assert "&lt;script>alert(1)&lt;/script>" in md and "&lt;b>bold&lt;/b>" in md and "p99 < 1 s" in md
+    assert "<script" not in md and "<b>" not in md
+
+
+def test_arrived_counts_the_whole_run_and_the_rest_after_the_warm_up(runs):
+    result = runs[0]
+    req = result.summary["requests"]
+    assert req["arrived"] == len(result.requests) + req["in_flight_end"]
+    measured = result.requests[result.requests["t_arrival_s"] >= result.scenario.warmup]
+    assert req["completed"] + req["failed"] == len(measured) < len(result.requests)
+
+
+@pytest.mark.parametrize("engine", ["des", "kernel", "hybrid", "fluid"])
+def test_timeseries_has_the_last_interval(engine):
+    from memstack_capacity import simulate
+
+    data = pod_scenario(5.0, 0.05, duration=60, warmup=10, sample_interval=5)
+    times = sorted(simulate(parse_scenario(data), seed=1, engine=engine).timeseries["t_s"].unique())
+    assert times[0] == 5.0 and times[-1] == 60.0 and len(times) == 12
