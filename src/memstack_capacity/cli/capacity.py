@@ -5,15 +5,15 @@ Exit codes: 0 a passing load was found, 1 no load tried passes, 2 bad input.
 
 from __future__ import annotations
 
-import os
 import sys
 from functools import partial
 from pathlib import Path
 
 from memstack_capacity.api.simulation import simulate
 from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, add_scenario_arguments,
-                                          load_from_args)
+                                          load_from_args, output_dir_problem)
 from memstack_capacity.outputs.json_text import summary_json
+from memstack_capacity.outputs.rundir import discard_staging, new_staging, swap_in
 
 
 def register(subparsers) -> None:
@@ -39,6 +39,11 @@ def handle(args) -> int:
         print("error: --replications must be >= 1 and --rel-tol > 0", file=sys.stderr)
         return EXIT_BAD_INPUT
     scenario = load_from_args(args)
+    out = Path(args.out) if args.out else Path("out") / f"{scenario.name}-capacity"
+    problem = output_dir_problem(out)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
     def progress(trial):
         if sys.stderr.isatty():
@@ -53,7 +58,6 @@ def handle(args) -> int:
     header = f"scenario {scenario.name}: {args.replications} run(s) per load, a load passes when all meet every target"
     print(header)
     print(result.describe())
-    out = Path(args.out) if args.out else Path("out") / f"{scenario.name}-capacity"
     try:
         write_capacity(result, header, out)
     except OSError as exc:
@@ -64,16 +68,19 @@ def handle(args) -> int:
 
 
 def write_capacity(result, header: str, out: Path) -> None:
-    """capacity.json (the figures) and capacity.md (the same for people), written together."""
-    out.mkdir(parents=True, exist_ok=True)
+    """capacity.json (the figures) and capacity.md (the same for people), swapped in together
+    as a run's outputs are (:mod:`memstack_capacity.outputs.rundir`)."""
     lines = [f"# Capacity: {header.split(':')[0].removeprefix('scenario ')}", "", header + ".", ""]
     lines += ["    " + line for line in result.describe().splitlines()]
     lines += ["", "| load | runs meeting every target | verdict |", "|---|---|---|"]
     for t in result.trials:
         lines.append(f"| {t.load:.1f} | {t.passed_runs}/{t.runs} | {'pass' if t.passed else 'fail'} |")
     texts = {"capacity.json": summary_json(result.to_dict()), "capacity.md": "\n".join(lines) + "\n"}
-    for name, text in texts.items():
-        tmp = out / f".{name}.partial"
-        tmp.write_text(text, encoding="utf-8")
-    for name in texts:
-        os.replace(out / f".{name}.partial", out / name)
+    staging = new_staging(out)
+    try:
+        for name, text in texts.items():
+            (staging / name).write_text(text, encoding="utf-8")
+        swap_in(staging, out)
+    except BaseException:
+        discard_staging(staging)
+        raise

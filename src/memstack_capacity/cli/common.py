@@ -154,20 +154,15 @@ def settle_engine(args, scenario) -> str:
 
 
 def output_dir_problem(out: Path) -> str | None:
-    """Why ``out`` cannot take a run's outputs, or None.
+    """Why ``out`` cannot take a run's outputs, or None; before anything is simulated.
 
-    Writing replaces the directory as a whole, so an existing directory must be empty or
-    a previous run's outputs (it holds a summary.json); anything else would be deleted.
+    A directory is replaced only when it is new, empty, or a previous run's outputs holding
+    nothing but what the run wrote (its marker lists it); what a killed run left beside it
+    is finished first (:func:`memstack_capacity.outputs.rundir.prepare`).
     """
-    if out.exists() and not out.is_dir():
-        return f"--out {out}: exists and is not a directory"
-    if out.is_dir() and any(out.iterdir()) and not (out / "summary.json").is_file():
-        return (f"--out {out}: the directory exists and does not hold a previous run's outputs (no summary.json); "
-                "its contents would be replaced, so give a new or empty directory")
-    parent = next((p for p in (out.absolute(), *out.absolute().parents) if p.exists()), None)
-    if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-        return f"--out {out}: cannot create or write it ({parent} is not a writable directory)"
-    return None
+    from memstack_capacity.outputs.rundir import prepare
+
+    return prepare(out)
 
 
 #: Set to 0 to silence the progress lines written when stderr is not a terminal.

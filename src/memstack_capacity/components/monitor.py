@@ -29,10 +29,18 @@ class Monitor:
         self._cpu_prev: dict = {}
         self._throttle_prev: dict = {}
         self._arrived_prev = 0
+        self.next_due: float | None = None  # when the next sample is due (a sample at the horizon is taken at the end)
 
     def run(self):
         while True:
+            self.next_due = self.env.now + self.interval
             yield self.env.timeout(self.interval)
+            self.sample()
+
+    def sample_at_horizon(self) -> None:
+        """The sample due exactly when the clock stops (at t = duration), which the clock's stop
+        would otherwise drop: the last interval's figures, taken after everything before it."""
+        if self.next_due == self.env.now:
             self.sample()
 
     def sample(self) -> None:

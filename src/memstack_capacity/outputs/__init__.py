@@ -1,6 +1,7 @@
 """What a run leaves behind: files, the report, figures, findings and manifests.
 
-``files`` (the all-or-nothing output directory), ``json_text`` and ``csv_text`` (the bytes
+``files`` (the all-or-nothing output directory), ``rundir`` (which directories are a previous
+run's, the marker, the atomic swap), ``json_text`` and ``csv_text`` (the bytes
 of ``summary.json`` and of the large CSV files), ``report`` and ``report_files``
 (report.md, report.html), ``plots`` and ``whatif_plots`` (figures), ``findings`` and
 ``bottleneck`` (what limits capacity, in sentences), ``junit`` (JUnit XML for CI) and

@@ -1,18 +1,19 @@
 """Writing a run's outputs to a directory, all or nothing.
 
-Everything is written into a hidden sibling directory first and renamed into place at
-the end, so an interrupted or failed run never leaves a directory that looks complete.
+Everything is written into a hidden sibling directory first, with the marker that makes it
+a run's outputs written last, and swapped into place atomically (:mod:`.rundir`), so an
+interrupted or failed run leaves the previous outputs complete and never a half-written
+directory.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 from memstack_capacity.outputs.csv_text import write_csv
 from memstack_capacity.outputs.json_text import summary_json
 from memstack_capacity.outputs.report_files import write_report
+from memstack_capacity.outputs.rundir import discard_staging, new_staging, swap_in
 
 #: gzip at level 1: a third of level 9's time for a file ~15 % larger; mtime 0 keeps the
 #: bytes the same from run to run (deterministic outputs).
@@ -26,8 +27,7 @@ def write_run(result, out_dir: str | Path, report: bool = True, summary: dict | 
     of Results: the frames are the first replication's, the report covers them all.
     """
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    staging = new_staging(out_dir)
     try:
         (staging / "summary.json").write_text(summary_json(summary or result.summary), encoding="utf-8")
         result.timeseries.to_csv(staging / "timeseries.csv", index=False, float_format="%.6g")
@@ -38,10 +38,8 @@ def write_run(result, out_dir: str | Path, report: bool = True, summary: dict | 
         result.pods.to_csv(staging / "pods.csv", index=False)
         if report:
             write_report(replications if replications else result, staging)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        staging.rename(out_dir)
+        swap_in(staging, out_dir)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        discard_staging(staging)
         raise
     return out_dir

@@ -15,6 +15,7 @@ Functions return ``str``; :mod:`~memstack_capacity.outputs.report_files` writes.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 
 from memstack_capacity.outputs import bottleneck
@@ -226,27 +227,37 @@ def build_blocks(results, figure_names: Sequence[str] = (), manifest_note: str |
     return blocks
 
 
+#: What a Markdown renderer would take as raw HTML or a character reference (CommonMark: ``<``
+#: before a letter, ``/``, ``!`` or ``?``; ``&name;``, ``&#123;``), e.g. from a scenario's description.
+_MD_HTML = re.compile(r"<(?=[A-Za-z/!?])|&(?=#?\w+;)")
+
+
+def md_text(text) -> str:
+    """``text`` for report.md, shown as written: what would be HTML is escaped, the rest untouched."""
+    return _MD_HTML.sub(lambda m: "&lt;" if m[0] == "<" else "&amp;", str(text))
+
+
 def _md_table(header, rows) -> list[str]:
     def cell(x):
-        return str(x).replace("|", "\\|")
+        return md_text(x).replace("|", "\\|")
 
     out = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
     return out + ["| " + " | ".join(cell(c) for c in row) + " |" for row in rows]
 
 
 def render_markdown(results, figure_names: Sequence[str] = (), manifest_note: str | None = None) -> str:
-    """report.md: figures referenced as ``plots/<name>.png``."""
+    """report.md: figures referenced as ``plots/<name>.png``; text that would be HTML is escaped."""
     lines: list[str] = []
     for block in build_blocks(results, figure_names, manifest_note):
         kind = block[0]
         if kind == "h":
-            lines += ["#" * block[1] + " " + block[2], ""]
+            lines += ["#" * block[1] + " " + md_text(block[2]), ""]
         elif kind == "p":
-            lines += [block[1], ""]
+            lines += [md_text(block[1]), ""]
         elif kind == "table":
             lines += _md_table(block[1], block[2]) + [""]
         elif kind == "list":
-            lines += [f"- {item}" for item in block[1]] + [""]
+            lines += [f"- {md_text(item)}" for item in block[1]] + [""]
         elif kind == "fig":
-            lines += [f"![{block[2]}](plots/{block[1]}.png)", ""]
+            lines += [f"![{md_text(block[2])}](plots/{block[1]}.png)", ""]
     return "\n".join(lines).rstrip() + "\n"

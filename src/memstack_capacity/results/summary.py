@@ -1,6 +1,7 @@
 """The summary of a run (what ``summary.json`` holds) and target verdicts.
 
-Statistics count requests that arrived after the warm-up. Latency percentiles are over
+Statistics count requests that arrived after the warm-up, but for ``arrived`` (the whole run,
+from t = 0) and ``in_flight_end``: together they check conservation over the run. Latency percentiles are over
 requests answered OK; the error rate is failed / (completed + failed). Throughput is
 OK answers per second over the measured window. Utilisation is against the pods'
 *requests*, as the HPA sees it; level metrics are time averages of the samples.

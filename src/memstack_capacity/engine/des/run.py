@@ -26,6 +26,7 @@ def run(scenario: Scenario, seed: int, progress=None) -> RunRecord:
     model = build(scenario, seed)
     start_model(model)
     advance_to_horizon(model, progress)
+    model.monitor.sample_at_horizon()
     return finish(model, time.perf_counter() - started, NAME)
 
 
@@ -51,7 +52,10 @@ def start_model(model: Model, open_source: bool = True) -> None:
 
 
 def advance_to_horizon(model: Model, progress=None) -> None:
-    """Run the clock to the scenario's duration, calling ``progress(t, duration)`` every PROGRESS_STEP_S."""
+    """Run the clock to the scenario's duration, calling ``progress(t, duration)`` every PROGRESS_STEP_S.
+
+    The clock stops before anything due at the duration itself: the caller takes the monitor's
+    sample due then (``model.monitor.sample_at_horizon()``) once its books are up to date."""
     env, horizon = model.env, float(model.scenario.duration)
     t = 0.0
     while t < horizon:

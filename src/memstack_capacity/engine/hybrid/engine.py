@@ -217,6 +217,7 @@ def run_model(scenario, seed: int, progress=None):
     start_model(model, open_source=False)  # the plane draws the arrivals itself
     advance_to_horizon(model, progress)
     plane.finish(float(scenario.duration))
+    model.monitor.sample_at_horizon()
     return model, plane
 
 

@@ -2,7 +2,7 @@
 
 :func:`record_answers` writes the answers (in the order the ingress gives them) through the
 recorder's columns; :func:`record_samples` reproduces ``components/monitor.py`` from the
-per-request times: a sample at every ``sample_interval`` before the horizon, taken before
+per-request times: a sample at every ``sample_interval`` up to the horizon, taken before
 anything else that happens at that instant, level metrics as counts of events strictly
 before it and rates over the events in ``[previous sample, sample)``.
 """
@@ -87,11 +87,11 @@ def _record_stats(stats, ans) -> None:
 
 
 def sample_times(interval: float, horizon: float) -> list[float]:
-    """The monitor's sample instants: ``t += interval`` while before the horizon."""
+    """The monitor's sample instants: ``t += interval`` up to the horizon (one due at it included)."""
     out, t = [], 0.0
     while True:
         t = t + interval
-        if t >= horizon:
+        if t > horizon:
             return out
         out.append(t)
 
