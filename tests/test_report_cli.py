@@ -28,10 +28,11 @@ def test_manifests_bad_input(tmp_path):
 
 
 def test_capacity_exit_codes(tmp_path, capsys):
-    assert main(["capacity", _write(tmp_path, BASE), "--rel-tol", "0.5"]) == 0
+    assert main(["capacity", _write(tmp_path, BASE), "--rel-tol", "0.5", "--out", str(tmp_path / "c1")]) == 0
     assert "capacity:" in capsys.readouterr().out
     impossible = dict(BASE, targets={"latency_p99": {"max": "1ms"}})
-    assert main(["capacity", _write(tmp_path, impossible, "i.yaml"), "--rel-tol", "0.5"]) == 1
+    assert main(["capacity", _write(tmp_path, impossible, "i.yaml"), "--rel-tol", "0.5",
+                 "--out", str(tmp_path / "c2")]) == 1
     assert main(["capacity", _write(tmp_path, BASE), "--replications", "0"]) == 2
     assert main(["capacity", _write(tmp_path, dict(BASE, targets={}), "n.yaml")]) == 2
 
