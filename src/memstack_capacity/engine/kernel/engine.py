@@ -5,8 +5,9 @@ that the balancer picks without looking at them (``round_robin``, ``random``) an
 else acts on the pods (no HPA, events, probes, datastores, jobs, OOM), each pod's requests
 can be advanced on their own, with no event per request: arrivals, classes and routing are
 drawn in numpy blocks from the engine's own named streams, each pod's requests run through
-:mod:`.kernel_pods`, and the monitor's series are computed afterwards from the per-request
-times (:mod:`.kernel_series`). The result is the general engine's record:
+the compiled loops of :mod:`.pods` (service times drawn in advance, taken from a cursor per
+class), and the monitor's series are computed afterwards from the per-request times
+(:mod:`.kernel_series`). The result is the general engine's record:
 
 * one pod: the same numbers — every stream is consumed in the engine's order (service times
   in admission order), so the request rows match to rounding (≈1e-12 s);
@@ -30,7 +31,6 @@ import numpy as np
 from memstack_capacity.components.recorder import E503, E504, OK, REASON_CODE, Recorder
 from memstack_capacity.components.sampling import BLOCK, Uniforms, _block_drawer
 from memstack_capacity.components.workload import PiecewiseLinearRate
-from memstack_capacity.engine.kernel import pods as kernel_pods
 from memstack_capacity.engine.kernel.series import record_answers, record_samples
 from memstack_capacity.engine.capabilities import reasons
 from memstack_capacity.engine.des.build import build
@@ -171,6 +171,8 @@ def run(scenario, seed: int, progress=None) -> RunRecord:
 
 def run_model(scenario, seed: int):
     """Build the general engine's model, fill its record with the kernel's results, return it (clock at the horizon)."""
+    from memstack_capacity.engine.kernel import pods as kernel_pods  # here: numba takes a second to import
+
     model = build(scenario, seed)
     api = scenario.deployments["api"]
     runtime = model.runtimes["api"]
@@ -200,6 +202,9 @@ def run_model(scenario, seed: int):
             class_draws.append(np.full(need, float(dist.expected())))
         else:
             class_draws.append(_blocks(_block_drawer(dist, stream(seed, f"requests/{rc.name}/0")), need)[:need])
+    # the same draws in one array for the compiled loops: class c's begin at first[c]
+    draws = np.concatenate(class_draws).astype(np.float64)
+    first = np.cumsum([0] + [len(d) for d in class_draws[:-1]]).astype(np.int64)
 
     adm = np.full(N, math.inf)
     done = np.full(N, math.inf)
@@ -208,7 +213,7 @@ def run_model(scenario, seed: int):
     p, k, b = api.processes, api.concurrency, api.backlog
     for q in range(n_pods):
         idx = np.flatnonzero(pod == q) if n_pods > 1 else np.arange(N)
-        arr = T[idx].tolist()
+        arr = T[idx]
         c_idx = cls[idx]
         fast = False
         if k == 1 and b >= 1:
@@ -219,27 +224,20 @@ def run_model(scenario, seed: int):
                 mine = c_idx == c if n_classes > 1 else slice(None)
                 m = len(idx) if n_classes == 1 else int(np.count_nonzero(mine))
                 works[mine] = class_draws[c][off[c] : off[c] + m]
-            a_, d_ = kernel_pods.fcfs_open(arr, works.tolist(), p)
-            a_, d_ = np.asarray(a_), np.asarray(d_)
-            fast = b >= len(idx) or _backlog_peak(a_, T[idx]) < b
+            a_, d_ = kernel_pods.fcfs_open(arr, works, p)
+            fast = b >= len(idx) or _backlog_peak(a_, arr) < b
             if fast:
                 late = a_ >= H  # never admitted before the horizon (starts are non-decreasing)
                 a_[late] = math.inf
                 d_[late | (d_ >= H)] = math.inf
                 rej = []
         if not fast:
-            draws = []
-            for c in range(n_classes):
-                m = int(np.count_nonzero(c_idx == c))
-                draws.append(iter(class_draws[c][off[c] : off[c] + m].tolist()).__next__)
-            per_arrival = [draws[c] for c in c_idx.tolist()] if n_classes > 1 else [draws[0]] * len(idx)
+            cursor = first + np.asarray(off, dtype=np.int64)  # each class's next draw (the loops advance it)
             if k == 1:
-                a_, d_, rej = kernel_pods.fcfs(arr, per_arrival, p, b, H)
-                a_, d_ = np.asarray(a_), np.asarray(d_)
+                a_, d_, rej = kernel_pods.fcfs(arr, c_idx, draws, cursor, p, b, H)
                 d_[d_ >= H] = math.inf
             else:
-                a_, d_, rej, bs, be, order = kernel_pods.shared(arr, per_arrival, p, k, b, H)
-                a_, d_ = np.asarray(a_), np.asarray(d_)
+                a_, d_, rej, bs, be, order = kernel_pods.shared(arr, c_idx, draws, cursor, p, k, b, H)
         admitted = np.isfinite(a_)
         for c in range(n_classes):  # each admission took one draw of its class
             off[c] += int(np.count_nonzero(admitted & (c_idx == c))) if n_classes > 1 else int(admitted.sum())
@@ -248,9 +246,9 @@ def run_model(scenario, seed: int):
             busy_end.append(d_[admitted])
             order = idx[np.argsort(d_, kind="stable")]
         else:
-            busy_start.append(np.asarray(bs))
-            busy_end.append(np.asarray(be + [math.inf] * (len(bs) - len(be))))
-            order = idx[np.asarray(order, dtype=np.int64)]
+            busy_start.append(bs)
+            busy_end.append(be)
+            order = idx[order]
         adm[idx] = a_
         done[idx] = d_
         rejected[idx[np.asarray(rej, dtype=np.int64)]] = True
