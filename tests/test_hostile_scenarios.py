@@ -1,5 +1,6 @@
 """Hostile scenario input through the CLI: every case is exit 2 with a message naming the file, the
-field and the problem; never a traceback, a hang or a simulation.
+field and the problem; never a traceback, a hang, runaway memory or a simulation. Each case runs under a deadline
+(CASE_TIMEOUT_S) and a cap on the address space it may add (CASE_MEMORY_BYTES).
 
 The corpus is generated: tables of numeric fields (by the kind of number each holds) times tables
 of hostile values for that kind, plus YAML-level attacks (nesting, aliases, duplicate keys, size),
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
+import resource
 import signal
 import time
 
@@ -24,6 +26,8 @@ from memstack_capacity.cli import main
 from memstack_capacity.scenario import safe_yaml
 from memstack_capacity.scenario.overrides import split_path
 
+#: Address space one case may add to the process (bytes) before it counts as runaway memory.
+CASE_MEMORY_BYTES = 1 << 30
 #: Seconds one case may take before it counts as a hang.
 CASE_TIMEOUT_S = 10
 
@@ -251,8 +255,22 @@ def _deadline(seconds: float):
         signal.signal(signal.SIGALRM, old)
 
 
+@contextlib.contextmanager
+def _memory_cap(extra: int):
+    """Let a case grow the address space by at most `extra` bytes (RLIMIT_AS; a MemoryError beyond)."""
+    with open("/proc/self/statm") as f:
+        in_use = int(f.read().split()[0]) * resource.getpagesize()
+    old = resource.getrlimit(resource.RLIMIT_AS)
+    cap = in_use + extra if old[1] == resource.RLIM_INFINITY else min(in_use + extra, old[1])
+    resource.setrlimit(resource.RLIMIT_AS, (cap, old[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, old)
+
+
 def _cli(capsys, *argv: str) -> tuple[int, str, str]:
-    with _deadline(CASE_TIMEOUT_S):
+    with _deadline(CASE_TIMEOUT_S), _memory_cap(CASE_MEMORY_BYTES):
         code = main(list(argv))
     out, err = capsys.readouterr()
     assert "Traceback" not in out + err
