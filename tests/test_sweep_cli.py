@@ -41,6 +41,13 @@ def test_parse_grid_argument_rejects(text):
         parse_grid_argument(text)
 
 
+@pytest.mark.parametrize("text, says", [("a=&x [*x]", "recursive alias"), ("a={b: 1, b: 2}", "given twice"),
+                                        ("a=" + "[" * 200 + "]" * 200, "MAX_DEPTH")])
+def test_grid_values_are_read_within_the_loaders_limits(text, says):
+    with pytest.raises(ScenarioError, match=says):
+        parse_grid_argument(text)
+
+
 def test_sweep_writes_the_long_csv(scenario, tmp_path, capsys):
     out = tmp_path / "runs" / "sweep.csv"
     code = main(["sweep", str(scenario), "--grid", "deployments.api.replicas=2,3",

@@ -23,6 +23,7 @@ import yaml
 
 from memstack_capacity.cli.common import EXIT_BAD_INPUT, EXIT_OK, Progress, add_scenario_arguments, load_from_args
 from memstack_capacity.errors import Problem, ScenarioError
+from memstack_capacity.scenario import safe_yaml
 
 
 def register(subparsers) -> None:
@@ -45,13 +46,16 @@ def register(subparsers) -> None:
 
 
 def parse_grid_argument(text: str) -> tuple[str, list]:
-    """``"deployments.api.replicas=2,4"`` → ``("deployments.api.replicas", [2, 4])``; values read as YAML."""
+    """``"deployments.api.replicas=2,4"`` → ``("deployments.api.replicas", [2, 4])``; values read as YAML,
+    with the safe loader's limits (no duplicate keys, bounded depth, aliases and size)."""
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or not raw.strip():
         raise ScenarioError([Problem(f"--grid {text}", "expected dotted.key=v1,v2,…, e.g. deployments.api.replicas=2,4,8")])
     try:
-        values = yaml.safe_load(f"[{raw}]")
+        values = safe_yaml.load_text(f"[{raw}]")  # the limits of scenario files and --set values
+    except ValueError as exc:
+        raise ScenarioError([Problem(f"--grid {text}", str(exc))]) from None
     except yaml.YAMLError as exc:
         problem = getattr(exc, "problem", None) or "cannot be read"
         raise ScenarioError([Problem(f"--grid {text}", f"the values are not valid YAML: {problem}")]) from None
