@@ -13,20 +13,14 @@ import math
 
 import numpy as np
 
+from memstack_capacity.api.batch import HEADLINE
+
 #: Combined standard errors a figure's means may differ by.
 K_SE = 4.0
 #: Share of sample times at which the mean HPA trajectories must be within one replica.
 TRAJECTORY_SHARE = 0.95
 
-#: The summary figures compared: (label, path). Each is a mean over the measured window.
-HEADLINE = (
-    ("throughput_rps", ("requests", "throughput_rps")),
-    ("error_rate", ("requests", "error_rate")),
-    ("latency_mean_s", ("requests", "latency_s", "mean")),
-    ("latency_p50_s", ("requests", "latency_s", "p50")),
-    ("latency_p95_s", ("requests", "latency_s", "p95")),
-    ("latency_p99_s", ("requests", "latency_s", "p99")),
-)
+#: The summary figures compared besides :data:`HEADLINE` (compare's), per deployment.
 PER_DEPLOYMENT = (
     ("replicas_mean", ("replicas", "mean")),
     ("replicas_max", ("replicas", "max")),

@@ -17,20 +17,12 @@ RAMP_PIECES = 8
 def _value(points: list, t: float, right: bool) -> float:
     """A piecewise-linear profile (steps where times repeat) at t, from the left or the right."""
     times = [p[0] for p in points]
-    if right:
-        i = bisect.bisect_right(times, t)
-        if i == 0:
-            return points[0][1]
-        if i >= len(points):
-            return points[-1][1]
-        j = i - 1
-    else:
-        i = bisect.bisect_left(times, t)
-        if i == 0:
-            return points[0][1]
-        if i >= len(points):
-            return points[-1][1]
-        j = i - 1
+    i = (bisect.bisect_right if right else bisect.bisect_left)(times, t)
+    if i == 0:
+        return points[0][1]
+    if i >= len(points):
+        return points[-1][1]
+    j = i - 1
     (t0, v0), (t1, v1) = points[j], points[j + 1]
     if t1 == t0:
         return v1
