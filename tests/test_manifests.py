@@ -1,6 +1,6 @@
 """The generated Kubernetes manifests: equal to the real deployment, valid, and driven by the inputs.
 
-The real deployment is described field by field in ``../shared/design/manifest_facts.json``
+The real deployment is described field by field in ``tests/data/upstream/manifest_facts.json``
 (relative to the repository root). Those facts are condensed (e.g. HPA metrics are flat,
 the worker's missing readiness probe is ``null``), so :func:`expected_from_fact` turns
 each one into the Kubernetes object it describes, and the comparison is of whole objects.
@@ -31,9 +31,11 @@ from memstack_capacity.outputs.manifests.files import (
 )
 from memstack_capacity.scenario.quantities import format_cpu, format_memory, parse_cpu, parse_memory
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-FACTS_PATH = SHARED / "design" / "manifest_facts.json"
-SCHEMAS = SHARED / "schemas"
+DATA = Path(__file__).resolve().parent / "data"
+#: The real deployment's 16 objects, field by field (tests/data/upstream/README.md).
+FACTS_PATH = DATA / "upstream" / "manifest_facts.json"
+#: prometheus-operator v0.93.0's CRDs, byte for byte (tests/data/crds/README.md).
+SCHEMAS = DATA / "crds"
 CRD_FILES = {
     "ServiceMonitor": "monitoring.coreos.com_servicemonitors.yaml",
     "PrometheusRule": "monitoring.coreos.com_prometheusrules.yaml",
@@ -88,8 +90,6 @@ def normalize_quantities(obj: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def facts() -> dict[str, Any]:
-    if not FACTS_PATH.is_file():
-        pytest.skip(f"upstream facts not available: {FACTS_PATH} is absent (needs the ../shared checkout)")
     return json.loads(FACTS_PATH.read_text(encoding="utf-8"))
 
 
@@ -513,8 +513,6 @@ def _strict(schema: Any) -> Any:
 @pytest.mark.parametrize("kind", sorted(CRD_FILES))
 def test_crd_objects_validate_against_operator_schema(kind, all_generated):
     jsonschema = pytest.importorskip("jsonschema")
-    if not (SCHEMAS / CRD_FILES[kind]).is_file():
-        pytest.skip(f"CRD schema not available: {SCHEMAS / CRD_FILES[kind]} is absent")
     schema = _strict(_crd_schema(kind))
     # metadata is opaque in a CRD schema; unknown keys there are the API server's business.
     schema["properties"]["metadata"].pop("additionalProperties", None)
@@ -645,3 +643,13 @@ def test_hpa_model_is_dumped_with_given_keys_only():
     model = hpa_module.HorizontalPodAutoscalerSpec.model_validate(one_side)
     assert hpa_spec(model) == one_side
     assert model.behavior.scaleDown.policies[0].value == 100 and model.behavior.scaleUp.selectPolicy == "Max"
+
+
+@pytest.mark.parametrize("readme", [FACTS_PATH.parent / "README.md", SCHEMAS / "README.md"])
+def test_reference_data_is_the_upstream_bytes(readme):
+    """The vendored facts and CRDs are the files their README names, byte for byte (sha256)."""
+    import hashlib
+
+    listed = dict(re.findall(r"\| `([^`]+)` \| `([0-9a-f]{64})` \|", readme.read_text(encoding="utf-8")))
+    assert listed and all((readme.parent / name).is_file() for name in listed)
+    assert {name: hashlib.sha256((readme.parent / name).read_bytes()).hexdigest() for name in listed} == listed
