@@ -1,0 +1,135 @@
+"""One pod's CPU and memory, by hand: processor sharing under a CPU limit, and the OOMKill's instant.
+
+The theory tests check the pod's averages; these pin the two paths an average can hide.
+Each case is worked out on paper in its docstring, and the pod is driven directly (no load
+balancer, no workload) so the instants are exact:
+
+- processor sharing within a process while the pod is held to ``limits.cpu`` (model.md,
+  "pods": ``b`` busy processes each run at ``min(1, limit / b)`` of a core, shared equally by
+  the process's requests in a ``cpu`` step);
+- the OOMKill: the container dies when ``memory_base`` plus what its in-flight requests hold
+  *exceeds* ``limits.memory`` (cgroup v2 ``memory.max``: usage equal to the limit is allowed),
+  counting the request being admitted — at the instant of that admission.
+"""
+
+from __future__ import annotations
+
+import pytest
+from factory import pod_scenario
+
+from memstack_capacity.components.clock import Clock
+from memstack_capacity.components.pods import Pod
+from memstack_capacity.scenario.load import parse_scenario
+
+MI = 2**20
+
+
+class Task:
+    """What a pod needs of a request: arrival, memory, liveness, and where it runs."""
+
+    def __init__(self, name: str, t0: float, work: float = 0.0, mem: int = 0):
+        self.name, self.t0, self.work, self.mem = name, t0, work, mem
+        self.alive = True
+        self.pod = self.proc = None
+
+
+class Runtime:
+    """The deployment and executor around one pod: runs each admitted task's one cpu step."""
+
+    def __init__(self, clock: Clock):
+        self.clock = clock
+        self.executor = self
+        self.pod: Pod | None = None
+        self.done: dict[str, float] = {}
+        self.deaths: list[tuple[float, str, int]] = []
+
+    def start(self, task: Task) -> None:
+        if task.work:
+            self.pod.cpu_start(task.proc, task, task.work)
+
+    def advance(self, task: Task) -> None:
+        self.done[task.name] = self.clock.now
+        self.pod.release(task)
+
+    def container_died(self, pod: Pod, reason: str) -> None:
+        self.deaths.append((self.clock.now, reason, pod.mem))
+
+
+def make_pod(*, processes: int, concurrency: int, cpu_limit: float, memory_base="0", memory_limit="64Gi"):
+    data = pod_scenario(1.0, 0.01, processes=processes, concurrency=concurrency, cpu_limit=cpu_limit)
+    api = data["deployments"]["api"]
+    api["memory_base"] = memory_base
+    api["resources"] = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": cpu_limit, "memory": memory_limit}}
+    spec = parse_scenario(data).deployments["api"]
+    clock = Clock()
+    runtime = Runtime(clock)
+    runtime.pod = Pod(clock, runtime, 0, "api-0", spec)
+    return clock, runtime, runtime.pod
+
+
+def test_processor_sharing_within_processes_held_to_the_cpu_limit():
+    """Two processes, ``limits.cpu: 500m``; at t = 0 A (1.0 s of CPU) and C (0.5 s) go to process 0,
+    B (0.75 s) to process 1 (admission: the process with the fewest in flight, the first on a tie).
+
+    Both busy: each process runs at 0.5 / 2 = 0.25 core, so A and C get 0.125 each, B 0.25:
+    B ends at 0.75 / 0.25 = 3 s. A and C have 0.625 and 0.125 left; one busy process now runs
+    at 0.5 core, 0.25 each: C ends at 3 + 0.125 / 0.25 = 3.5 s, and A, alone at 0.5 core, at
+    3.5 + 0.5 / 0.5 = 4.5 s. The pod used 2.25 core-seconds and was throttled all 4.5 s (every
+    instant more runnable processes than its limit).
+    """
+    clock, runtime, pod = make_pod(processes=2, concurrency=2, cpu_limit=0.5)
+    assert not pod.independent
+    for task in (Task("A", 0.0, 1.0), Task("B", 0.0, 0.75), Task("C", 0.0, 0.5)):
+        assert pod.submit(task)
+    assert [p.inflight for p in pod.procs] == [2, 1]
+    clock.run(until=10.0)
+    assert runtime.done == pytest.approx({"A": 4.5, "B": 3.0, "C": 3.5}, abs=1e-12)
+    assert pod.usage_now() == pytest.approx(2.25, abs=1e-12)
+    assert pod.throttled_s == pytest.approx(4.5, abs=1e-12) and pod.busy_s == pytest.approx(4.5, abs=1e-12)
+
+
+def test_processor_sharing_with_a_limit_that_cannot_bind():
+    """The same three requests under ``limits.cpu: 2`` (one core per process, each process alone):
+    B runs at a full core and ends at 0.75 s; A and C share process 0's core, 0.5 each, so C ends
+    at 1.0 s and A, alone for its last 0.5 s, at 1.5 s. 2.25 core-seconds, nothing throttled."""
+    clock, runtime, pod = make_pod(processes=2, concurrency=2, cpu_limit=2.0)
+    assert pod.independent
+    for task in (Task("A", 0.0, 1.0), Task("B", 0.0, 0.75), Task("C", 0.0, 0.5)):
+        assert pod.submit(task)
+    clock.run(until=10.0)
+    assert runtime.done == pytest.approx({"A": 1.5, "B": 0.75, "C": 1.0}, abs=1e-12)
+    assert pod.usage_now() == pytest.approx(2.25, abs=1e-12)
+    assert pod.throttled_s == 0.0
+
+
+def test_a_new_request_joins_the_share_at_its_arrival():
+    """One process, no limit: A (1 s) alone until D (0.2 s) arrives at 0.6 s with A 0.4 s short.
+    Shared, each at 0.5: D ends at 0.6 + 0.4 = 1.0 s with A 0.2 s short, which A, alone, runs by 1.2 s."""
+    clock, runtime, pod = make_pod(processes=1, concurrency=4, cpu_limit=1.0)
+    assert pod.submit(Task("A", 0.0, 1.0))
+    clock.run(until=0.6)
+    assert pod.submit(Task("D", 0.6, 0.2))
+    clock.run(until=5.0)
+    assert runtime.done == pytest.approx({"A": 1.2, "D": 1.0}, abs=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("base", "killed_at", "mem_at_kill"),
+    [
+        ("100Mi", 1.0, 220 * MI),  # 100 + 60 = 160 ≤ 200; the second: 220 > 200
+        ("80Mi", 2.0, 260 * MI),  # 80 + 60 + 60 = 200 = the limit, allowed; the third: 260 > 200
+    ],
+)
+def test_the_oomkill_comes_with_the_admission_that_crosses_the_limit(base, killed_at, mem_at_kill):
+    """``limits.memory: 200Mi``; requests of 60Mi, each holding its memory while in flight (no CPU,
+    so none ends), admitted at t = 0, 1, 2. The container dies at the admission that takes the
+    working set past the limit — counting that request — and at no other instant."""
+    clock, runtime, pod = make_pod(processes=1, concurrency=10, cpu_limit=1.0, memory_base=base, memory_limit="200Mi")
+    for t in (0.0, 1.0, 2.0):
+        if t:
+            clock.run(until=t)
+        if runtime.deaths:
+            break
+        pod.submit(Task(f"r{t:g}", t, mem=60 * MI))
+    assert runtime.deaths == [(killed_at, "oom_killed", mem_at_kill)]
+    assert pod.mem_peak == mem_at_kill
