@@ -10,6 +10,7 @@ from __future__ import annotations
 from heapq import heappop
 from types import SimpleNamespace
 
+from memstack_capacity.components.cfs import CfsSettings
 from memstack_capacity.components.clock import Clock
 from memstack_capacity.components.flows import Flow, Task
 from memstack_capacity.components.pods import Pod
@@ -35,7 +36,9 @@ def _bounded_run(env: Clock, until: float, max_events: int = 10_000) -> int:
 def _pod(env, cpu_limit: float):
     spec = parse_scenario(pod_scenario(1.0, 0.01, processes=2, cpu_limit=cpu_limit, duration=60.0, warmup=1.0)).api
     done = []
-    runtime = SimpleNamespace(executor=SimpleNamespace(advance=done.append), container_died=lambda *a: None)
+    cfs = CfsSettings(enforce=True, period=0.1, burst=0.0, phase="container_start", rng=None)
+    runtime = SimpleNamespace(executor=SimpleNamespace(advance=done.append), container_died=lambda *a: None,
+                              cluster=SimpleNamespace(cfs=cfs))
     return Pod(env, runtime, 0, "api-0", spec), done
 
 

@@ -69,7 +69,10 @@ def test_invariants_hold_on_random_scenarios(data, seed):
     series = result.series
     api = scenario.deployments["api"]
     limit = api.resources.limits.cpu if api.resources.limits.cpu is not None else np.inf
-    per_pod_max = min(api.processes, limit)
+    # CFS: a window of W seconds can hold the quota of one more period than W / period (its
+    # boundaries are not the periods'), so a pod's CPU over a sample is at most limit × (1 + P / W).
+    period = scenario.cluster.cpu_cfs_quota_period
+    per_pod_max = min(api.processes, limit * (1.0 + period / scenario.sample_interval))
     cores = series["api/cpu_cores"].to_numpy()
     assert (cores <= per_pod_max * api.replicas + 1e-6).all()
     assert (series["api/replicas_desired"] == api.replicas).all()

@@ -70,18 +70,6 @@ def test_limited_processor_sharing_with_backlog():
     _check(ok, expected.mean_response_s)
 
 
-def test_cpu_limit_slows_processes_in_proportion():
-    """Two processes held to one core: the pod serves at rate μ whenever busy (chain with L=1, p=2)."""
-    lam, mean_s = 70.0, 0.01
-    results = run_seeds(pod_scenario(lam, mean_s, processes=2, concurrency=1, cpu_limit=1.0), SEEDS)
-    expected = theory.limited_processor_sharing(lam, mean_s, max_in_service=1, servers=1.0, processes=2)
-    _check([measured(r).latency_s.mean() for r in results], expected.mean_response_s)
-    throttled = [r.summary["deployments"]["api"]["throttled_fraction"] for r in results]
-    # Throttled while both processes are busy: P(n >= 2) of the chain.
-    p = expected.probabilities
-    _check(throttled, float(p[2:].sum()), max_rel_se=0.05)
-
-
 def test_closed_users_machine_repairman():
     """N users with exponential think time and one FCFS server: finite-source M/M/1//N (Kleinrock §3.8)."""
     n, z, s = 20, 0.5, 0.02

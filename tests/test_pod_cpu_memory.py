@@ -4,9 +4,10 @@ The theory tests check the pod's averages; these pin the two paths an average ca
 Each case is worked out on paper in its docstring, and the pod is driven directly (no load
 balancer, no workload) so the instants are exact:
 
-- processor sharing within a process while the pod is held to ``limits.cpu`` (model.md,
-  "pods": ``b`` busy processes each run at ``min(1, limit / b)`` of a core, shared equally by
-  the process's requests in a ``cpu`` step);
+- processor sharing within a process while the pod is held to ``limits.cpu`` by CFS bandwidth
+  control (busy processes run a core each until the period's quota, ``limit × period``, is
+  spent, then wait for the next period; a process's core is shared equally by its requests
+  in a ``cpu`` step);
 - the OOMKill: the container dies when ``memory_base`` plus what its in-flight requests hold
   *exceeds* ``limits.memory`` (cgroup v2 ``memory.max``: usage equal to the limit is allowed),
   counting the request being admitted — at the instant of that admission.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import pytest
 from factory import pod_scenario
 
+from memstack_capacity.components.cfs import CfsSettings
 from memstack_capacity.components.clock import Clock
 from memstack_capacity.components.pods import Pod
 from memstack_capacity.scenario.load import parse_scenario
@@ -36,8 +38,10 @@ class Task:
 class Runtime:
     """The deployment and executor around one pod: runs each admitted task's one cpu step."""
 
-    def __init__(self, clock: Clock):
+    def __init__(self, clock: Clock, cfs: CfsSettings):
         self.clock = clock
+        self.cluster = self
+        self.cfs = cfs
         self.executor = self
         self.pod: Pod | None = None
         self.done: dict[str, float] = {}
@@ -55,27 +59,34 @@ class Runtime:
         self.deaths.append((self.clock.now, reason, pod.mem))
 
 
-def make_pod(*, processes: int, concurrency: int, cpu_limit: float, memory_base="0", memory_limit="64Gi"):
+#: The kubelet's defaults, with each container's periods starting when it starts (so at t = 0 here).
+ALIGNED = CfsSettings(enforce=True, period=0.1, burst=0.0, phase="container_start", rng=None)
+
+
+def make_pod(*, processes: int, concurrency: int, cpu_limit: float, memory_base="0", memory_limit="64Gi", cfs=ALIGNED):
     data = pod_scenario(1.0, 0.01, processes=processes, concurrency=concurrency, cpu_limit=cpu_limit)
     api = data["deployments"]["api"]
     api["memory_base"] = memory_base
     api["resources"] = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": cpu_limit, "memory": memory_limit}}
     spec = parse_scenario(data).deployments["api"]
     clock = Clock()
-    runtime = Runtime(clock)
+    runtime = Runtime(clock, cfs)
     runtime.pod = Pod(clock, runtime, 0, "api-0", spec)
     return clock, runtime, runtime.pod
 
 
 def test_processor_sharing_within_processes_held_to_the_cpu_limit():
-    """Two processes, ``limits.cpu: 500m``; at t = 0 A (1.0 s of CPU) and C (0.5 s) go to process 0,
-    B (0.75 s) to process 1 (admission: the process with the fewest in flight, the first on a tie).
+    """Two processes, ``limits.cpu: 500m`` (a quota of 50 ms per 100 ms period, periods from t = 0);
+    at t = 0 A (1.0 s of CPU) and C (0.5 s) go to process 0, B (0.75 s) to process 1 (admission:
+    the process with the fewest in flight, the first on a tie).
 
-    Both busy: each process runs at 0.5 / 2 = 0.25 core, so A and C get 0.125 each, B 0.25:
-    B ends at 0.75 / 0.25 = 3 s. A and C have 0.625 and 0.125 left; one busy process now runs
-    at 0.5 core, 0.25 each: C ends at 3 + 0.125 / 0.25 = 3.5 s, and A, alone at 0.5 core, at
-    3.5 + 0.5 / 0.5 = 4.5 s. The pod used 2.25 core-seconds and was throttled all 4.5 s (every
-    instant more runnable processes than its limit).
+    Both processes busy spend the quota in 25 ms: per period B gets 25 ms, A and C 12.5 ms each.
+    B has its 0.75 s after 30 periods, at 2.9 + 0.025 = 2.925 s; A and C have 0.625 and 0.125 s
+    left, and the quota is spent until 3.0 s. Then process 0 alone runs 50 ms a period, 25 ms
+    each: C's 0.125 s take 5 periods, to 3.4 + 0.05 = 3.45 s; A's last 0.5 s, alone from 3.5 s,
+    10 periods, to 4.4 + 0.05 = 4.45 s. (A fluid cap at 0.5 core would end them at 3, 3.5 and
+    4.5 s.) 2.25 core-seconds; throttled 75 ms in each of the first 30 periods and 50 ms in 14 of
+    the next 15 (not the last: nothing waits after A): 2.95 s; 45 periods, 44 throttled.
     """
     clock, runtime, pod = make_pod(processes=2, concurrency=2, cpu_limit=0.5)
     assert not pod.independent
@@ -83,9 +94,22 @@ def test_processor_sharing_within_processes_held_to_the_cpu_limit():
         assert pod.submit(task)
     assert [p.inflight for p in pod.procs] == [2, 1]
     clock.run(until=10.0)
-    assert runtime.done == pytest.approx({"A": 4.5, "B": 3.0, "C": 3.5}, abs=1e-12)
-    assert pod.usage_now() == pytest.approx(2.25, abs=1e-12)
-    assert pod.throttled_s == pytest.approx(4.5, abs=1e-12) and pod.busy_s == pytest.approx(4.5, abs=1e-12)
+    assert runtime.done == pytest.approx({"A": 4.45, "B": 2.925, "C": 3.45}, abs=1e-9)
+    assert pod.usage_now() == pytest.approx(2.25, abs=1e-9)
+    assert pod.throttled_s == pytest.approx(2.95, abs=1e-9) and pod.busy_s == pytest.approx(4.45, abs=1e-9)
+    assert pod.cfs_counts() == (45, 44)
+
+
+def test_cpu_limits_not_enforced():
+    """``cpu-cfs-quota: false``: the same requests run as with no limit (one core per process)."""
+    off = CfsSettings(enforce=False, period=0.1, burst=0.0, phase="container_start", rng=None)
+    clock, runtime, pod = make_pod(processes=2, concurrency=2, cpu_limit=0.5, cfs=off)
+    assert pod.independent and pod.bandwidth is None
+    for task in (Task("A", 0.0, 1.0), Task("B", 0.0, 0.75), Task("C", 0.0, 0.5)):
+        assert pod.submit(task)
+    clock.run(until=10.0)
+    assert runtime.done == pytest.approx({"A": 1.5, "B": 0.75, "C": 1.0}, abs=1e-12)
+    assert pod.throttled_s == 0.0 and pod.cfs_counts() == (0, 0)
 
 
 def test_processor_sharing_with_a_limit_that_cannot_bind():

@@ -42,10 +42,12 @@ class Node:
 class Cluster:
     """The node pool and the scheduler's decision for one pod at a time."""
 
-    def __init__(self, env, spec, recorder):
+    def __init__(self, env, spec, recorder, cfs=None):
         self.env = env
         self.spec = spec
         self.recorder = recorder
+        #: The kubelets' CFS settings (:class:`.cfs.CfsSettings`), read by each new pod.
+        self.cfs = cfs
         self.nodes: list[Node] = [Node(node_name(i), spec.node.cpu, spec.node.memory) for i in range(spec.nodes)]
         self.pending: list = []  # pods waiting for room, in arrival order
         self._room = env.event()

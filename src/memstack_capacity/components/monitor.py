@@ -2,8 +2,12 @@
 
 Per deployment: spec and ready replicas, live pods, CPU used (cores, the average over
 the interval) and utilisation against requests (as the HPA computes it), memory
-working set and its utilisation against requests and limits, in-flight, backlog,
-throttled fraction. For the ingress: arrivals, answers, errors by status and the
+working set and its utilisation against requests and limits, in-flight, backlog, and
+CFS throttling: the share of the pods' time throttled, the seconds throttled in the
+interval (summed over pods, as ``increase(container_cpu_cfs_throttled_seconds_total)``)
+the CFS periods with a runnable thread and those throttled, summed over pods
+(``increase`` of ``container_cpu_cfs_periods_total`` and
+``container_cpu_cfs_throttled_periods_total``), and their ratio. For the ingress: arrivals, answers, errors by status and the
 latency percentiles of the interval. Level metrics are instantaneous; rates are
 averages over the interval.
 """
@@ -28,6 +32,7 @@ class Monitor:
         self.before_sample: list = []  # callables run first at each sample (a batched data plane flushes)
         self._cpu_prev: dict = {}
         self._throttle_prev: dict = {}
+        self._periods_prev: dict = {}
         self._arrived_prev = 0
         self.next_due: float | None = None  # when the next sample is due (a sample at the horizon is taken at the end)
 
@@ -66,6 +71,11 @@ class Monitor:
         throttle_prev = self._throttle_prev.get(name, {})
         throttled = sum(p.throttled_s - throttle_prev.get(p, 0.0) for p in running)
         self._throttle_prev[name] = {p: p.throttled_s for p in rt.pods}
+        periods_prev = self._periods_prev.get(name, {})
+        periods = {p: p.cfs_counts() for p in rt.pods}
+        d_periods = sum(periods[p][0] - periods_prev.get(p, (0, 0))[0] for p in running)
+        d_throttled = sum(periods[p][1] - periods_prev.get(p, (0, 0))[1] for p in running)
+        self._periods_prev[name] = periods
         cores = used / self.interval
         req_cpu = sum(p.cpu_request for p in running) or float("nan")
         mem = sum(p.mem for p in running if p.container_up)
@@ -83,6 +93,10 @@ class Monitor:
         add(now, name, "in_flight", sum(p.inflight for p in running))
         add(now, name, "backlog", sum(len(p.backlog) for p in running))
         add(now, name, "throttled_fraction", throttled / (self.interval * len(running)) if running else 0.0)
+        add(now, name, "throttled_s", throttled)
+        add(now, name, "cfs_periods", d_periods)
+        add(now, name, "cfs_throttled_periods", d_throttled)
+        add(now, name, "throttled_periods_fraction", d_throttled / d_periods if d_periods else 0.0)
 
     def _sample_requests(self, now: float, add) -> None:
         counts = self.ingress.interval_status

@@ -2,10 +2,11 @@
 
 CPU. Each process is one core for Python work (the GIL); the requests of a process
 that are in a ``cpu`` step share that core by processor sharing. The pod's busy
-processes together are held to ``limits.cpu`` (the CFS quota): with ``b`` busy
-processes each runs at speed ``min(1, limit / b)``. PS uses virtual time per process
-(finish tags in a heap), so a change costs O(log n), not a rescan of every request;
-the pod keeps one pending timer, for its earliest completion.
+processes together are held to ``limits.cpu`` by CFS bandwidth control
+(:mod:`.cfs`): they run at full speed until the period's quota is spent, then wait
+for the next period. PS uses virtual time per process (finish tags in a heap), so a
+change costs O(log n), not a rescan of every request; the pod keeps one pending
+timer, for its earliest completion.
 
 Admission. One FIFO accept backlog per pod, bounded (503 beyond it). A request
 leaves it for the process with the fewest in flight, if that one has fewer than
@@ -75,7 +76,8 @@ class Pod:
         self.oom_kills = 0
         self.crash_streak = 0
         limits = spec.resources.limits
-        self.cpu_limit = limits.cpu if limits.cpu is not None else math.inf
+        self.cfs = runtime.cluster.cfs
+        self.cpu_limit = self.cfs.limit(limits.cpu)
         self.mem_limit = limits.memory if limits.memory is not None else math.inf
         self.cpu_request = spec.resources.requests.cpu
         self.mem_request = spec.resources.requests.memory
@@ -86,6 +88,8 @@ class Pod:
         self._cpu_dead = 0.0  # core-seconds of earlier container incarnations (independent mode)
         self.throttled_s = 0.0
         self.busy_s = 0.0
+        self.nr_periods = 0  # CFS periods with a runnable thread, and those throttled (cpu.stat), over the pod's life
+        self.nr_throttled = 0
         self.mem_peak = 0
         self._later = scheduler(env)
         self._proc_due_cb = self._proc_due
@@ -93,16 +97,19 @@ class Pod:
     def _reset_container(self) -> None:
         if hasattr(self, "procs") and self.independent:
             self._cpu_dead += sum(p.cpu_used for p in self.procs)
+        if getattr(self, "bandwidth", None) is not None:
+            self.nr_periods += self.bandwidth.nr_periods
+            self.nr_throttled += self.bandwidth.nr_throttled
         self.procs = [Proc(self.env.now) for _ in range(self.spec.processes)]
         # When the CPU limit cannot bind (limit >= processes) every process runs at full speed
         # whatever the others do, so each keeps its own clock and timer: O(log n) per event.
         self.independent = self.cpu_limit >= len(self.procs)
+        self.bandwidth = self.cfs.bandwidth(self.cpu_limit, len(self.procs), self.env.now)
         self.backlog: deque = deque()
         self.tasks: set = set()
         self.inflight = 0
         self.mem = self.spec.memory_base
         self.nbusy = 0
-        self.speed = 1.0
         self.t_last = self.env.now
         self.token = getattr(self, "token", 0) + 1  # monotonic: a stale timer never matches again
         self.due_at = math.inf
@@ -260,15 +267,16 @@ class Pod:
             return
         dt = now - self.t_last
         if dt > 0.0 and self.nbusy:
-            speed = self.speed
+            served, throttled = self.bandwidth.run(self.t_last, now, self.nbusy)
             for p in self.procs:
                 n = len(p.heap)
                 if n:
-                    p.V += dt * speed / n
-            self.cpu_used += dt * speed * self.nbusy
+                    p.V += served / n
+            self.cpu_used += served * self.nbusy
             self.busy_s += dt
-            if self.nbusy > self.cpu_limit:
-                self.throttled_s += dt
+            self.throttled_s += throttled
+        elif dt > 0.0:
+            self.bandwidth.idle(now)
         self.t_last = now
 
     def _set_busy(self) -> None:
@@ -277,7 +285,6 @@ class Pod:
             if p.heap:
                 nbusy += 1
         self.nbusy = nbusy
-        self.speed = min(1.0, self.cpu_limit / nbusy) if nbusy else 1.0
 
     def cpu_start(self, proc: Proc, flow, work: float) -> None:
         if self.independent:
@@ -296,16 +303,15 @@ class Pod:
     def _reschedule(self) -> None:
         if not self.nbusy:
             return
-        speed = self.speed
-        best = math.inf
+        work = math.inf  # CPU-seconds each busy process still needs for the earliest completion
         for p in self.procs:
             heap = p.heap
             if heap:
-                dt = (heap[0][0] - p.V) * len(heap) / speed
-                if dt < best:
-                    best = dt
+                w = (heap[0][0] - p.V) * len(heap)
+                if w < work:
+                    work = w
         now = self.env.now
-        due = now + (best if best > 0.0 else 0.0)
+        due = self.bandwidth.due(now, work, self.nbusy) if work > 0.0 else now
         if due < self.due_at:
             self.due_at = due
             self.token += 1
@@ -319,7 +325,7 @@ class Pod:
         now = self.env.now
         self._sync(now)
         finished = []
-        ulps = _TIME_ULPS * math.ulp(now) * self.speed
+        ulps = _TIME_ULPS * math.ulp(now)
         for p in self.procs:
             heap = p.heap
             limit = p.V + _EPS_ABS + _EPS_REL * abs(p.V)
@@ -332,6 +338,14 @@ class Pod:
         advance = self.runtime.executor.advance
         for flow in finished:
             advance(flow)
+
+    def cfs_counts(self) -> tuple[int, int]:
+        """CFS periods with a runnable thread, and those throttled, over the pod's life (cpu.stat's
+        nr_periods and nr_throttled, summed over its containers)."""
+        bw = self.bandwidth
+        if bw is None:
+            return self.nr_periods, self.nr_throttled
+        return self.nr_periods + bw.nr_periods, self.nr_throttled + bw.nr_throttled
 
     def cpu_active(self) -> int:  # noqa: D102
         """Tasks currently in a cpu step."""

@@ -24,6 +24,9 @@ column                          built from
                                 ``cpu_cores / (pods - pods_pending)`` (the mean pod, a lower
                                 bound on the worst), as a 5 min trailing average; the largest
                                 over deployments
+``cpu_throttled_periods_5m_``   ``<deployment>/cfs_throttled_periods`` over ``cfs_periods``,
+``max``                         each summed over the trailing 5 min; the largest over
+                                deployments (for kube-prometheus' ``CPUThrottlingHigh``)
 ==============================  ==============================================================
 
 This is the system *as intended*: the pods serve ``/metrics``. As deployed nothing
@@ -36,13 +39,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from memstack_capacity.results.alerts import evaluate_rules, memstack_rules, rate_window, window_quantile
+from memstack_capacity.results.alerts import (evaluate_rules, kube_prometheus_rules, memstack_rules, rate_window,
+                                              window_quantile)
 
 __all__ = ["ALERT_COLUMNS", "alert_frame", "alert_episodes", "alert_summary", "attach_alerts"]
 
 ALERT_COLUMNS = (
     "api_5xx_rps", "api_latency_p99_5m_s", "api_targets_down", "worker_targets_down",
-    "worker_queue_fraction", "memory_limit_fraction_max", "cpu_cores_5m_max",
+    "worker_queue_fraction", "memory_limit_fraction_max", "cpu_cores_5m_max", "cpu_throttled_periods_5m_max",
 )  # fmt: skip
 #: prometheus_client's default histogram buckets (seconds).
 DEFAULT_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
@@ -126,14 +130,30 @@ def _alert_frame(result, buckets_s=DEFAULT_BUCKETS_S) -> pd.DataFrame:
             per_pod = _col(series, f"{d}/cpu_cores") / scheduled.where(scheduled > 0)
         cpu.append(_trailing_mean(per_pod, WINDOW_S))
     out["cpu_cores_5m_max"] = pd.concat(cpu, axis=1).max(axis=1) if cpu else np.nan
+    out["cpu_throttled_periods_5m_max"] = _throttled_periods(series, deps, t)
     out.index.name = "t_s"
     return out
 
 
+def _throttled_periods(series: pd.DataFrame, deps: list[str], t: np.ndarray) -> pd.Series:
+    """Per deployment, throttled CFS periods over periods in the trailing 5 min; the largest."""
+    ratios = []
+    for d in deps:
+        periods, throttled = _col(series, f"{d}/cfs_periods"), _col(series, f"{d}/cfs_throttled_periods")
+        if t.size < 2 or periods.isna().all():
+            continue
+        total = rate_window(periods.fillna(0.0).to_numpy(), t, WINDOW_S)
+        hot = rate_window(throttled.fillna(0.0).to_numpy(), t, WINDOW_S)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            ratios.append(pd.Series(np.where(total > 0, hot / total, 0.0), index=series.index))
+    return pd.concat(ratios, axis=1).max(axis=1) if ratios else pd.Series(np.nan, index=series.index)
+
+
 def alert_episodes(result, frame: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Every firing episode of the deployment's rules on ``result`` (see :func:`~.alerts.evaluate_rules`)."""
+    """Every firing episode of the deployment's rules, and of kube-prometheus' rules for what the
+    simulation models, on ``result`` (see :func:`~.alerts.evaluate_rules`)."""
     frame = alert_frame(result) if frame is None else frame
-    rules = memstack_rules()
+    rules = memstack_rules() + kube_prometheus_rules()
     if frame.empty:
         return evaluate_rules([], frame.assign(**{c: [] for c in ALERT_COLUMNS}))
     return evaluate_rules(rules, frame)

@@ -26,6 +26,8 @@ column                           meaning (unit)
 ``worker_queue_fraction``        job queue size / queue max size (fraction)
 ``memory_limit_fraction_max``    largest container memory usage / memory limit
 ``cpu_cores_5m_max``             largest container CPU usage rate over 5 min (cores)
+``cpu_throttled_periods_5m_max`` throttled CFS periods / periods over 5 min, the largest
+                                 over deployments (fraction)
 ===============================  =====================================================
 
 :func:`rate_window` turns per-interval counts into ``rate(...[5m])`` series and
@@ -53,6 +55,7 @@ __all__ = [
     "AlertRule",
     "evaluate_rule",
     "evaluate_rules",
+    "kube_prometheus_rules",
     "memstack_rules",
     "rate_window",
     "window_quantile",
@@ -158,6 +161,24 @@ def memstack_rules() -> list[AlertRule]:
         _rule("MemStackHighCPUUsage", "HighCPUUsage", "warning", 600, "memstack_resources",
               'rate(container_cpu_usage_seconds_total{namespace="memstack"}[5m]) > 0.8',
               "cpu_cores_5m_max", gt, 0.8, "Cores, not a fraction of the 2-core limit."),
+    ]  # fmt: skip
+
+
+def kube_prometheus_rules() -> list[AlertRule]:
+    """Rules of kube-prometheus' default set that judge what the simulation models.
+
+    ``CPUThrottlingHigh`` (``kubernetes-resources`` group, severity ``info``): a container
+    throttled in more than 25 % of its CFS periods over 5 min, for 15 min. The rule takes
+    each container alone; the frame carries each deployment's ratio over its pods, so one
+    hot pod among cool ones fires it later here than in a cluster.
+    """
+    return [
+        _rule("CPUThrottlingHigh", None, "info", 900, "kubernetes-resources",
+              'sum(increase(container_cpu_cfs_throttled_periods_total{container!=""}[5m])) without (id, metrics_path, '
+              'name, image, endpoint, job, node) / sum(increase(container_cpu_cfs_periods_total[5m])) without (id, '
+              'metrics_path, name, image, endpoint, job, node) > (25 / 100)',
+              "cpu_throttled_periods_5m_max", operator.gt, 0.25,
+              "Per deployment over its pods, not per container."),
     ]  # fmt: skip
 
 

@@ -150,6 +150,8 @@ def _deployments(record, timeseries: pd.DataFrame, warmup: float) -> dict:
             "cpu_utilization": {"mean": _mean(cpu), "max": _max(cpu)},
             "memory_utilization": {"mean": _mean(mem), "max": _max(mem)},
             "throttled_fraction": _mean(thr),
+            "throttled_periods_fraction": _mean(series("throttled_periods_fraction")),
+            "throttled_s": float(series("throttled_s").sum()),
             "oom_kills": int(totals.oom_kills),
             "restarts": int(totals.restarts),
         }

@@ -116,7 +116,33 @@ def cross_reference_problems(data: Mapping[str, Any]) -> list[Problem]:
             problems.append(Problem(f"events[{i}].at",
                                     f"is after the end of the run (duration {q.format_duration(duration)})",
                                     _mapping(event).get("at"), True))
-    return problems + event_reference_problems(data)
+    return problems + _cfs_burst_problems(data, deployments) + event_reference_problems(data)
+
+
+def _cpu(value: object) -> float | None:
+    try:
+        return q.parse_cpu(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _cfs_burst_problems(data: Mapping, deployments: Mapping) -> list[Problem]:
+    """The kernel refuses a CFS burst above the container's quota (``limits.cpu × period``)."""
+    cluster = _mapping(data.get("cluster"))
+    burst = _seconds(cluster.get("cpu_cfs_burst", 0.0))
+    period = _seconds(cluster.get("cpu_cfs_quota_period", 0.1))
+    if not burst or not period or burst <= 0:
+        return []
+    problems = []
+    for name, dep in deployments.items():
+        limit = _cpu(_mapping(_mapping(_mapping(dep).get("resources")).get("limits")).get("cpu"))
+        if limit is not None and burst > limit * period * (1 + 1e-12):
+            problems.append(Problem(
+                "cluster.cpu_cfs_burst",
+                f"must not exceed the CPU quota of deployment `{name}` (limits.cpu × cpu_cfs_quota_period = "
+                f"{q.format_duration(limit * period)}): the kernel refuses cpu.cfs_burst_us above cpu.cfs_quota_us",
+                cluster.get("cpu_cfs_burst"), True))
+    return problems
 
 
 def hpa_bounds_problems(data: Mapping, problems: list[Problem]) -> list[Problem]:

@@ -114,11 +114,30 @@ class Cluster(SpecModel):
         300.0, description="tolerationSeconds of the default not-ready/unreachable NoExecute tolerations "
         "(--default-not-ready-toleration-seconds): pods are evicted this long after the node went NotReady")
 
+    cpu_cfs_quota: bool = Field(
+        True, description="kubelet --cpu-cfs-quota: enforce limits.cpu with CFS bandwidth control (false: CPU "
+        "limits are not enforced)")
+    cpu_cfs_quota_period: PositiveDuration = Field(
+        0.1, description="kubelet --cpu-cfs-quota-period (cpu.cfs_period_us): 100ms; from 1ms to 1s")
+    cpu_cfs_burst: Duration = Field(
+        0.0, description="cpu.cfs_burst_us of every container: unused quota it may carry into the next period "
+        "(the kubelet sets none: 0s); at most the container's quota, limits.cpu x period")
+    cpu_cfs_phase: Literal["random", "container_start"] = Field(
+        "random", description="where each container's CFS periods start: random (the kernel's period timer runs "
+        "on its own clock) or at the container's start")
+
     @field_validator("metrics_resolution")
     @classmethod
     def _metrics_server_minimum(cls, value: float) -> float:
         if value < 10:
             raise ValueError("metrics-server accepts a metric resolution of 10s or more")
+        return value
+
+    @field_validator("cpu_cfs_quota_period")
+    @classmethod
+    def _kubelet_period_range(cls, value: float) -> float:
+        if not 0.001 <= value <= 1.0:
+            raise ValueError("the kubelet accepts a CFS quota period from 1ms to 1s")
         return value
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import simpy
 
 from memstack_capacity.components.balancer import Balancer
+from memstack_capacity.components.cfs import CfsSettings
 from memstack_capacity.components.clock import Clock
 from memstack_capacity.components.cluster import Cluster, NodeAutoscaler
 from memstack_capacity.components.datastores.runtime import Datastores
@@ -69,7 +70,7 @@ def build(scenario: Scenario, seed: int) -> Model:
     streams = Streams(seed)
     recorder = Recorder()
     executor = Executor()
-    cluster = Cluster(env, scenario.cluster, recorder)
+    cluster = Cluster(env, scenario.cluster, recorder, CfsSettings.from_cluster(scenario.cluster, streams("cluster/cfs-phase")))
     model: Model  # the failure and completion paths below reach the tiers built after the deployments
 
     def task_failed(task, status, reason):

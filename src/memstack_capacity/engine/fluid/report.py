@@ -147,6 +147,12 @@ def caveats_for(sim, summary: dict) -> list[str]:
                    "scaled with each branch's mean under load.")
     if tiers.k == 1 and tiers.p > 1:
         out.append("Processes with concurrency 1 are an M/M/c queue: exact for exponential demand only.")
+    limited = [name for name, d in sc.deployments.items()
+               if sc.cluster.cpu_cfs_quota and d.resources.limits.cpu is not None and d.resources.limits.cpu < d.processes]
+    if limited:
+        out.append(f"CPU limits below one core per process ({', '.join(limited)}) are held as a fluid cap, not CFS "
+                   "bandwidth control: throughput at saturation is the same, but the waits for the next period "
+                   "(tail latency) are not seen and the throttling series are zero.")
     if tiers.mean.calls:
         out.append("Connection pools: waits from Erlang C per process (Poisson check-outs, exponential holds); "
                    "pool timeouts, pre-ping recycling and connection opening are not modelled.")
@@ -219,6 +225,10 @@ def write_samples(sim, now: float) -> None:
             add(now, name, "in_flight", sum(j["running"] for j in jobs))
             add(now, name, "backlog", 0.0)
         add(now, name, "throttled_fraction", 0.0)
+        add(now, name, "throttled_s", 0.0)
+        add(now, name, "cfs_periods", 0)
+        add(now, name, "cfs_throttled_periods", 0)
+        add(now, name, "throttled_periods_fraction", 0.0)
     ok = w["ok"] / span
     add(now, "ingress", "arrivals_rps", w["arr"] / span)
     add(now, "ingress", "throughput_rps", ok)

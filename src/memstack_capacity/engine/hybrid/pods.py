@@ -52,6 +52,7 @@ class LazyPod(ProbeWakeups, Pod):
         now = self.env.now
         self.procs = [Proc(now) for _ in range(self.spec.processes)]
         self.independent = True  # the data plane takes only pods whose CPU limit cannot bind
+        self.bandwidth = None
         self.dues = [INF] * len(self.procs)
         self.backlog: deque = deque()
         self.open: deque = deque()  # request records admitted or waiting, in arrival order

@@ -169,6 +169,10 @@ def record_samples(model, scenario, r) -> None:
         add(now, name, "in_flight", int(n_adm[j] - n_done[j]))
         add(now, name, "backlog", int(n_acc[j] - n_adm[j]))
         add(now, name, "throttled_fraction", 0.0 / (interval * len(pods)) if pods else 0.0)
+        add(now, name, "throttled_s", 0.0)  # the kernel takes only pods whose CPU limit cannot bind
+        add(now, name, "cfs_periods", 0)
+        add(now, name, "cfs_throttled_periods", 0)
+        add(now, name, "throttled_periods_fraction", 0.0)
 
         a_now = int(n_ans[j])
         counts = [int(col[a_now] - col[prev_ans]) for col in answered_by]
