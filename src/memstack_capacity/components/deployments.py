@@ -86,7 +86,7 @@ class DeploymentRuntime:
             pod.phase = "Running"
             pod.created_at = pod.started_at = pod.scheduled_at = -INITIAL_POD_AGE_S
             pod.ready_changed_at = -INITIAL_POD_AGE_S
-            pod.container_up = True
+            pod.set_container_up(True)
             pod.ready = True
             self._add_endpoint(pod)
             self.env.process(self.prober.run(pod))
@@ -239,7 +239,7 @@ class DeploymentRuntime:
             yield self.env.timeout(min(1.0, deadline - self.env.now))
         self._fail_tasks(pod, reason)
         pod.phase = "Gone"
-        pod.container_up = False
+        pod.set_container_up(False)
         self.pod_seconds += self.env.now - max(pod.created_at, 0.0)
         if pod in self.pods:
             self.pods.remove(pod)
@@ -273,7 +273,7 @@ class DeploymentRuntime:
         yield env.timeout(pod.spec.startup)
         if pod.deleting or pod.phase != "Running" or self.node_lost(pod):
             return
-        pod.container_up = True
+        pod.set_container_up(True)
         pod._reset_container()
         if pod.spec.readinessProbe is None:
             self._set_ready(pod, True)
@@ -317,7 +317,7 @@ class DeploymentRuntime:
             pod.oom_kills += 1
             self.oom_kills += 1
             self.recorder.pod_event(self.env.now, self.name, pod.name, "OOMKilled")
-        pod.container_up = False
+        pod.set_container_up(False)
         self._set_ready(pod, False)
         self._fail_tasks(pod, reason)
         pod.restarts += 1
@@ -334,7 +334,7 @@ class DeploymentRuntime:
         """The pod's node stopped: its container is gone, what it held fails (502 node_lost), and
         requests the load balancer still sends it fail at once (the connection is refused) until
         the endpoints drop it."""
-        pod.container_up = False
+        pod.set_container_up(False)
         self._fail_tasks(pod, "node_lost")
         env = self.env
 

@@ -62,12 +62,11 @@ class Monitor:
     def _sample_deployment(self, now: float, name: str, rt, add) -> None:
         pods = rt.live_pods()
         running = [p for p in pods if p.phase == "Running"]
-        for p in rt.pods:
-            p.usage_now()
+        usage = {p: p.usage_now() for p in rt.pods}
         # Pods that disappeared took their counters with them; count only pods seen both times.
         prev = self._cpu_prev.get(name, {})
-        used = sum(p.cpu_used - prev.get(p, 0.0) for p in rt.pods if p.phase != "Gone")
-        self._cpu_prev[name] = {p: p.cpu_used for p in rt.pods}
+        used = sum(usage[p] - prev.get(p, 0.0) for p in rt.pods if p.phase != "Gone")
+        self._cpu_prev[name] = usage
         throttle_prev = self._throttle_prev.get(name, {})
         throttled = sum(p.throttled_s - throttle_prev.get(p, 0.0) for p in running)
         self._throttle_prev[name] = {p: p.throttled_s for p in rt.pods}

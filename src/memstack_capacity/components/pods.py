@@ -72,6 +72,9 @@ class Pod:
         self.scheduled_at: float | None = None  # status.startTime: the kubelet has the pod
         self.ready_changed_at = env.now
         self.container_up = False
+        self.background_cpu = spec.background_cpu or 0.0  # cores the container burns without serving
+        self._background_used = 0.0
+        self._background_since = env.now
         self.restarts = 0
         self.oom_kills = 0
         self.crash_streak = 0
@@ -339,6 +342,16 @@ class Pod:
         for flow in finished:
             advance(flow)
 
+    def set_container_up(self, up: bool) -> None:
+        """The container started (True) or stopped (False); its background CPU runs only while it is up."""
+        self._accrue_background(self.env.now)
+        self.container_up = up
+
+    def _accrue_background(self, now: float) -> None:
+        if self.container_up and self.background_cpu:
+            self._background_used += self.background_cpu * (now - self._background_since)
+        self._background_since = now
+
     def cfs_counts(self) -> tuple[int, int]:
         """CFS periods with a runnable thread, and those throttled, over the pod's life (cpu.stat's
         nr_periods and nr_throttled, summed over its containers)."""
@@ -352,6 +365,10 @@ class Pod:
         return sum(len(p.heap) for p in self.procs)
 
     def usage_now(self) -> float:
-        """Cumulative core-seconds up to now (for metrics scrapes)."""
-        self._sync(self.env.now)
+        """Cumulative core-seconds up to now, serving and background (what cAdvisor counts)."""
+        now = self.env.now
+        self._sync(now)
+        if self.background_cpu:
+            self._accrue_background(now)
+            return self.cpu_used + self._background_used
         return self.cpu_used

@@ -139,6 +139,18 @@ class _PodShape:
     """What Cluster.place reads of a pod."""
 
 
+def _metrics_errors(sc):
+    errors = sc.cluster.metrics_errors
+    if errors is None or not (errors.missing_probability or errors.cpu_noise_cv or errors.memory_noise_cv):
+        return None
+    return "cluster.metrics_errors"
+
+
+def _background_cpu(sc):
+    burning = [f"deployments.{name}.background_cpu" for name, d in sc.deployments.items() if d.background_cpu]
+    return ", ".join(burning) or None
+
+
 def _event(kind: str):
     def used(sc):
         at = [f"{e.at:g}s" for e in sc.events if e.kind == kind]
@@ -163,6 +175,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature("the node autoscaler", GENERAL, _node_autoscaler),
     Feature("HPA on the API (Resource metrics)", frozenset({"des", "hybrid", "fluid"}), _api_hpa),
     Feature("HPA on Pods or External metrics", GENERAL, _non_resource_metrics),
+    Feature("CPU burnt without serving (background_cpu)", frozenset({"des", "hybrid"}), _background_cpu),
+    Feature("missing or noisy resource metrics", frozenset({"des", "hybrid"}), _metrics_errors),
     Feature("readiness and liveness probes", frozenset({"des", "hybrid", "fluid"}), _probes),
     Feature("no API pod at the start", frozenset({"des", "hybrid", "fluid"}), _no_replicas),
     Feature("initial pods that cannot all be scheduled", frozenset({"des", "hybrid", "fluid"}), _unplaceable),

@@ -101,6 +101,17 @@ class NodeAutoscaler(SpecModel):
     scan_interval: PositiveDuration = Field(10.0, description="cluster-autoscaler --scan-interval (10s)")
 
 
+class MetricsErrors(SpecModel):
+    """What makes real resource metrics imperfect (off unless set)."""
+
+    missing_probability: Number = Field(
+        0.0, ge=0.0, le=1.0, description="per pod and scrape: the pod's stats are missing (\"no metrics returned\"); "
+        "metrics-server then has no point for it until the next good scrape (CPU: two in a row)")
+    cpu_noise_cv: Number = Field(0.0, ge=0.0, le=10.0, description="multiplicative noise on each pod's CPU rate per "
+                                 "scrape (lognormal, mean 1): GC, sidecars, the node")
+    memory_noise_cv: Number = Field(0.0, ge=0.0, le=10.0, description="the same for the working set")
+
+
 class Cluster(SpecModel):
     nodes: Count = Field(6, ge=1)
     node: NodeSpec = NodeSpec()
@@ -114,6 +125,8 @@ class Cluster(SpecModel):
         300.0, description="tolerationSeconds of the default not-ready/unreachable NoExecute tolerations "
         "(--default-not-ready-toleration-seconds): pods are evicted this long after the node went NotReady")
 
+    metrics_errors: MetricsErrors | None = Field(
+        None, description="imperfect metrics: missing pod samples and usage noise (none by default)")
     cpu_cfs_quota: bool = Field(
         True, description="kubelet --cpu-cfs-quota: enforce limits.cpu with CFS bandwidth control (false: CPU "
         "limits are not enforced)")

@@ -105,7 +105,7 @@ def build(scenario: Scenario, seed: int) -> Model:
     if scenario.workload.jobs:
         _worker_tier(model, streams)
     executor.on_task_done = _task_done_path(model)
-    _autoscalers(model)
+    _autoscalers(model, streams)
     if scenario.cluster.node_autoscaler is not None:
         model.node_autoscaler = NodeAutoscaler(env, cluster, scenario.cluster.node_autoscaler)
     actions = prepare_events(scenario)
@@ -203,14 +203,16 @@ def _task_done_path(model: Model):
     return task_done_with_sessions
 
 
-def _autoscalers(model: Model) -> None:
+def _autoscalers(model: Model, streams: Streams) -> None:
     """metrics-server and one HPA controller per autoscaled deployment (the queue length as an External metric)."""
     scenario = model.scenario
     autoscaled = {n: d for n, d in scenario.deployments.items() if d.hpa is not None}
     if not autoscaled:
         return
     config = ControllerConfig(sync_period_s=scenario.cluster.hpa_sync_period)
-    model.metrics_server = MetricsServer(model.env, scenario.cluster.metrics_resolution, model.runtimes)
+    errors = scenario.cluster.metrics_errors
+    model.metrics_server = MetricsServer(model.env, scenario.cluster.metrics_resolution, model.runtimes, errors,
+                                         streams("metrics-server/errors") if errors is not None else None)
     jobs = model.jobs
     for name, dep in autoscaled.items():
         external = {}
