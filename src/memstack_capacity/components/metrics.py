@@ -35,9 +35,10 @@ class PodScrape:
 class MetricsServer:
     """Scrapes every pod of the given deployments on a fixed period."""
 
-    def __init__(self, env, resolution_s: float, runtimes: dict, errors=None, rng=None):
+    def __init__(self, env, resolution_s: float, runtimes: dict, errors=None, rng=None, first_scrape: float = 0.0):
         self.env = env
         self.resolution_s = resolution_s
+        self.first_scrape = first_scrape  # when the first scrape runs (components.hpa.phases)
         self.runtimes = runtimes
         self.scrapes: dict = {}
         #: ``cluster.metrics_errors`` (None: perfect metrics) and the stream its draws come from.
@@ -46,6 +47,8 @@ class MetricsServer:
         self.missed = 0  # pod scrapes that returned nothing
 
     def run(self):
+        if self.first_scrape > 0.0:
+            yield self.env.timeout(self.first_scrape)
         while True:
             self.scrape()
             yield self.env.timeout(self.resolution_s)

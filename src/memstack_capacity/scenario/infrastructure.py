@@ -125,6 +125,15 @@ class Cluster(SpecModel):
         300.0, description="tolerationSeconds of the default not-ready/unreachable NoExecute tolerations "
         "(--default-not-ready-toleration-seconds): pods are evicted this long after the node went NotReady")
 
+    control_loops: Literal["aligned", "independent"] = Field(
+        "aligned", description="aligned: metrics-server scrapes at 0, 15, 30 ... s and each HPA syncs 1 s after a "
+        "scrape (the best case); independent: each loop's phase drawn from the seed, as in a cluster")
+    metrics_scrape_offset: Duration | None = Field(
+        None, description="when metrics-server's first scrape runs (within one metrics_resolution); unset: 0s "
+        "aligned, drawn when independent")
+    hpa_sync_offset: Duration | None = Field(
+        None, description="when each HPA's first sync runs (within one hpa_sync_period); unset: 1s after the "
+        "first scrape aligned, drawn per HPA when independent")
     metrics_errors: MetricsErrors | None = Field(
         None, description="imperfect metrics: missing pod samples and usage noise (none by default)")
     cpu_cfs_quota: bool = Field(
@@ -145,6 +154,14 @@ class Cluster(SpecModel):
         if value < 10:
             raise ValueError("metrics-server accepts a metric resolution of 10s or more")
         return value
+
+    @model_validator(mode="after")
+    def _offsets_within_their_periods(self) -> "Cluster":
+        for name, period in (("metrics_scrape_offset", "metrics_resolution"), ("hpa_sync_offset", "hpa_sync_period")):
+            offset = getattr(self, name)
+            if offset is not None and offset >= getattr(self, period):
+                raise ValueError(f"{name} must be shorter than {period} ({getattr(self, period):g}s)")
+        return self
 
     @field_validator("cpu_cfs_quota_period")
     @classmethod

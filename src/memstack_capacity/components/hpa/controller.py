@@ -11,15 +11,13 @@ from __future__ import annotations
 from memstack_capacity.components.hpa.decision import HPAState, reconcile
 from memstack_capacity.components.hpa.calc import ControllerConfig, MetricSample, PodInfo
 
-#: The controller reconciles this long after each metrics-server scrape (phase offset).
-SYNC_OFFSET_S = 1.0
-
-
 class HPAController:
     """One HorizontalPodAutoscaler bound to one Deployment."""
 
-    def __init__(self, env, name: str, runtime, spec, metrics_server, config: ControllerConfig, recorder, external=None):
+    def __init__(self, env, name: str, runtime, spec, metrics_server, config: ControllerConfig, recorder, external=None,
+                 first_sync: float = 1.0):
         self.env = env
+        self.first_sync = first_sync  # when the first sync runs (components.hpa.phases)
         self.name = name
         self.runtime = runtime
         self.spec = spec
@@ -34,7 +32,7 @@ class HPAController:
         self.spec = spec
 
     def run(self):
-        yield self.env.timeout(SYNC_OFFSET_S)
+        yield self.env.timeout(self.first_sync)
         while True:
             self.sync()
             yield self.env.timeout(self.config.sync_period_s)

@@ -24,6 +24,7 @@ from memstack_capacity.components.events import EventRunner
 from memstack_capacity.components.flows import CALL, ENQUEUE, EXTERNAL, Executor, compile_steps
 from memstack_capacity.components.hpa.calc import ControllerConfig
 from memstack_capacity.components.hpa.controller import HPAController
+from memstack_capacity.components.hpa.phases import loop_phases
 from memstack_capacity.components.ingress import Ingress
 from memstack_capacity.components.metrics import MetricsServer
 from memstack_capacity.components.monitor import Monitor
@@ -211,15 +212,17 @@ def _autoscalers(model: Model, streams: Streams) -> None:
         return
     config = ControllerConfig(sync_period_s=scenario.cluster.hpa_sync_period)
     errors = scenario.cluster.metrics_errors
+    phases = loop_phases(scenario.cluster, autoscaled, streams("control-loops/phases"))
     model.metrics_server = MetricsServer(model.env, scenario.cluster.metrics_resolution, model.runtimes, errors,
-                                         streams("metrics-server/errors") if errors is not None else None)
+                                         streams("metrics-server/errors") if errors is not None else None,
+                                         first_scrape=phases.scrape_at)
     jobs = model.jobs
     for name, dep in autoscaled.items():
         external = {}
         if jobs is not None:
             external["queue_length"] = lambda name=name: [jobs.queue_length(name)]
         model.hpa[name] = HPAController(model.env, name, model.runtimes[name], dep.hpa, model.metrics_server,
-                                        config, model.recorder, external)
+                                        config, model.recorder, external, first_sync=phases.sync_at[name])
 
 
 def request_log_stride(scenario: Scenario) -> int:

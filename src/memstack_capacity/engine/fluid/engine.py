@@ -24,6 +24,7 @@ from memstack_capacity.engine.fluid.flow import Demand, compile_steps, cpu_momen
 from memstack_capacity.engine.fluid.pods import VCluster, VDeployment, VHPA
 from memstack_capacity.engine.fluid.report import Totals, caveats_for, fluid_summary
 from memstack_capacity.engine.fluid.tiers import RHO_MAX, Tiers
+from memstack_capacity.components.hpa.phases import loop_phases
 from memstack_capacity.engine.rng import stream
 from memstack_capacity.engine.record import DeploymentTotals, FlowFigures, RunRecord
 from memstack_capacity.scenario.kinds import KINDS
@@ -99,11 +100,13 @@ class FluidSim:
         self._noise_cache = None
         self.consumer = {job: n for n, d in scenario.deployments.items() for job in d.consumes}
         config = ControllerConfig(sync_period_s=scenario.cluster.hpa_sync_period)
+        autoscaled = [n for n, d in scenario.deployments.items() if d.hpa is not None]
+        self.phases = loop_phases(scenario.cluster, autoscaled, stream(seed, "control-loops/phases"))
         self.hpas = []
         for n, d in scenario.deployments.items():
             if d.hpa is not None:
                 ext = {"queue_length": (lambda n=n: [self.job_backlog(n)])} if scenario.worker_names() else {}
-                self.hpas.append(VHPA(self.deps[n], d.hpa, config, self.recorder, ext))
+                self.hpas.append(VHPA(self.deps[n], d.hpa, config, self.recorder, ext, self.phases.sync_at[n]))
                 self.hpa_resources[n] = {m.resource.name: (m.resource.target.averageUtilization,
                                                            float(m.resource.target.averageValue or 0.0))
                                          for m in d.hpa.metrics if m.type == "Resource"}
@@ -114,7 +117,7 @@ class FluidSim:
         self.totals = Totals([r.name for r in wl.requests])
         self.state: dict = {}
         self.win = self._new_window()
-        self.next_scrape = 0.0
+        self.next_scrape = self.phases.scrape_at
         self.next_sample = scenario.sample_interval
         self.mem_over: set = set()
         self.oom: set = set()

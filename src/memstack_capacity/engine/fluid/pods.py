@@ -15,7 +15,7 @@ import math
 
 from memstack_capacity.components.hpa.decision import HPAState, reconcile
 from memstack_capacity.components.hpa.calc import ControllerConfig, MetricSample, PodInfo
-from memstack_capacity.components.hpa.controller import SYNC_OFFSET_S, decision_row
+from memstack_capacity.components.hpa.controller import decision_row
 
 INITIAL_POD_AGE_S = 3600.0  # as components/deployments.py: pods present at t=0 have run an hour
 INF = math.inf
@@ -257,11 +257,11 @@ class VDeployment:
 class VHPA:
     """One HorizontalPodAutoscaler: the real ``reconcile`` every sync period."""
 
-    def __init__(self, dep: VDeployment, spec, config: ControllerConfig, recorder, external=None):
+    def __init__(self, dep: VDeployment, spec, config: ControllerConfig, recorder, external=None, first_sync=1.0):
         self.dep, self.spec, self.config, self.recorder = dep, spec, config, recorder
         self.external = external or {}
         self.state = HPAState()
-        self.next_sync = SYNC_OFFSET_S
+        self.next_sync = first_sync
 
     def sync(self, now: float):
         dep = self.dep
