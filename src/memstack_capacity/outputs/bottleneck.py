@@ -102,7 +102,8 @@ def _rps(x: float) -> str:
 
 
 def _amount(c: Ceiling, x: float) -> str:
-    return f"{x:g} {c.unit}" if c.unit != "pods" else f"{x:g} pods"
+    unit = c.unit[:-1] if x == 1 and c.unit in ("cores", "pods", "connections") else c.unit
+    return f"{x:g} {unit}"
 
 
 def first_to_break(scenario, summary: dict, series: pd.DataFrame) -> str:

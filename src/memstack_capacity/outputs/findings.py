@@ -213,11 +213,12 @@ def scale_up_lag(scenario, summary, series) -> Finding | None:
         if lag < 60 or (failed == 0 and slow == 0):
             continue
         cause = _queue_cause(scenario, series, slow_mask) if slow else None
-        if cause is not None and failed == 0:
+        if cause is not None:
             store, during = cause
+            lost = f", and {failed} requests failed" if failed else ""
             queued.append((store, f"p99 was above {_secs(bound.max)} in {slow} sample intervals while `{name}` scaled "
                                   f"up ({t_over / 60:.1f}–{t_caught / 60:.1f} min), {during} of them while the `{store}` "
-                                  f"server was ≥ 90 % busy: requests queued behind `{store}`, not behind missing "
+                                  f"server was ≥ 90 % busy{lost}: requests queued behind `{store}`, not behind missing "
                                   f"`{name}` pods, so more minReplicas or faster scale-up would not lower it."
                                   + _scaled_on(series, name, targets, t_over, t_caught)
                                   + f" Lift `{store}` (see the binding constraint)."))  # fmt: skip
@@ -408,7 +409,7 @@ def datastore_saturation(scenario, summary, series) -> Finding | None:
         if waiters is not None and waiters.max() > 0 and (timeouts or (waiters > 0).sum() * _interval(series) >= 60):
             wait = (stats.get("pool_wait_s") or {}).get("p99")
             texts.append(f"Up to {int(waiters.max())} requests waited for a pooled `{store}` connection"
-                         + (f" (p99 wait {wait * 1000:.0f} ms)" if wait else "") + ".")
+                         + (f" (p99 wait {_secs(wait)})" if wait else "") + ".")
         if timeouts:
             texts.append(f"`{store}`: {timeouts:g} request(s) failed on a pool timeout; raise pool_size/max_overflow "
                          f"within max_connections, or shorten what holds a connection.")
