@@ -172,7 +172,7 @@ def _scaled_on(series, name: str, targets: dict, t0: float, t1: float) -> str:
     """Which HPA metric was above its target while ``name`` scaled (a sentence, '' when it was CPU)."""
     window = (series.index >= t0 + (t1 - t0) * 2 / 3) & (series.index <= t1)  # the scale-up's last third
     cpu, mem = (_col(series, f"{name}/{m}_utilization") for m in ("cpu", "memory"))
-    if cpu is None or mem is None or "memory" not in targets or "cpu" not in targets:
+    if cpu is None or mem is None or "memory" not in targets or "cpu" not in targets or not window.any():
         return ""
     cpu_end, mem_end = float(cpu[window].iloc[-1]), float(mem[window].mean())
     if mem_end <= targets["memory"] or cpu_end >= targets["cpu"]:
