@@ -38,14 +38,14 @@ def test_verdict_met_comes_first(healthy):
     md = render_markdown(healthy)
     first = md.splitlines()[2]
     assert first.startswith("**Targets met**")
-    assert "latency_p99" in first and "inside the limit" in first
+    assert "latency_p99" in first and "% of the limit" in first
 
 
 def test_verdict_missed_says_by_how_much():
     result = simulate(scenario(**{"targets": {"latency_p99": {"max": "10ms"}}}))
     line = verdict(result)
     assert line.startswith("**Targets MISSED (1 of 1)**")
-    assert "outside the limit" in line and "MISSED" in line
+    assert ("× the limit" in line or "% over" in line) and "MISSED" in line
 
 
 def test_no_findings_on_a_healthy_run(healthy):

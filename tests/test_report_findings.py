@@ -229,7 +229,7 @@ def test_ceilings_follow_the_utilisation_law(kind):
         api = cs["the API's CPU"]
         assert api.rps == pytest.approx(2 * 1 / 0.016) and api.path == "requests"
     else:
-        workers = cs["the `worker` workers"]  # 1 pod × 4 slots / (1 job × 0.5 s) per request
+        workers = cs["the `worker` job slots"]  # 1 pod × 4 slots / (1 job × 0.5 s) per request
         assert workers.rps == pytest.approx(4 / 0.5) and workers.path == "jobs"
 
 

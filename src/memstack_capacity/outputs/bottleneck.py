@@ -1,133 +1,20 @@
-"""Which tier limits throughput: ceilings from the scenario, onsets from the run.
+"""Which tier limits throughput: the summary's ceilings, onsets from the run, and what to change.
 
-:func:`ceilings` applies the utilisation law (throughput ≤ servers / demand per request)
-to every tier a request touches, from the scenario's mean step times:
-
-- the API's CPU: max pods × usable cores per pod / CPU-seconds per request;
-- each datastore server with ``cores``: cores / server-seconds per request (jobs included);
-- each PostgreSQL connection limit: usable ``max_connections`` / connection-seconds per request;
-- each external API with a ``rate_limit``: the limit / calls per request (jobs included);
-- the workers: job slots at max pods (held to what fits in the memory limit) / job-seconds per request.
-
-:func:`onsets` reads the run: when each tier first saturated. :func:`first_to_break`
-puts both in one sentence for the report.
+The ceilings (utilisation law, one per tier) are computed once, in
+:mod:`memstack_capacity.results.ceilings`, and carried by ``summary["ceilings"]``; this
+module only reads them. :func:`onsets` reads the run: when each tier first saturated.
+:func:`first_to_break` puts both in one sentence, :func:`binding_text` says which ceiling
+binds, what the target load needs of it and the change that lifts it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
-from memstack_capacity.scenario.kinds import kind_of
-from memstack_capacity.scenario.workload import CallStep, CpuStep, EnqueueStep, ExternalStep, ParallelStep, RepeatStep
+from memstack_capacity.outputs.units import percent, rps
 
-
-@dataclass(frozen=True)
-class Ceiling:
-    """One tier's throughput ceiling in requests per second and how it was derived."""
-
-    tier: str  # "api_cpu", "datastore", "connections", "external", "workers"
-    name: str  # what the report calls it
-    rps: float
-    how: str
-    path: str = "requests"  # "requests": answers slow and fail beyond it; "jobs": the job backlog grows
-
-
-def _mean(dist) -> float:
-    return 0.0 if dist is None else float(dist.expected())
-
-
-def _walk(steps, k: float, out: dict) -> None:
-    for step in steps:
-        r = k * step.repeat
-        if isinstance(step, CpuStep):
-            out["cpu"] = out.get("cpu", 0.0) + r * _mean(step.cpu)
-        elif isinstance(step, CallStep):
-            out[("call", step.call)] = out.get(("call", step.call), 0.0) + r * _mean(step.time)
-        elif isinstance(step, ExternalStep):
-            out[("ext", step.external)] = out.get(("ext", step.external), 0.0) + r
-        elif isinstance(step, EnqueueStep):
-            out[("job", step.enqueue)] = out.get(("job", step.enqueue), 0.0) + r
-        elif isinstance(step, ParallelStep):
-            _walk(step.parallel, r, out)
-        elif isinstance(step, RepeatStep):
-            _walk(step.steps, r, out)
-
-
-def demands(scenario) -> tuple[dict, dict]:
-    """Per request (weighted mean over classes) and per job class: CPU-s, call-s per store, external calls, jobs."""
-    total = sum(c.weight for c in scenario.workload.requests) or 1.0
-    per_req: dict = {}
-    for c in scenario.workload.requests:
-        _walk(c.steps, c.weight / total, per_req)
-    per_job = {}
-    for j in scenario.workload.jobs:
-        d: dict = {}
-        _walk(j.steps, 1.0, d)
-        per_job[j.name] = d
-    return per_req, per_job
-
-
-def _job_duration(scenario, d: dict) -> float:
-    ext = {n: s for n, s in (scenario.datastores or {}).items() if kind_of(s).is_external}
-    t = d.get("cpu", 0.0) + sum(v for k, v in d.items() if isinstance(k, tuple) and k[0] == "call")
-    return t + sum(v * _mean(ext[k[1]].latency) for k, v in d.items() if isinstance(k, tuple) and k[0] == "ext"
-                   and k[1] in ext)  # fmt: skip
-
-
-def ceilings(scenario) -> list[Ceiling]:
-    """Every tier's ceiling, lowest first."""
-    per_req, per_job = demands(scenario)
-    jobs_per_req = {k[1]: v for k, v in per_req.items() if isinstance(k, tuple) and k[0] == "job"}
-    # Everything a request causes, its jobs' work included.
-    total = {k: v for k, v in per_req.items() if k != "cpu"}
-    for job, n in jobs_per_req.items():
-        for k, v in per_job.get(job, {}).items():
-            if isinstance(k, tuple) and k[0] != "job":
-                total[k] = total.get(k, 0.0) + n * v
-    out = []
-    api = scenario.deployments["api"]
-    cpu = per_req.get("cpu", 0.0)
-    if cpu > 0:
-        pods, usable = api.max_replicas, api.cpu_capacity
-        out.append(Ceiling("api_cpu", "the API's CPU", pods * usable / cpu,
-                           f"{pods} pods × {usable:g} usable core(s) / {cpu * 1000:.2f} ms of CPU per request"))
-    for name, spec in (scenario.datastores or {}).items():
-        kind = kind_of(spec)
-        d = per_req.get(("call", name), 0.0)
-        cores = getattr(spec, "cores", None)
-        if d > 0 and cores and not kind.is_cache:
-            out.append(Ceiling("datastore", f"the `{name}` server", cores / d,
-                               f"{cores} cores / {d * 1000:.2f} ms of queries per request"))
-        if d > 0 and kind.queue_pool:
-            usable = spec.max_connections - spec.superuser_reserved_connections
-            out.append(Ceiling("connections", f"`{name}`'s connection limit", usable / d,
-                               f"{usable} connections / {d * 1000:.2f} ms held per request"))
-        calls, all_calls = per_req.get(("ext", name), 0.0), total.get(("ext", name), 0.0)
-        if kind.is_external and all_calls > 0 and spec.rate_limit:
-            path = "requests" if calls > 0 else "jobs"
-            out.append(Ceiling("external", f"the `{name}` rate limit", spec.rate_limit / all_calls,
-                               f"{spec.rate_limit * 60:g}/min / {all_calls:.3g} calls per request", path))
-    for wname, dep in scenario.deployments.items():
-        consumed = [j for j in dep.consumes if jobs_per_req.get(j)]
-        if not consumed:
-            continue
-        work = sum(jobs_per_req[j] * _job_duration(scenario, per_job[j]) for j in consumed)
-        if work <= 0:
-            continue
-        slots = dep.processes * dep.concurrency
-        mem = max((j.memory for j in scenario.workload.jobs if j.name in consumed), default=0)
-        lim = dep.resources.limits.memory
-        note = ""
-        if mem and lim:
-            fits = max(0, int((lim - dep.memory_base) // mem))
-            if fits < slots:
-                slots, note = fits, f" (only {fits} jobs of {mem / 2**20:.0f} Mi fit in the memory limit)"
-        pods = dep.max_replicas
-        out.append(Ceiling("workers", f"the `{wname}` workers", pods * slots / work,
-                           f"{pods} pods × {slots} job slots{note} / {work:.3g} job-seconds per request", "jobs"))
-    return sorted(out, key=lambda c: c.rps)
+from memstack_capacity.results.ceilings import (NEVER_RAN, Ceiling, binding, ceilings, demands, from_summary, needed,
+                                                ready_fraction)
 
 
 def _first(mask: pd.Series, after: float) -> float | None:
@@ -177,45 +64,158 @@ def onsets(scenario, summary: dict, series: pd.DataFrame) -> list[tuple[float, s
         if backlog.iloc[half:].mean() > max(2 * backlog.iloc[:half].mean(), 10):
             kills = (summary.get("deployments", {}).get(wname, {}) or {}).get("oom_kills") or 0
             why = f", {kills:g} OOMKills" if kills else ""
-            out.append((t, f"the `{wname}` workers", f"job backlog growing from {t / 60:.1f} min{why}"))
+            out.append((t, f"the `{wname}` job slots", f"job backlog growing from {t / 60:.1f} min{why}"))
     # Earliest first; at the same sample a server before the pool queued behind it, workers last.
-    rank = {"server": 0, "CPU": 0, "pool": 1, "workers": 2}
+    rank = {"server": 0, "CPU": 0, "pool": 1, "job slots": 2}
     return sorted(out, key=lambda o: (o[0], min((v for k, v in rank.items() if k in o[1]), default=3)))
 
 
+def never_ran(scenario, summary: dict) -> list[tuple[str, float]]:
+    """``(deployment, Ready fraction)`` for each deployment whose pods were Ready < 1 % of the time."""
+    out = []
+    for name in scenario.deployments:
+        f = ready_fraction(summary, name)
+        if f is not None and f < NEVER_RAN:
+            out.append((name, f))
+    return out
+
+
+def _never_ran(scenario, summary: dict) -> str:
+    parts = []
+    for name, f in never_ran(scenario, summary):
+        if scenario.deployments[name].consumes:
+            kills = ((summary.get("deployments") or {}).get(name) or {}).get("oom_kills") or 0
+            why = f", OOMKilled {kills:g} times" if kills else ""
+            parts.append(f" In this run the `{name}` pods were Ready {percent(f)} of the time{why}: the job slots above "
+                         f"were not there to use (see OOMKills).")
+    return "".join(parts)
+
+
+def summary_ceilings(scenario, summary: dict) -> list[Ceiling]:
+    """The summary's ceilings, lowest first (the same computation for a summary written before it carried them)."""
+    return from_summary(summary) or ceilings(scenario)
+
+
+def _rps(x: float) -> str:
+    """A ceiling: approximate by nature, so whole req/s above 10."""
+    return f"{x:.0f} req/s" if x >= 10 else f"{x:.3g} req/s"
+
+
+def _amount(c: Ceiling, x: float) -> str:
+    unit = c.unit[:-1] if x == 1 and c.unit in ("cores", "pods", "connections") else c.unit
+    return f"{x:g} {unit}"
+
+
 def first_to_break(scenario, summary: dict, series: pd.DataFrame) -> str:
-    """One sentence: the tier that broke first in the run (or would as load grows), with its ceiling."""
-    cs = ceilings(scenario)
+    """One sentence: the tier that broke first in the run (or would as load grows), with its ceiling.
+
+    When that tier's path (requests or jobs) is capped lower by another tier, the sentence says
+    so, so that the two ceilings never read as two answers to one question.
+    """
+    cs = summary_ceilings(scenario, summary)
     seen = onsets(scenario, summary, series)
     by_name = {c.name: c for c in cs}
     if seen:
         t, name, evidence = seen[0]
         c = by_name.get(name)
-        ceiling = f"; its ceiling is {c.how} ≈ {c.rps:.0f} req/s" if c is not None else ""
+        ceiling = f"; its ceiling is {c.how} ≈ {_rps(c.rps)}" if c is not None else ""
+        lower = binding(cs, c.path) if c is not None else None
+        if lower is not None and lower.rps < c.rps:
+            what = "background jobs" if c.path == "jobs" else "requests"
+            ceiling += f", but {what} are capped lower, at ≈ {_rps(lower.rps)} by {lower.name}"
         rest = [n for _, n, _ in seen[1:]]
         then = f" Then: {', '.join(rest)}." if rest else ""
         return f"**First to break: {name}** ({evidence}{ceiling}).{then}"
     if cs:
         c = cs[0]
         return (f"**Nothing saturated in this run.** As load grows, the first tier to break would be {c.name} "
-                f"at ≈ {c.rps:.0f} req/s ({c.how}).")
+                f"at ≈ {_rps(c.rps)} ({c.how}).")
     return "**Nothing saturated in this run.**"
+
+
+def target_load(scenario) -> tuple[float | None, str]:
+    """The load the scenario must carry, in req/s, and what it is: the throughput target, else the peak arrival rate."""
+    t = scenario.targets.throughput_rps
+    if t is not None and getattr(t, "min", None):
+        return float(t.min), "the target"
+    arrivals = scenario.workload.arrivals
+    if arrivals is not None:
+        return float(max(p.rps for p in arrivals.profile)), "the peak arrival rate"
+    return None, ""
+
+
+def _lift(c: Ceiling, load: float, what: str) -> str:
+    if c.rps >= load:
+        return f"{what[0].upper()}{what[1:]}, {_rps(load)}, is within it ({c.rps / load - 1:.0%} headroom)."
+    return (f"{what[0].upper()}{what[1:]}, {_rps(load)}, needs ≈ {_amount(c, needed(c, load))} "
+            f"(now {_amount(c, c.amount)}): raise `{c.setting}`.")
+
+
+def _others(cs: list[Ceiling], top: Ceiling, load: float | None) -> str:
+    """The other ceilings on the same path below the load: what must be lifted next."""
+    below = [c for c in cs if c.path == top.path and c is not top and load is not None and c.rps < load]
+    if not below:
+        return ""
+    parts = [f"{c.name} at ≈ {_rps(c.rps)} (needs ≈ {_amount(c, needed(c, load))}, now {_amount(c, c.amount)}: "
+             f"`{c.setting}`)" for c in below]  # fmt: skip
+    return " Also below it, to lift next: " + "; ".join(parts) + "."
+
+
+def binding_heading(scenario, summary: dict) -> str:
+    """The report's second block: ``Binding constraint: <tier> at ≈ N req/s``."""
+    cs = summary_ceilings(scenario, summary)
+    top = binding(cs, "requests") or binding(cs, "jobs")
+    return "Binding constraint" + (f": {top.name} at ≈ {_rps(top.rps)}" if top is not None else ": none derivable")
+
+
+def binding_text(scenario, summary: dict, series: pd.DataFrame) -> list[str]:
+    """Paragraphs under the heading: the binding ceiling (resource, amount, ceiling), what the target
+    load needs of it and the change; the job path's own; what the run saw, in order."""
+    cs = summary_ceilings(scenario, summary)
+    load, what = target_load(scenario)
+    seen = {n: ev for _, n, ev in onsets(scenario, summary, series)}
+    thr = (summary.get("requests") or {}).get("throughput_rps")
+    out = []
+    for path in ("requests", "jobs"):
+        c = binding(cs, path)
+        if c is None:
+            continue
+        name = f"{c.name[0].upper()}{c.name[1:]}"
+        if path == "requests":
+            text = f"**{name} at {_amount(c, c.amount)} caps throughput at ≈ {_rps(c.rps)}**"
+        else:
+            text = f"**Background jobs keep up only below ≈ {_rps(c.rps)}**, set by {c.name} at {_amount(c, c.amount)}"
+        text += f" ({c.how}; utilisation law)."
+        if c.name in seen:
+            text += f" This run reached it: {seen[c.name]}."
+        if path == "requests" and thr is not None:
+            text += f" Measured: {rps(thr)} answered OK."
+        if load is not None:
+            text += " " + _lift(c, load, what) + _others(cs, c, load)
+        if path == "jobs":
+            text += _never_ran(scenario, summary)
+        out.append(text)
+    if not out:
+        return ["No ceiling derivable from the scenario (no step with a known demand)."]
+    out.append(first_to_break(scenario, summary, series))
+    return out
 
 
 def sustainable_throughput(scenario, summary: dict, series: pd.DataFrame) -> str:
     """Where the sustainable throughput comes from, for the capacity table."""
-    cs = ceilings(scenario)
+    cs = summary_ceilings(scenario, summary)
     seen = {n for _, n, _ in onsets(scenario, summary, series)}
     parts = []
     for path, label in (("requests", ""), ("jobs", "background jobs keep up only below ")):
-        c = next((c for c in cs if c.path == path), None)
+        c = binding(cs, path)
         if c is None:
             continue
         state = "reached in this run" if c.name in seen else "not reached in this run"
-        parts.append(f"{label}≈ {c.rps:.0f} req/s, set by {c.name}: {c.how} ({state})")
+        parts.append(f"{label}≈ {_rps(c.rps)}, set by {c.name}: {c.how} ({state})")
     if not parts:
         return "no ceiling derivable from the scenario"
     return "; ".join(parts) + " — utilisation law, ceiling = servers / demand per request"
 
 
-__all__ = ["Ceiling", "ceilings", "demands", "first_to_break", "onsets", "sustainable_throughput"]
+__all__ = ["Ceiling", "binding_heading", "never_ran", "binding_text", "ceilings", "demands", "first_to_break", "onsets",
+           "summary_ceilings", "sustainable_throughput", "target_load"]

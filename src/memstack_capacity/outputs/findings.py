@@ -15,7 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from memstack_capacity.errors import ScenarioError
+from memstack_capacity.outputs.manifests.inputs import ManifestInputs
+from memstack_capacity.outputs.manifests.platform import prometheus_rule
+from memstack_capacity.outputs.manifests.scenario import inputs_from_scenario
 from memstack_capacity.outputs.plots import hpa_targets
+from memstack_capacity.results.ceilings import NEVER_RAN, ready_fraction
 
 #: The guide's reading of the two alerts whose deployed thresholds differ from it.
 GUIDE_ERROR_RATIO, DEPLOYED_5XX_RPS, GUIDE_CPU_FRACTION, DEPLOYED_CPU_CORES = 0.05, 0.05, 0.8, 0.8
@@ -31,6 +36,27 @@ class Finding:
     text: str
 
 
+def deployed_alerts(scenario) -> list[str]:
+    """The alert names of the PrometheusRule the manifests emit for ``scenario`` (upstream's when the
+    manifests cannot express the scenario)."""
+    try:
+        inputs = inputs_from_scenario(scenario)
+    except ScenarioError:
+        inputs = ManifestInputs.upstream()
+    return [r["alert"] for g in prometheus_rule(inputs)["spec"]["groups"] for r in g["rules"]]
+
+
+def deployed_alert(scenario, short: str) -> str:
+    """The deployed name of the rule the guide calls ``short`` (``HighLatency`` → ``MemStackAPIHighLatency``)."""
+    return next((name for name in deployed_alerts(scenario) if name.endswith(short)), short)
+
+
+def _ran(summary, name: str) -> bool:
+    """Whether deployment ``name`` had Ready pods at least 1 % of the time: rules about how it ran need it."""
+    f = ready_fraction(summary, name)
+    return f is None or f >= NEVER_RAN
+
+
 def _col(series: pd.DataFrame, name: str) -> pd.Series | None:
     if series is None or name not in series.columns or not series[name].notna().any():
         return None
@@ -39,6 +65,10 @@ def _col(series: pd.DataFrame, name: str) -> pd.Series | None:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.0f} %"
+
+
+def _secs(x: float) -> str:
+    return f"{x * 1000:.0f} ms" if x < 1 else f"{x:g} s"
 
 
 def _cores(x: float) -> str:
@@ -50,7 +80,7 @@ def single_process_cpu(scenario, summary, series) -> Finding | None:
     texts = []
     for name, dep in scenario.deployments.items():
         req, lim = dep.resources.requests.cpu, dep.resources.limits.cpu
-        if not req or not lim or dep.processes >= lim:
+        if not req or not lim or dep.processes >= lim or not _ran(summary, name):
             continue
         text = (f"Each `{name}` pod runs {dep.processes} server process(es), so it can use at most "
                 f"{dep.processes} core(s) of its {_cores(lim)}-core limit; the other {lim - dep.processes:g} core(s) "
@@ -90,14 +120,26 @@ def connection_budget(scenario, summary, series) -> Finding | None:
                           for d, x in b["deployments"].items())  # fmt: skip
         demand, limit = b["demand"], b["limit"]
         times = f"{demand / limit:.1f}× " if limit and not math.isinf(demand) else ""
-        peak = stats.get("connections_max")
-        seen = f" The run peaked at {peak} open connections." if peak is not None else ""
+        seen = _connections_seen(store, stats, series)
         texts.append(f"At max replicas plus the rollout surge the connection pools may open {_count(demand)} connections "
                      f"to `{store}` ({parts}), {times}the {limit} it accepts (max_connections less "
                      f"superuser-reserved); beyond that new connections are refused with \"too many clients\"."
                      f"{seen} Lower pool_size + max_overflow so that (maxReplicas + maxSurge) pods × processes × "
                      f"(pool_size + max_overflow) stays under max_connections, or put PgBouncer in front.")  # fmt: skip
     return Finding("connection_budget", "Connection budget above max_connections", " ".join(texts)) if texts else None
+
+
+def _connections_seen(store: str, stats: dict, series) -> str:
+    """The run's peak of open connections, and the plotted samples' when they show less (a brief peak)."""
+    peak = stats.get("connections_max")
+    if peak is None:
+        return ""
+    text = f" The run peaked at {peak:g} open connections"
+    sampled = _col(series, f"{store}/connections_open")
+    if sampled is not None and float(sampled.max()) < peak:
+        text += (f" (a brief peak: the figure's samples, every {_interval(series):g} s, show at most "
+                 f"{float(sampled.max()):g})")
+    return text + "."
 
 
 def _interval(series: pd.DataFrame) -> float:
@@ -113,13 +155,45 @@ def _failed_between(series: pd.DataFrame, t0: float, t1: float) -> int:
     return int(round(window.to_numpy().sum() * _interval(series)))
 
 
+def _queue_cause(scenario, series, slow: pd.Series) -> tuple[str, int] | None:
+    """The datastore server that was ≥ 90 % busy in most of the ``slow`` samples, and in how many."""
+    best = None
+    for store in scenario.datastores or {}:
+        util = _col(series, f"{store}/utilization")
+        if util is None:
+            continue
+        during = int((slow & (util.reindex(slow.index) >= 0.9)).sum())
+        if during and (best is None or during > best[1]):
+            best = (store, during)
+    return best if best is not None and best[1] * 2 >= int(slow.sum()) else None
+
+
+def _scaled_on(series, name: str, targets: dict, t0: float, t1: float) -> str:
+    """Which HPA metric was above its target while ``name`` scaled (a sentence, '' when it was CPU)."""
+    window = (series.index >= t0 + (t1 - t0) * 2 / 3) & (series.index <= t1)  # the scale-up's last third
+    cpu, mem = (_col(series, f"{name}/{m}_utilization") for m in ("cpu", "memory"))
+    if cpu is None or mem is None or "memory" not in targets or "cpu" not in targets or not window.any():
+        return ""
+    cpu_end, mem_end = float(cpu[window].iloc[-1]), float(mem[window].mean())
+    if mem_end <= targets["memory"] or cpu_end >= targets["cpu"]:
+        return ""
+    return (f" The HPA ended up scaling `{name}` on memory ({_pct(mem_end)} of request against its "
+            f"{_pct(targets['memory'])} target) while CPU fell to {_pct(cpu_end)}: requests waiting in the queue hold "
+            f"their memory in the pods.")  # fmt: skip
+
+
 def scale_up_lag(scenario, summary, series) -> Finding | None:
-    """Scale-up slower than the load: from utilisation crossing the target to Ready pods catching up."""
-    texts = []
+    """Scale-up slower than the load: from utilisation crossing the target to Ready pods catching up.
+
+    When the slow answers of that window came while a datastore server was saturated, the cause
+    is its queue, not the scale-up: the finding says so instead of proposing more pods.
+    """
+    texts, queued = [], []
     for name, dep in scenario.deployments.items():
-        target = hpa_targets(dep).get("cpu")
+        targets = hpa_targets(dep)
+        target = targets.get("cpu")
         util, ready, desired = (_col(series, f"{name}/{m}") for m in ("cpu_utilization", "pods_ready", "replicas_desired"))
-        if target is None or util is None or ready is None or desired is None:
+        if target is None or util is None or ready is None or desired is None or not _ran(summary, name):
             continue
         over = util > target * 1.1  # beyond the controller's 10 % tolerance
         if not over.any():
@@ -132,19 +206,37 @@ def scale_up_lag(scenario, summary, series) -> Finding | None:
         failed = _failed_between(series, t_over, t_caught)
         p99 = _col(series, "ingress/latency_p99_s")
         bound = getattr(scenario.targets, "latency_p99", None)
-        slow = 0
+        slow_mask = pd.Series(False, index=series.index)
         if p99 is not None and bound is not None:
-            slow = int((p99[(p99.index > t_over) & (p99.index <= t_caught)] > bound.max).sum())
+            slow_mask = (p99 > bound.max) & (p99.index > t_over) & (p99.index <= t_caught)
+        slow = int(slow_mask.sum())
         if lag < 60 or (failed == 0 and slow == 0):
+            continue
+        cause = _queue_cause(scenario, series, slow_mask) if slow else None
+        if cause is not None:
+            store, during = cause
+            lost = f", and {failed} requests failed" if failed else ""
+            queued.append((store, f"p99 was above {_secs(bound.max)} in {slow} sample intervals while `{name}` scaled "
+                                  f"up ({t_over / 60:.1f}–{t_caught / 60:.1f} min), {during} of them while the `{store}` "
+                                  f"server was ≥ 90 % busy{lost}: requests queued behind `{store}`, not behind missing "
+                                  f"`{name}` pods, so more minReplicas or faster scale-up would not lower it."
+                                  + _scaled_on(series, name, targets, t_over, t_caught)
+                                  + f" Lift `{store}` (see the binding constraint)."))  # fmt: skip
             continue
         end = "by the end of the run" if not len(caught) else f"at {t_caught / 60:.1f} min"
         texts.append(f"`{name}` fell behind the load: CPU crossed the HPA target ({_pct(target)}) at {t_over / 60:.1f} min "
                      f"and Ready pods reached the {int(peak)} replicas the HPA asked for {end} ({lag:.0f} s later). "
                      f"Meanwhile {failed} requests failed"
-                     + (f" and p99 exceeded {bound.max:g} s in {slow} sample intervals" if slow else "")
+                     + (f" and p99 exceeded {_secs(bound.max)} in {slow} sample intervals" if slow else "")
                      + ". Start with more replicas (minReplicas), allow faster scale-up (behavior.scaleUp policies), "
                        "or shorten pod start (image pull, startup, readiness probe).")  # fmt: skip
-    return Finding("scale_up_lag", "Scale-up too slow for the ramp", " ".join(texts)) if texts else None
+    if texts:
+        return Finding("scale_up_lag", "Scale-up too slow for the ramp", " ".join(texts + [t for _, t in queued]))
+    if queued:
+        stores = ", ".join(dict.fromkeys(f"`{st}`" for st, _ in queued))
+        return Finding("queued_not_scale_up", f"Latency from the {stores} queue, not from scale-up",
+                       " ".join(t for _, t in queued))
+    return None
 
 
 def at_max_replicas(scenario, summary, series) -> Finding | None:
@@ -154,7 +246,7 @@ def at_max_replicas(scenario, summary, series) -> Finding | None:
         hi = getattr(dep.hpa, "maxReplicas", None)
         desired = _col(series, f"{name}/replicas_desired")
         targets = hpa_targets(dep)
-        if hi is None or desired is None or not targets:
+        if hi is None or desired is None or not targets or not _ran(summary, name):
             continue
         over = pd.Series(False, index=series.index)
         which = []
@@ -193,11 +285,11 @@ def alert_thresholds(scenario, summary, series, alert_frame: pd.DataFrame | None
         deployed, guide = rate.to_numpy() > DEPLOYED_5XX_RPS, ratio.reindex(rate.index).to_numpy() > GUIDE_ERROR_RATIO
         if (deployed & ~guide).any():
             low = float(ratio.reindex(rate.index)[deployed & ~guide].min())
-            texts.append(f"HighErrorRate compares an absolute {DEPLOYED_5XX_RPS}/s of 5xx, not the guide's \">5 %\": in this "
+            texts.append(f"{deployed_alert(scenario, 'HighErrorRate')} compares an absolute {DEPLOYED_5XX_RPS}/s of 5xx, not the guide's \">5 %\": in this "
                          f"run it holds while only {low:.2%} of requests fail, so at this traffic it pages on a "
                          f"healthy system.")  # fmt: skip
         if (guide & ~deployed).any():
-            texts.append("HighErrorRate's absolute 0.05/s stays silent while more than 5 % of requests fail at this "
+            texts.append(f"{deployed_alert(scenario, 'HighErrorRate')}'s absolute 0.05/s stays silent while more than 5 % of requests fail at this "
                          "low traffic.")
         if texts:
             texts.append("Write it as a ratio: `sum(rate(http_requests_total{status=~\"5..\"}[5m])) / "
@@ -207,7 +299,7 @@ def alert_thresholds(scenario, summary, series, alert_frame: pd.DataFrame | None
     if limits and (cpu > DEPLOYED_CPU_CORES).any():
         lim = max(limits)
         if DEPLOYED_CPU_CORES < GUIDE_CPU_FRACTION * lim:
-            texts.append(f"HighCPUUsage compares cores (> {DEPLOYED_CPU_CORES}), not \"80 %\" of the {_cores(lim)}-core "
+            texts.append(f"{deployed_alert(scenario, 'HighCPUUsage')} compares cores (> {DEPLOYED_CPU_CORES}), not \"80 %\" of the {_cores(lim)}-core "
                          f"limit: a pod reached {float(cpu.max()):.2f} cores (5 min average), {_pct(float(cpu.max()) / lim)} "
                          f"of its limit. Divide by `container_spec_cpu_quota/container_spec_cpu_period` to compare a "
                          f"fraction.")  # fmt: skip
@@ -264,7 +356,7 @@ def throttling(scenario, summary, series) -> Finding | None:
         frac = d.get("throttled_fraction")
         col = _col(series, f"{name}/throttled_fraction")
         peak = float(col.max()) if col is not None else 0.0
-        if (frac or 0) < 0.02 and peak < 0.1:
+        if ((frac or 0) < 0.02 and peak < 0.1) or not _ran(summary, name):
             continue
         lim = scenario.deployments[name].resources.limits.cpu
         texts.append(f"`{name}` pods were CPU-throttled {_pct(frac or 0)} of the time on average (peak {_pct(peak)} "
@@ -317,7 +409,7 @@ def datastore_saturation(scenario, summary, series) -> Finding | None:
         if waiters is not None and waiters.max() > 0 and (timeouts or (waiters > 0).sum() * _interval(series) >= 60):
             wait = (stats.get("pool_wait_s") or {}).get("p99")
             texts.append(f"Up to {int(waiters.max())} requests waited for a pooled `{store}` connection"
-                         + (f" (p99 wait {wait * 1000:.0f} ms)" if wait else "") + ".")
+                         + (f" (p99 wait {_secs(wait)})" if wait else "") + ".")
         if timeouts:
             texts.append(f"`{store}`: {timeouts:g} request(s) failed on a pool timeout; raise pool_size/max_overflow "
                          f"within max_connections, or shorten what holds a connection.")

@@ -44,17 +44,22 @@ def _minutes(index) -> np.ndarray:
     return np.asarray(index, dtype=float) / 60.0
 
 
-def _decorate(ax, result, ylabel: str) -> None:
+def _decorate(ax, result, ylabel: str, outside: bool = False) -> None:
+    """Warm-up shading, grid, limits and the legend; ``outside`` puts the legend right of the
+    panel, where it covers no line or marker."""
     warm = result.scenario.warmup
     if warm > 0:
         ax.axvspan(0, warm / 60.0, color="0.9", zorder=0, label="_warm-up")
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     ax.set_xlim(0, result.scenario.duration / 60.0)
-    if ax.get_yscale() == "linear":
+    if ax.get_yscale() == "linear" and not outside:
         ax.set_ylim(0, max(ax.get_ylim()[1] * 1.12, 1e-9))  # headroom so lines at the top clear the legend
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
+        if outside:
+            ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, framealpha=0.85, borderaxespad=0.0)
+        else:
+            ax.legend(loc="upper left", fontsize=8, framealpha=0.85)
 
 
 def _finish(fig: Figure, axes: list) -> Figure:
@@ -124,8 +129,9 @@ def plot_replicas(result) -> Figure | None:
             ax.scatter(up["t_s"] / 60, up["to"], marker="^", color="C3", zorder=5, label="HPA scale-up")
             ax.scatter(down["t_s"] / 60, down["to"], marker="v", color="C1", zorder=5, label="HPA scale-down")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylim(0, max(ax.get_ylim()[1], 1) * 1.05)
         ax.set_title(plain(d), fontsize=10, loc="left")
-        _decorate(ax, result, "pods (count)")
+        _decorate(ax, result, "pods (count)", outside=True)
     return _finish(fig, axes)
 
 
@@ -142,20 +148,34 @@ def plot_utilisation(result) -> Figure | None:
         req, lim = spec.resources.requests, spec.resources.limits
         for ax, res in zip(axes[2 * i : 2 * i + 2], ("cpu", "memory")):
             col = f"{d}/{res}_utilization"
+            top = 0.0
             if _has(s, col):
-                ax.plot(_minutes(s.index), 100 * s[col], color="C0", lw=1.5, label=f"{res} used (mean over pods)")
+                ax.plot(_minutes(s.index), 100 * s[col], color="C0", lw=1.5, label="used (pod mean)")
+                top = float(100 * s[col].max())
             if res in targets:
                 ax.axhline(100 * targets[res], color="C3", ls="--", lw=1.2, label=f"HPA target {targets[res]:.0%}")
+                top = max(top, 100 * targets[res])
+            # The axis fits the data and the target; a ceiling far above them stays in the legend only.
+            top = max(top * 1.15, 10.0)
             r, li = getattr(req, res), getattr(lim, res)
-            if r and li:
-                ax.axhline(100 * li / r, color="k", ls="-.", lw=1, label=f"limit = {li / r:.0%} of request")
-            if res == "cpu" and r and (li is None or spec.processes < li):
-                ax.axhline(100 * spec.processes / r, color="C4", ls=":", lw=1.5,
-                           label=f"{spec.processes} process(es) = {spec.processes / r:.0%} of request (usable max)")
-            ax.set_ylim(bottom=0)
+            for level, style, label in _ceilings(spec, res, r, li):
+                off = "" if level <= top else " ↑ off axis"
+                ax.axhline(level, **style, label=label + off)
+            ax.set_ylim(0, top)
             ax.set_title(plain(f"{d} — {res}"), fontsize=10, loc="left")
-            _decorate(ax, result, f"{res} (% of request)")
+            _decorate(ax, result, f"{res} (% of request)", outside=True)
     return _finish(fig, axes)
+
+
+def _ceilings(spec, res: str, request, limit) -> list[tuple[float, dict, str]]:
+    """The utilisation a pod cannot exceed, in % of its request: the limit, and for CPU its processes."""
+    out = []
+    if request and limit:
+        out.append((100 * limit / request, {"color": "k", "ls": "-.", "lw": 1}, f"limit = {limit / request:.0%}"))
+    if res == "cpu" and request and (limit is None or spec.processes < limit):
+        out.append((100 * spec.processes / request, {"color": "C4", "ls": ":", "lw": 1.5},
+                    f"usable max = {spec.processes / request:.0%}\n({spec.processes} process(es))"))
+    return out
 
 
 def plot_latency(result) -> Figure | None:

@@ -2,7 +2,9 @@
 
 The report is built once as a list of blocks (headings, paragraphs, tables, lists,
 figures) and rendered to Markdown or HTML, so both say the same thing. Order:
-verdict first (targets met or missed, by how much), headline figures (with 95 %
+verdict first (targets met or missed, by how much; a tier whose pods were never Ready), then
+the binding constraint (its ceiling, what the target load needs, the change that lifts it,
+from the summary's one list of ceilings), the run, headline figures (with 95 %
 confidence intervals when given replications), the guide's capacity table beside
 the simulation, findings (:mod:`~memstack_capacity.outputs.findings`), alerts, the
 run's inputs, figures.
@@ -20,10 +22,11 @@ from collections.abc import Sequence
 
 from memstack_capacity.outputs import bottleneck
 from memstack_capacity.outputs import findings as findings_mod
+from memstack_capacity.outputs.units import percent, rps, seconds
 from memstack_capacity.results import alert_series
 from memstack_capacity.results.replications import mean_half_width, t975
 
-__all__ = ["as_list", "mean_ci", "verdict", "build_blocks", "render_markdown", "t_quantile_975"]
+__all__ = ["as_list", "margin", "mean_ci", "verdict", "build_blocks", "render_markdown", "t_quantile_975"]
 
 #: The 0.975 quantile of Student's t (two-sided 95 %), the one summary.json's intervals use.
 t_quantile_975 = t975
@@ -49,11 +52,11 @@ def _fmt(name: str, value) -> str:
     if value is None:
         return "n/a"
     if "latency" in name or name.endswith("_s"):
-        return f"{value * 1000:.0f} ms" if value < 10 else f"{value:.1f} s"
+        return seconds(value)
     if "error_rate" in name or "utilization" in name or "fraction" in name:
-        return f"{value:.2%}"
+        return percent(value)
     if "rps" in name:
-        return f"{value:.1f} req/s"
+        return rps(value)
     return f"{value:.3g}"
 
 
@@ -61,35 +64,55 @@ def _dur(seconds: float) -> str:
     return f"{seconds:g} s" if seconds < 120 else f"{seconds / 60:.3g} min"
 
 
+def margin(kind: str, value: float, limit: float) -> str:
+    """How far a value sits from its limit, in words a reader compares at a glance."""
+    if limit == 0:
+        return "at the limit" if value == 0 else "over the limit"
+    ratio = value / limit
+    if kind == "min":
+        return f"{percent(1 - ratio)} short" if ratio < 1 else f"{percent(ratio - 1)} above the minimum"
+    if ratio > 1:
+        return f"{ratio:.1f}× the limit" if ratio >= 2 else f"{percent(ratio - 1)} over"
+    return "" if value == 0 else f"{percent(ratio)} of the limit"
+
+
+def never_ran_sentence(results) -> str:
+    """The headline's warning for each deployment whose pods were Ready < 1 % of the time ('' when none)."""
+    r0 = as_list(results)[0]
+    parts = []
+    for name, f in bottleneck.never_ran(r0.scenario, r0.summary):
+        d = r0.summary["deployments"][name]
+        kills = d.get("oom_kills") or 0
+        why = f" (OOMKilled {kills:g} times, crash-looping)" if kills else f" (restarted {d.get('restarts') or 0:g} times)"
+        parts.append(f"**`{name}` never ran**: its pods were Ready {percent(f)} of the time{why}, so its "
+                     f"figures describe a tier that did not work.")  # fmt: skip
+    return " ".join(parts)
+
+
 def verdict(results) -> str:
-    """The report's first line: every target met or missed, with the margin of each."""
+    """The report's first line: every target met or missed, with the margin of each, and any tier that never ran."""
     results = as_list(results)
     per_target: dict[str, list] = {}
     for r in results:
         for v in r.summary.get("targets", []):
             per_target.setdefault(f"{v['name']}|{v['kind']}", []).append(v)
+    warn = never_ran_sentence(results)
     if not per_target:
-        return "No targets set: nothing to judge (add `targets:` to the scenario)."
+        return " ".join(x for x in ("No targets set: nothing to judge (add `targets:` to the scenario).", warn) if x)
     parts, missed = [], 0
     for verdicts in per_target.values():
         v0 = verdicts[0]
         mean, _ = mean_ci(v["value"] for v in verdicts)
         met_n = sum(v["met"] for v in verdicts)
         limit, op = v0["limit"], "≥" if v0["kind"] == "min" else "≤"
-        if mean is None:
-            margin = "no value"
-        elif limit == 0:
-            margin = "at the limit" if mean == 0 else "over the limit"
-        else:
-            rel = (mean - limit) / abs(limit) * (1 if v0["kind"] == "min" else -1)
-            margin = f"{abs(rel):.0%} {'inside' if rel >= 0 else 'outside'} the limit"
+        how_far = "no value" if mean is None else margin(v0["kind"], mean, limit)
         ok = met_n == len(verdicts)
         missed += not ok
         reps = f", met in {met_n}/{len(verdicts)} runs" if len(verdicts) > 1 else ""
         parts.append(f"{v0['name']} {_fmt(v0['name'], mean)} vs {op} {_fmt(v0['name'], limit)} "
-                     f"({'met' if ok else 'MISSED'}, {margin}{reps})")  # fmt: skip
+                     f"({', '.join(x for x in ('met' if ok else 'MISSED', how_far) if x)}{reps})")  # fmt: skip
     head = "Targets met" if not missed else f"Targets MISSED ({missed} of {len(per_target)})"
-    return f"**{head}**: " + "; ".join(parts) + "."
+    return f"**{head}**: " + "; ".join(parts) + "." + (f" {warn}" if warn else "")
 
 
 def _headline_rows(results) -> list[list[str]]:
@@ -163,7 +186,7 @@ def _alert_rows(result) -> list[list[str]]:
     rows = []
     for a in alert_series.attach_alerts(result):
         end = "still firing at the end" if a.get("end_s") is None else f"{a['end_s'] / 60:.1f} min"
-        rows.append([a["name"], a.get("severity", ""), f"{a.get('pending_since_s', a['start_s']) / 60:.1f} min",
+        rows.append([a.get("alert") or a["name"], a.get("severity", ""), f"{a.get('pending_since_s', a['start_s']) / 60:.1f} min",
                      f"{a['start_s'] / 60:.1f} min", end])  # fmt: skip
     return rows
 
@@ -173,7 +196,7 @@ def _input_rows(scenario) -> list[list[str]]:
     for name, d in scenario.deployments.items():
         hpa = d.hpa
         rng = f"{hpa.minReplicas}–{hpa.maxReplicas} (HPA)" if hpa is not None else f"{d.replicas} (fixed)"
-        targets = ", ".join(f"{k} {v:.0%}" for k, v in findings_mod.hpa_targets(d).items()) or "—"
+        targets = ", ".join(f"{k} {percent(v)}" for k, v in findings_mod.hpa_targets(d).items()) or "—"
         req, lim = d.resources.requests, d.resources.limits
 
         def q(cpu, mem):
@@ -192,12 +215,14 @@ def build_blocks(results, figure_names: Sequence[str] = (), manifest_note: str |
     sc = r0.scenario
     k = len(results)
     seeds = ", ".join(str(r.seed) for r in results)
+    # Decisions first: the verdict, then the binding constraint and what lifts it.
     blocks: list[tuple] = [("h", 1, f"Capacity report: {sc.name}"), ("p", verdict(results)),
-                           ("p", bottleneck.first_to_break(sc, r0.summary, r0.series))]
+                           ("h", 2, bottleneck.binding_heading(sc, r0.summary))]
+    blocks += [("p", text) for text in bottleneck.binding_text(sc, r0.summary, r0.series)]
     about = (f"{sc.description} " if sc.description else "") + (
         f"Simulated {_dur(sc.duration)} (first {_dur(sc.warmup)} warm-up, excluded from the statistics), "
         f"{k} run(s), seed(s) {seeds}.")  # fmt: skip
-    blocks.append(("p", about))
+    blocks += [("h", 2, "The run"), ("p", about)]
     ci_note = " ± is the half-width of a 95 % t-interval over the runs." if k > 1 else ""
     blocks += [("h", 2, "Headline figures"), ("p", f"Measured after the warm-up.{ci_note}"),
                ("table", ["figure", "value", "95 % CI"][: 3 if k > 1 else 2],
@@ -210,8 +235,9 @@ def build_blocks(results, figure_names: Sequence[str] = (), manifest_note: str |
                   else ("p", "Nothing in this run points at a limit: no rule fired."))  # fmt: skip
     blocks.append(("h", 2, "Alerts"))
     rows = _alert_rows(r0)
+    not_ready = findings_mod.deployed_alert(sc, "APINotReady")
     blocks.append(("p", "The deployment's PrometheusRule evaluated on the simulated series with its `for:` durations, "
-                        "assuming the pods serve `/metrics` (as deployed nothing listens on :9090, so APINotReady "
+                        f"assuming the pods serve `/metrics` (as deployed nothing listens on :9090, so {not_ready} "
                         "would fire 2 min after start and the other API alerts never could)."))  # fmt: skip
     blocks.append(("table", ["alert", "severity", "pending from", "fired at", "resolved"], rows) if rows
                   else ("p", "No alert would have fired."))  # fmt: skip

@@ -1,8 +1,9 @@
 """A run's results as data: what a simulation found, before anything is written.
 
 ``frames`` (tidy DataFrames from a RunRecord), ``summary`` (what ``summary.json`` holds,
-target verdicts), ``result`` (``Result``), ``alerts`` and ``alert_series`` (the
-deployment's Prometheus rules evaluated on the series) and ``replications`` (means and
-95 % intervals). It may import the engine, the components and the scenario layer; never
-the outputs, the api or the cli: writing files and reports is not its business.
+target verdicts), ``ceilings`` (each tier's throughput ceiling, computed once), ``result``
+(``Result``), ``alerts`` and ``alert_series`` (the deployment's Prometheus rules evaluated
+on the series) and ``replications`` (means and 95 % intervals). It may import the engine,
+the components and the scenario layer; never the outputs, the api or the cli: writing
+files and reports is not its business.
 """
