@@ -1,7 +1,8 @@
 """report.html (self-contained) and the writer that puts the report beside a run's outputs.
 
 :func:`render_html` embeds every figure as a base64 PNG and inlines its styles, so the
-file opens anywhere with no network. :func:`write_report` is what
+file opens anywhere with no network. Text is rendered from the report's Markdown by
+markdown-it (bold and code; any HTML in it is escaped). :func:`write_report` is what
 :func:`memstack_capacity.outputs.files.write_run` calls with its staging directory: it
 writes ``report.md``, ``report.html``, ``plots/*.png`` and ``manifests/*.yaml``, and adds
 the alert episodes to ``summary.json``.
@@ -11,9 +12,10 @@ from __future__ import annotations
 
 import base64
 import html
-import re
 from collections.abc import Mapping
 from pathlib import Path
+
+from markdown_it import MarkdownIt
 
 from memstack_capacity.errors import ScenarioError
 from memstack_capacity.outputs import plots
@@ -32,10 +34,14 @@ li{margin:.4em 0}figure{margin:1em 0}figcaption{color:#555;font-size:.9em}
 """
 
 
+#: The inline Markdown the report's text uses, **bold** and `code` (with emphasis and backslash
+#: escapes, as report.md reads in any viewer); no raw HTML, links, images or entities, so text
+#: from a scenario is shown as written.
+_MD = MarkdownIt("zero").enable(["emphasis", "backticks", "escape"])
+
+
 def _inline(text: str) -> str:
-    out = html.escape(text, quote=False)
-    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    return _MD.renderInline(text)
 
 
 def render_html(results, pngs: Mapping[str, bytes] | None = None, manifest_note: str | None = None) -> str:
