@@ -3,8 +3,9 @@
 ``files`` (the all-or-nothing output directory), ``rundir`` (which directories are a previous
 run's, the marker, the atomic swap), ``json_text`` and ``csv_text`` (the bytes
 of ``summary.json`` and of the large CSV files), ``report`` and ``report_files``
-(report.md, report.html), ``plots`` and ``whatif_plots`` (figures), ``findings`` and
-``bottleneck`` (what limits capacity, in sentences), ``units`` (how numbers are written),
-``junit`` (JUnit XML for CI) and ``manifests`` (the Kubernetes objects). It reads finished results: it may import the
+(report.md, report.html), ``plots`` and ``whatif_plots`` (figures), ``interactive``
+(report.html's figures), ``findings`` and ``bottleneck`` (what limits capacity, in
+sentences), ``units`` (how numbers are written), ``junit`` (JUnit XML for CI) and
+``manifests`` (the Kubernetes objects). It reads finished results: it may import the
 results, the components, the scenario layer and ``errors``; never the api or the cli.
 """
