@@ -38,6 +38,8 @@ HEADROOM = 1.12
 #: matplotlib's default colour cycle, so a series has the colour it has in the PNG.
 C = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 DASH = {"--": "dash", ":": "dot", "-.": "dashdot", "-": "solid"}
+#: matplotlib's colour names as the static figures use them.
+_COLOURS = {"k": "#000", "C4": C[4]}
 
 CONFIG = {"displaylogo": False, "responsive": True, "scrollZoom": False,
           "modeBarButtonsToRemove": ["select2d", "lasso2d"]}  # fmt: skip
@@ -198,26 +200,18 @@ def plot_utilisation(result) -> go.Figure | None:
     for i, d in enumerate(deps):
         spec = result.scenario.deployments[d]
         targets = plots.hpa_targets(spec)
-        req, lim = spec.resources.requests, spec.resources.limits
         for row, res in ((2 * i + 1, "cpu"), (2 * i + 2, "memory")):
             col = f"{d}/{res}_utilization"
-            data_max = 0.0
+            data_max = None
             if plots._has(s, col):
-                p.line(row, s[col], f"{res} used (mean over pods)", C[0], unit=" %", scale=100.0)
+                p.line(row, s[col], plots.USED_LABEL, C[0], unit=" %", scale=100.0)
                 data_max = 100 * _peak(s[col].to_numpy())
-            always = [100 * targets[res]] if res in targets else []
-            r, li = getattr(req, res), getattr(lim, res)
-            limits = []
-            if r and li:
-                limits.append((100 * li / r, f"limit = {li / r:.0%} of request", "#000", "-."))
-            if res == "cpu" and r and (li is None or spec.processes < li):
-                limits.append((100 * spec.processes / r, f"{spec.processes} process(es) = {spec.processes / r:.0%} "
-                                                         "of request (usable max)", C[4], ":"))  # fmt: skip
-            top, off = _top(data_max, always, [v for v, *_ in limits])
             if res in targets:
                 p.level(row, 100 * targets[res], f"HPA target {targets[res]:.0%}", C[3])
-            for value, name, color, dash in limits:
-                p.level(row, value, _above(name, value, off), color, dash=dash)
+            top, ceilings = plots.utilisation_axis(spec, res, data_max, targets.get(res))
+            for value, style, name in ceilings:
+                p.level(row, value, name.replace("\n", " "), _COLOURS.get(style["color"], style["color"]),
+                        dash=style["ls"])
             p.axis(row, f"{res} (% of request)", top)
     return p.done()
 

@@ -148,23 +148,34 @@ def plot_utilisation(result) -> Figure | None:
         req, lim = spec.resources.requests, spec.resources.limits
         for ax, res in zip(axes[2 * i : 2 * i + 2], ("cpu", "memory")):
             col = f"{d}/{res}_utilization"
-            top = 0.0
+            data_max = None
             if _has(s, col):
-                ax.plot(_minutes(s.index), 100 * s[col], color="C0", lw=1.5, label="used (pod mean)")
-                top = float(100 * s[col].max())
+                ax.plot(_minutes(s.index), 100 * s[col], color="C0", lw=1.5, label=USED_LABEL)
+                data_max = float(100 * s[col].max())
             if res in targets:
                 ax.axhline(100 * targets[res], color="C3", ls="--", lw=1.2, label=f"HPA target {targets[res]:.0%}")
-                top = max(top, 100 * targets[res])
-            # The axis fits the data and the target; a ceiling far above them stays in the legend only.
-            top = max(top * 1.15, 10.0)
-            r, li = getattr(req, res), getattr(lim, res)
-            for level, style, label in _ceilings(spec, res, r, li):
-                off = "" if level <= top else " ↑ off axis"
-                ax.axhline(level, **style, label=label + off)
+            top, ceilings = utilisation_axis(spec, res, data_max, targets.get(res))
+            for level, style, label in ceilings:
+                ax.axhline(level, **style, label=label)
             ax.set_ylim(0, top)
             ax.set_title(plain(f"{d} — {res}"), fontsize=10, loc="left")
             _decorate(ax, result, f"{res} (% of request)", outside=True)
     return _finish(fig, axes)
+
+
+#: The legend label of a deployment's utilisation (the pod mean), in both renderings of the figure.
+USED_LABEL = "used (pod mean)"
+
+
+def utilisation_axis(spec, res: str, data_max: float | None, target: float | None):
+    """The utilisation panel's y-axis top (% of request) and its ceiling lines, for the PNG and the
+    interactive figure alike: the axis fits the data and the HPA target; a ceiling far above them
+    stays in the legend only, marked ``↑ off axis``."""
+    top = max(max(data_max or 0.0, 100 * (target or 0.0)) * 1.15, 10.0)
+    request, limit = getattr(spec.resources.requests, res), getattr(spec.resources.limits, res)
+    lines = [(level, style, label + ("" if level <= top else " ↑ off axis"))
+             for level, style, label in _ceilings(spec, res, request, limit)]
+    return top, lines
 
 
 def _ceilings(spec, res: str, request, limit) -> list[tuple[float, dict, str]]:
