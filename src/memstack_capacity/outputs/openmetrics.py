@@ -120,7 +120,7 @@ class _Series:
             t, v = frame["t_s"].to_numpy(np.float64), frame["value"].to_numpy(np.float64)
             codes, uniques = pd.factorize(keys, sort=False)
             bounds = np.flatnonzero(np.diff(codes)) + 1
-            for idx, (lo, hi) in enumerate(zip(np.r_[0, bounds], np.r_[bounds, len(codes)])):
+            for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, len(codes)]):
                 component, metric = uniques[codes[lo]].split("\x00", 1)
                 self.groups[(component, metric)] = (t[lo:hi], v[lo:hi])
         self.anchor_s = anchor_s
