@@ -4,6 +4,8 @@
 >>> result = simulate(load_scenario("scenarios/peak.yaml"))
 >>> result.summary["requests"]["throughput_rps"]
 
+Figures for notebooks: :mod:`memstack_capacity.plotting`.
+
 This module owns only the public names, re-exported from the modules that define them;
 it imports those and nothing else, and no module of the package imports it.
 """
@@ -12,11 +14,14 @@ from memstack_capacity.api.simulation import simulate
 from memstack_capacity.api.batch import compare, replicate, sweep
 from memstack_capacity.errors import MemstackCapacityError, ScenarioError, SimulationError
 from memstack_capacity.results.result import Result
-from memstack_capacity.scenario.load import load_scenario
+from memstack_capacity.scenario.load import find_scenario, load_scenario
 from memstack_capacity.scenario.models import Scenario
+from memstack_capacity.scenario.scale_model import scale_model
 
 __all__ = [
     "load_scenario",
+    "find_scenario",
+    "scale_model",
     "simulate",
     "replicate",
     "sweep",

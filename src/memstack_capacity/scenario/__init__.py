@@ -4,7 +4,8 @@
 ``deployment``, ``hpa`` and ``infrastructure`` (the blocks, pydantic models that forbid
 unknown keys), ``models`` (``Scenario``), ``crossref`` and ``problems`` (every problem in
 a file at once, in plain words), ``load`` (YAML files to a ``Scenario``) and
-``overrides`` (``--set dotted.key=value``); ``safe_yaml`` reads YAML within limits (depth,
+``overrides`` (``--set dotted.key=value``), ``scale_model`` (a scenario at 1/k, the same
+autoscaling for a fraction of the work); ``safe_yaml`` reads YAML within limits (depth,
 aliases as expanded, keys, bytes, no duplicate keys) and ``event_checks`` checks what events
 name and what config changes do. It may import ``errors`` and nothing else of
 the project: never the components, the engine or anything to their right.

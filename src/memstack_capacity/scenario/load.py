@@ -90,3 +90,13 @@ def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) 
         scenario = _with_events_checked(scenario.with_overrides(overrides, source=str(path)),
                                         f"{path} (with overrides)")
     return scenario
+
+
+def find_scenario(name: str, start: str | Path | None = None) -> Path:
+    """The path of ``scenarios/<name>`` in ``start`` (default: the current directory) or the
+    nearest of its parents that has it: a notebook in ``notebooks/`` finds the bundled ones."""
+    here = Path.cwd() if start is None else Path(start)
+    for folder in (here, *here.resolve().parents):
+        if (folder / "scenarios" / name).is_file():
+            return folder / "scenarios" / name
+    raise FileNotFoundError(f"scenarios/{name} not found in {here} or above it")

@@ -1,0 +1,43 @@
+"""Figures of runs, for notebooks and scripts: the public face of the package's plots.
+
+Each ``plot_*`` function returns a matplotlib ``Figure`` and shows nothing (or ``None`` when
+the run has no data for it); :func:`show` displays one in Jupyter as a PNG, whatever the
+matplotlib backend; :func:`figure_png` gives the PNG bytes.
+
+One run (the report's figures; time in simulated minutes, the warm-up shaded):
+``plot_replicas``, ``plot_utilisation``, ``plot_latency``, ``plot_datastores``, ``plot_jobs``.
+
+Several runs: ``plot_runs`` (series of labelled Results overlaid in time), ``plot_sweep`` and
+``sweep_table`` (a sweep's figures against the parameter varied, means with 95 % intervals).
+
+>>> from memstack_capacity import load_scenario, scale_model, simulate
+>>> from memstack_capacity.plotting import plot_replicas, show
+>>> show(plot_replicas(simulate(scale_model(load_scenario("scenarios/peak.yaml"), 8))))
+
+It re-exports what the outputs layer draws and imports nothing else of the package; no
+module of the package imports it.
+"""
+
+from __future__ import annotations
+
+from memstack_capacity.outputs.plots import (
+    figure_png,
+    plot_datastores,
+    plot_jobs,
+    plot_latency,
+    plot_replicas,
+    plot_utilisation,
+)
+from memstack_capacity.outputs.whatif_plots import plot_runs, plot_sweep, sweep_table
+
+__all__ = ["show", "figure_png", "plot_replicas", "plot_utilisation", "plot_latency", "plot_datastores",
+           "plot_jobs", "plot_runs", "plot_sweep", "sweep_table"]
+
+
+def show(fig) -> None:
+    """Display ``fig`` in Jupyter as a PNG (works with any matplotlib backend); ``None`` shows nothing."""
+    if fig is None:
+        return
+    from IPython.display import Image, display  # Jupyter's own; only needed where there is a display
+
+    display(Image(figure_png(fig)))
