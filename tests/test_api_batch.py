@@ -161,6 +161,19 @@ def test_t_quantiles():
     assert t975(10**6) == pytest.approx(1.959966, abs=1e-5)
 
 
+#: t(0.975, df) as the hand-written table (df <= 30) and Cornish-Fisher series (beyond) gave them.
+OLD_T975 = {1: 12.706204736, 2: 4.302652730, 5: 2.570581836, 10: 2.228138852, 29: 2.045229642,
+            30: 2.042272456, 31: 2.0395134200869105, 40: 2.0210753829953374, 60: 2.000297821058262,
+            1000: 1.9623390808264076}
+
+
+def test_t_quantiles_equal_the_old_table_to_many_digits():
+    for df, old in OLD_T975.items():
+        assert t975(df) == pytest.approx(old, rel=1e-9 if df <= 30 else 2e-8), df
+    with pytest.raises(ValueError):
+        t975(0)
+
+
 def test_mean_ci95_by_hand():
     mean, (lo, hi) = mean_ci95([1.0, 2.0, 3.0])
     assert mean == 2.0
