@@ -40,8 +40,22 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
+class _TopParser(_Parser):
+    """The top-level parser: an argument no parser knows is reported with the usage of the
+    command it was given to (argparse's own parse_args reports it with the top-level usage)."""
+
+    commands: dict = {}
+
+    def parse_args(self, args=None, namespace=None):  # noqa: D102 - argparse hook
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self.commands.get(getattr(parsed, "command", None), self)
+            command.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = _TopParser(
         prog="python -m memstack_capacity",
         description="Capacity planning for MemStack on Kubernetes: simulate, judge targets, emit manifests.",
     )
@@ -59,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in subparsers.choices.values():
         # SUPPRESS: a command's default must not undo `--debug` given before the command.
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+    parser.commands = dict(subparsers.choices)
     return parser
 
 
