@@ -9,8 +9,9 @@ import sys
 import time
 from collections.abc import Callable
 
-#: ``progress(done, total)``, called as runs finish.
-ProgressFn = Callable[[int, int], None]
+#: ``progress(done, total)``, called as runs finish; while a run goes on in this process, also with
+#: ``done`` plus the share of that run simulated so far (a float), so a display can keep moving.
+ProgressFn = Callable[[float, int], None]
 
 
 class TerminalProgress:

@@ -2,8 +2,8 @@
 
 Each command lives in its own module with a ``register(subparsers)`` function;
 commands parse, call the library, print, and return an exit code. This module
-maps every exception to an exit code at its edge: 2 for bad input, 1 for a simulation
-error or an internal error (a bug: one line saying what failed and where to report it),
+maps every exception to an exit code at its edge: 2 for bad input, 3 for a Dask scheduler
+that cannot be reached, 1 for a simulation error or an internal error (a bug: one line saying what failed and where to report it),
 130 for Ctrl-C; a traceback only with ``--debug`` or ``MEMSTACK_DEBUG=1``. It may import
 every layer; nothing in the package imports it but ``__main__``.
 """
@@ -16,7 +16,8 @@ import os
 import sys
 import traceback
 
-from memstack_capacity.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, argument_problem
+from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, SchedulerUnavailable,
+                                          argument_problem)
 from memstack_capacity.errors import MemstackCapacityError, ScenarioError
 
 #: Command modules, in the order `--help` lists them.
@@ -115,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except SchedulerUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except MemstackCapacityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
