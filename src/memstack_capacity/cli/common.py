@@ -253,7 +253,9 @@ HEARTBEAT_FIRST_S, HEARTBEAT_EVERY_S = 5.0, 30.0
 class Progress:
     """Progress on stderr, as ``progress(done, total)`` is called.
 
-    On a terminal: a one-line bar, after the first ``delay_s``. Elsewhere (a CI log, a file):
+    On a terminal: a bar drawn by rich (:class:`~memstack_capacity.api.progress.RichBar`), after
+    the first ``delay_s``. Elsewhere (a CI log, a file), where a redrawn bar would be noise or
+    nothing at all (rich draws no bar off a terminal), the heartbeat is kept hand-written:
     a plain line after ``first_s`` and then every ``every_s`` (HEARTBEAT_FIRST_S, HEARTBEAT_EVERY_S), with the share done, the time
     elapsed and an estimate of the time left, so a long run shows that it is alive and when it
     will end; a run shorter than ``first_s`` writes nothing. ``unit`` is ``"s"`` (simulated
@@ -271,7 +273,7 @@ class Progress:
         self.unit = unit
         self.every_s = HEARTBEAT_EVERY_S if every_s is None else every_s
         self.next_line_s = HEARTBEAT_FIRST_S if first_s is None else first_s
-        self.shown = False
+        self.bar = None
 
     def __call__(self, done: float, total: float) -> None:
         if not self.enabled:
@@ -282,21 +284,21 @@ class Progress:
         if self.tty:
             if elapsed < self.delay_s and done < total:
                 return
-            bar = "#" * int(frac * 30)
-            count = f"{int(done):,}/{total:,.0f} runs" if self.unit == "runs" else f"sim {done:,.0f}/{total:,.0f}s"
-            self.stream.write(f"\r{self.label} [{bar:<30}] {frac:6.1%} {count} eta {eta:4.0f}s")
-            self.stream.flush()
-            self.shown = True
+            if self.bar is None:
+                from memstack_capacity.api.progress import RichBar
+
+                self.bar = RichBar(self.label, self.stream)
+            count = f"{int(done):,}/{total:,.0f} runs" if self.unit == "runs" else f"sim {done:,.0f}/{total:,.0f} s"
+            self.bar.update(done, total, count)
         elif elapsed >= self.next_line_s and done < total:
             self.stream.write(heartbeat_line(self.label, done, total, elapsed, eta, self.unit) + "\n")
             self.stream.flush()
             self.next_line_s = elapsed + self.every_s
 
     def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.shown = False
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def heartbeat_line(label: str, done: float, total: float, elapsed: float, eta: float, unit: str = "s") -> str:
@@ -304,7 +306,8 @@ def heartbeat_line(label: str, done: float, total: float, elapsed: float, eta: f
     frac = done / total if total else 1.0
     # Runs: whole runs done (``done`` also counts the share of a run under way).
     what = f"{int(done):,} of {total:,.0f} runs done" if unit == "runs" else f"{done:,.0f} of {total:,.0f} s simulated"
-    return f"{label}: {frac:.0%} ({what}), {_clock(elapsed)} elapsed, about {_clock(eta)} left"
+    left = f"about {_clock(eta)} left" if done > 0 else "the time left not yet known"
+    return f"{label}: {frac:.0%} ({what}), {_clock(elapsed)} elapsed, {left}"
 
 
 def _clock(seconds: float) -> str:

@@ -72,6 +72,9 @@ def simulate_for(label: str, scenario, args):
     if args.replications == 1:
         from memstack_capacity.api.simulation import simulate
 
+        if getattr(args, "scheduler", None):
+            print("note: --scheduler sends the runs of --replications K > 1 to the cluster; one run runs here",
+                  file=sys.stderr)
         progress = Progress(label)
         try:
             result = simulate(scenario, seed=args.seed, progress=progress, engine=args.engine)
