@@ -1,6 +1,9 @@
 """``capacity SCENARIO``: the most users (or req/s) that still meet every target.
 
-Exit codes: 0 a passing load was found, 1 no load tried passes, 2 bad input.
+capacity.json says, for every load tried, which targets were missed in how many runs, and
+which targets scale with the load (the throughput target). Exit codes: 0 a passing load was
+found, 1 no load tried passes, 2 bad input, 3 the Dask scheduler (``--scheduler``) cannot be
+reached.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ def register(subparsers) -> None:
         help="the most users (or req/s) that still meet every target",
         description="Scale the scenario's load profile (users, or rps for an open model) by a multiplier and "
         "bisect for the largest multiplier at which every replication (seeds seed..seed+K-1) meets every "
-        "target. Exit 0 found, 1 none passes, 2 bad input.",
+        "target (the throughput target scales with the load). Exit 0 found, 1 none passes, 2 bad input, "
+        "3 the scheduler cannot be reached.",
     )
     add_scenario_arguments(parser)
     parser.add_argument("--rel-tol", type=float, default=0.05, metavar="F",

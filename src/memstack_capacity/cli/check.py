@@ -16,8 +16,12 @@ Verdicts:
   one failed request into a regression). With replications the same interval rule
   applies. A figure the baseline does not have (or has as null) is skipped.
 
+``--out DIR`` writes the run's outputs as ``run --out`` does, whether the checks pass or
+not; ``--format json`` prints the verdicts on stdout (the table goes to stderr).
+
 Exit codes: 0 every check passed, 1 any missed, inconclusive or regressed (or a
-simulation error), 2 bad input (scenario, overrides, baseline file, arguments).
+simulation error), 2 bad input (scenario, overrides, baseline file, arguments), 3 the
+Dask scheduler (``--scheduler``) cannot be reached.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ def register(subparsers) -> None:
         help="simulate and judge the targets; exit 0 all met, 1 any missed, 2 bad input",
         description=__doc__.split("\n\n", 1)[1].split("Exit codes")[0].strip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="exit codes: 0 all met, 1 any missed/inconclusive/regressed, 2 bad input",
+        epilog="exit codes: 0 all met, 1 any missed/inconclusive/regressed, 2 bad input, 3 scheduler unreachable",
     )
     add_scenario_arguments(parser)
     parser.add_argument("--junit", metavar="FILE", default=None, help="write the verdicts as JUnit XML")
