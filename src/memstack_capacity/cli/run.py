@@ -8,7 +8,7 @@ from pathlib import Path
 from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_OK, Progress, add_executor_arguments,
                                           add_format_argument, add_scenario_arguments, load_from_args,
                                           output_dir_problem, plan_line, say, scheduler_client)
-from memstack_capacity.cli.verdicts import verdict_line
+from memstack_capacity.cli.verdicts import seconds, verdict_line
 from memstack_capacity.outputs.files import write_run
 
 
@@ -120,7 +120,7 @@ def format_summary(summary: dict) -> str:
         return "n/a" if v is None else (f"{v:,.0f}" if abs(v - round(v)) < 1e-9 else f"{v:,.1f}")
 
     def ms(v):
-        return "n/a" if v is None else f"{v * 1000:.0f} ms"
+        return "n/a" if v is None else seconds(v)
 
     seeds = summary.get("seeds")
     runs = f"seeds {seeds[0]}..{seeds[-1]}, {len(seeds)} replications, means" if seeds else f"seed {summary['seed']}"
