@@ -9,7 +9,6 @@ from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_OK, Progress, add
                                           add_format_argument, add_scenario_arguments, load_from_args,
                                           output_dir_problem, plan_line, say, scheduler_client)
 from memstack_capacity.cli.verdicts import seconds, verdict_line
-from memstack_capacity.outputs.files import write_run
 
 
 ENGINE_LABELS = {
@@ -104,6 +103,8 @@ def write_outputs(result, out: Path, summary: dict, runs) -> bool:
 
 def _write(result, out: Path, **kwargs) -> bool:
     """Write the outputs (all or nothing); False, with a message, when the directory cannot be written."""
+    from memstack_capacity.outputs.files import write_run  # here: matplotlib is slow to import, and the plan line waits
+
     try:
         write_run(result, out, **kwargs)
     except OSError as exc:
