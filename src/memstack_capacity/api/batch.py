@@ -166,7 +166,7 @@ def _execute(tasks: list[tuple[str, int, str]], workers: int | None, client, pro
         raise ValueError(f"workers must be at least 1, got {workers}")
     tally = _Tally(progress, len(tasks))
     n = min(workers or os.cpu_count() or 1, len(tasks))
-    if client is None and (n <= 1 or (pool is None and len(tasks) == 1)):
+    if client is None and n <= 1:
         out = []
         for i, task in enumerate(tasks):
             result = _run_here(task, tally)
