@@ -129,7 +129,9 @@ def test_dask_local_cluster_gives_identical_figures():
 def test_progress_callback_counts_every_run():
     calls = []
     sweep(tiny(), {"deployments.api.replicas": [2, 3]}, replications=2, workers=1, progress=lambda d, t: calls.append((d, t)))
-    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert [(d, t) for d, t in calls if float(d).is_integer()] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    done = [d for d, _ in calls]
+    assert done == sorted(done) and len(done) > 4  # and the share of the run under way in between
 
 
 # --------------------------------------------------------------------------- replicate
@@ -159,6 +161,19 @@ def test_t_quantiles():
     assert t975(60) == pytest.approx(2.000298, abs=1e-5)
     assert t975(120) == pytest.approx(1.979930, abs=1e-5)
     assert t975(10**6) == pytest.approx(1.959966, abs=1e-5)
+
+
+#: t(0.975, df) as the hand-written table (df <= 30) and Cornish-Fisher series (beyond) gave them.
+OLD_T975 = {1: 12.706204736, 2: 4.302652730, 5: 2.570581836, 10: 2.228138852, 29: 2.045229642,
+            30: 2.042272456, 31: 2.0395134200869105, 40: 2.0210753829953374, 60: 2.000297821058262,
+            1000: 1.9623390808264076}
+
+
+def test_t_quantiles_equal_the_old_table_to_many_digits():
+    for df, old in OLD_T975.items():
+        assert t975(df) == pytest.approx(old, rel=1e-9 if df <= 30 else 2e-8), df
+    with pytest.raises(ValueError):
+        t975(0)
 
 
 def test_mean_ci95_by_hand():
@@ -258,5 +273,6 @@ def test_auto_progress_is_silent_off_a_terminal_and_when_disabled(capsys):
     bar = TerminalProgress("sweep x", stream=tty, delay_s=0)
     bar(1, 2)
     bar(2, 2)
-    assert "sweep x [###############               ] 1/2 runs" in tty.text
-    assert tty.text.endswith("2/2 runs\n")
+    assert "sweep x" in tty.text and "50%" in tty.text and "1/2 runs" in tty.text
+    assert "100%" in tty.text and tty.text.rstrip("\x1b[?25h").endswith("\n")  # drawn by rich, ended by close()
+    assert bar.bar is None  # closed at 2/2

@@ -66,3 +66,12 @@ def test_scale_load_users_and_rps():
 def test_search_needs_targets():
     with pytest.raises(ValueError, match="no targets"):
         find_capacity(scenario(targets={}))
+
+
+def test_the_confidence_is_the_clopper_pearson_bound_the_closed_form_gave():
+    from memstack_capacity.api.capacity import clopper_pearson_lower
+
+    for k in (1, 2, 3, 10, 50):
+        assert clopper_pearson_lower(k, k) == pytest.approx(0.05 ** (1 / k), rel=1e-12)
+    assert clopper_pearson_lower(0, 5) == 0.0
+    assert 0 < clopper_pearson_lower(4, 5) < clopper_pearson_lower(5, 5)

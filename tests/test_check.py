@@ -50,7 +50,8 @@ def test_all_met_exits_0_and_prints_the_table(tmp_path, capsys):
     scenario = write_scenario(tmp_path)
     assert main(["check", str(scenario)]) == 0
     out = capsys.readouterr().out
-    assert "latency_p99" in out and "throughput_rps" in out and "met" in out
+    assert "p99 latency" in out and "throughput" in out and "met" in out
+    assert "≤ 1 s" in out and "req/s" in out  # human names and units
     assert "passed: all 3 checks" in out
 
 

@@ -86,4 +86,4 @@ def test_replications_on_the_process_pool_give_the_same_verdicts(tmp_path, data,
     code, cases = run_check(tmp_path, data, {"latency_p99": {"max": (p_lo + p_hi) / 2}}, "--workers", "2")
     assert code == 1
     message = cases["latency_p99"].find("failure").get("message")
-    assert f"{p_lo * 1000:.4g} ms" in message and f"{p_hi * 1000:.4g} ms" in message
+    assert f"{p_lo * 1000:.3g} ms" in message and f"{p_hi * 1000:.3g} ms" in message

@@ -19,10 +19,10 @@ SHORT = ["--set", "duration=40s", "--set", "warmup=5s"]
 COMMANDS = ("run", "check", "sweep", "capacity", "manifests", "validate", "show")
 #: The flags the contract promises, per command.
 FLAGS = {
-    "run": ("--out", "--seed", "--replications", "--set"),
-    "check": ("--junit", "--seed", "--replications", "--set"),
-    "sweep": ("--grid", "--workers", "--scheduler", "--seed", "--replications", "--set"),
-    "capacity": ("--seed", "--replications", "--set"),
+    "run": ("--out", "--seed", "--replications", "--set", "--workers", "--scheduler", "--format"),
+    "check": ("--junit", "--seed", "--replications", "--set", "--out", "--workers", "--scheduler", "--format"),
+    "sweep": ("--grid", "--workers", "--scheduler", "--seed", "--replications", "--set", "--format"),
+    "capacity": ("--seed", "--replications", "--set", "--workers", "--scheduler", "--format"),
     "manifests": ("--out",),
     "validate": (),
     "show": (),

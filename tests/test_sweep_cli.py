@@ -91,9 +91,11 @@ def test_bad_input_exits_2(scenario, extra, capsys):
     assert "error" in capsys.readouterr().err
 
 
-def test_scheduler_that_cannot_be_reached_exits_2(scenario, capsys, monkeypatch):
+def test_scheduler_that_cannot_be_reached_exits_3(scenario, capsys, monkeypatch):
     pytest.importorskip("distributed", reason="dask[distributed] is not installed: pip install -e '.[dask]'")
-    monkeypatch.setattr("memstack_capacity.cli.sweep.CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr("memstack_capacity.cli.common.CONNECT_TIMEOUT", "1s")
     code = main(["sweep", str(scenario), "--grid", "deployments.api.replicas=2", "--scheduler", "tcp://127.0.0.1:9"])
-    assert code == 2
-    assert "cannot connect to tcp://127.0.0.1:9" in capsys.readouterr().err
+    assert code == 3
+    err = capsys.readouterr().err
+    assert "cannot connect to the Dask scheduler at tcp://127.0.0.1:9" in err
+    assert "problem" not in err  # not reported as a problem in the scenario

@@ -39,11 +39,13 @@ workers. Scripts still need the guard above; the command line does not.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import json
 import multiprocessing
 import os
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -115,41 +117,78 @@ def run_task(task: tuple[str, int, str]) -> dict:
     return simulate(scenario, seed=seed, engine=engine).summary
 
 
-def _execute(tasks: list[tuple[str, int, str]], workers: int | None, client, progress: ProgressFn | None) -> list[dict]:
-    """Run every task; the summaries in task order."""
-    total = len(tasks)
-    done = 0
+class _Tally:
+    """Counts finished runs for ``progress(done, total)``; safe to tick from the executor's threads."""
 
-    def tick():
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
+    def __init__(self, progress: ProgressFn | None, total: int):
+        self.progress, self.total, self.done = progress, total, 0
+        self.lock = threading.Lock()
 
-    if client is not None:
-        from distributed import as_completed as dask_as_completed
+    def tick(self, *_) -> None:
+        with self.lock:
+            self.done += 1
+            if self.progress is not None:
+                self.progress(self.done, self.total)
 
-        futures = client.map(run_task, tasks, pure=False)
-        for _ in dask_as_completed(futures):
-            tick()
-        return client.gather(futures)
+    def ping(self, sim_s: float = 0.0, duration_s: float = 0.0) -> None:
+        """A run here has reached ``sim_s`` of ``duration_s``: report the runs done plus that share
+        of one, so a heartbeat goes on (and estimates the time left) during a long run."""
+        share = sim_s / duration_s if duration_s > 0 else 0.0
+        if self.progress is not None and 0 < share < 1:  # a whole run is reported by tick
+            with self.lock:
+                self.progress(self.done + share, self.total)
+
+
+def _run_here(task: tuple[str, int, str], tally: _Tally) -> Result:
+    """One task in this process, keeping its full record (its frames are the outputs)."""
+    from memstack_capacity.api.simulation import simulate
+    from memstack_capacity.scenario.load import parse_scenario
+
+    scenario_json, seed, engine = task
+    return simulate(parse_scenario(json.loads(scenario_json)), seed=seed, engine=engine, progress=tally.ping)
+
+
+def _process_pool(n: int) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(max_workers=n, mp_context=multiprocessing.get_context("spawn"))
+
+
+def _execute(tasks: list[tuple[str, int, str]], workers: int | None, client, progress: ProgressFn | None,
+             first_here: bool = False, pool: ProcessPoolExecutor | None = None) -> list:
+    """Run every task; the summaries in task order.
+
+    With ``first_here`` the first task runs in this process while the others run on the
+    pool (or the Dask cluster), and comes back as a full :class:`Result` instead of a
+    summary: a caller that needs one run's frames then simulates K runs, not K + 1.
+    ``pool`` is a process pool kept by the caller across calls (:func:`runner`); without
+    one, a pool lives for this call. A single task runs in this process.
+    """
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
-    n = min(workers or os.cpu_count() or 1, total)
-    if n <= 1:
+    tally = _Tally(progress, len(tasks))
+    n = min(workers or os.cpu_count() or 1, len(tasks))
+    if client is None and n <= 1:
         out = []
-        for task in tasks:
-            out.append(run_task(task))
-            tick()
+        for i, task in enumerate(tasks):
+            result = _run_here(task, tally)
+            out.append(result if first_here and i == 0 else result.summary)
+            tally.tick()
         return out
-    results: list = [None] * total
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
-        futures = {pool.submit(run_task, task): i for i, task in enumerate(tasks)}
-        for future in as_completed(futures):
-            results[futures[future]] = future.result()
-            tick()
-    return results
+    remote = tasks[1:] if first_here else tasks
+    with contextlib.ExitStack() as stack:
+        if client is not None:
+            futures = client.map(run_task, remote, pure=False)
+        else:
+            if pool is None:
+                # This process is one of the n workers when it runs the first task itself.
+                pool = stack.enter_context(_process_pool(max(n - first_here, 1)))
+            futures = [pool.submit(run_task, task) for task in remote]
+        for future in futures:
+            future.add_done_callback(tally.tick)
+        first = [_run_here(tasks[0], tally)] if first_here else []
+        if first:
+            tally.tick()
+        summaries = client.gather(futures) if client is not None else [f.result() for f in futures]
+    return first + list(summaries)
 
 
 # --------------------------------------------------------------------------- public API
@@ -166,9 +205,11 @@ def replicate(
     """Simulate ``scenario`` ``k`` times with seeds ``seed, seed+1, …, seed+k-1`` on ``engine``.
 
     ``seed`` defaults to the scenario's own. With ``workers=1`` (or ``k == 1``) the runs
-    happen in this process and each :class:`Result` holds its full record; otherwise
-    only summaries come back and the frames are rebuilt on first use (same seed, same
-    run). Combine the summaries with
+    happen in this process and each :class:`Result` holds its full record. Otherwise the
+    first runs here, with its full record, while the others run on the pool (or the Dask
+    ``client``'s cluster): only their summaries come back, and their frames are rebuilt
+    on first use (same seed, same run). So writing the first run's outputs beside the
+    combined summary simulates K runs, not K + 1. Combine the summaries with
     :func:`memstack_capacity.results.replications.combine_summaries`.
     """
     if k < 1:
@@ -185,9 +226,32 @@ def replicate(
                 bar(i + 1, k)
         return out
     text = scenario.model_dump_json()
-    summaries = _execute([(text, s, engine) for s in seeds], workers, client,
-                         auto_progress(f"replicate {scenario.name}", progress))
-    return [SummaryResult(scenario, s, summary, engine) for s, summary in zip(seeds, summaries)]
+    first, *summaries = _execute([(text, s, engine) for s in seeds], workers, client,
+                                 auto_progress(f"replicate {scenario.name}", progress), first_here=True)
+    return [first] + [SummaryResult(scenario, s, summary, engine) for s, summary in zip(seeds[1:], summaries)]
+
+
+@contextlib.contextmanager
+def runner(workers: int | None = None, client=None, engine: str = "auto", progress: ProgressFn | None = None):
+    """``run_many(scenario, seeds) -> [summary, …]`` on one executor kept for the whole block.
+
+    For a search that runs a few seeds of one scenario at a time (the capacity search):
+    ``workers`` local processes (one per CPU by default; 1 runs them here), started once
+    on first need, or a Dask ``client``. ``progress(done, total)`` follows each call's runs.
+    """
+    if workers is not None and workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    with contextlib.ExitStack() as stack:
+        pools: list[ProcessPoolExecutor] = []
+
+        def run_many(scenario: Scenario, seeds: Sequence[int]) -> list[dict]:
+            tasks = [(scenario.model_dump_json(), int(s), engine) for s in seeds]
+            n = min(workers or os.cpu_count() or 1, len(tasks))
+            if client is None and n > 1 and not pools:
+                pools.append(stack.enter_context(_process_pool(workers or os.cpu_count() or 1)))
+            return _execute(tasks, n, client, progress, pool=pools[0] if pools and n > 1 else None)
+
+        yield run_many
 
 
 def flatten(summary: Mapping, prefix: str = "") -> dict:
@@ -333,4 +397,5 @@ __all__ = [
     "check_grid_keys",
     "flatten",
     "run_task",
+    "runner",
 ]

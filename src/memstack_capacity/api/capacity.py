@@ -19,17 +19,28 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["CapacityResult", "Trial", "scale_load", "peak_load", "find_capacity"]
+__all__ = ["CapacityResult", "Trial", "scale_load", "peak_load", "find_capacity", "judge_trial"]
 
 
 @dataclass(frozen=True)
 class Trial:
-    """One multiplier tried: its load, how many runs met every target, and whether it passed."""
+    """One multiplier tried: its load, how many runs met every target, and whether it passed.
+
+    ``targets`` has one entry per target as judged at this load: ``name``, ``kind``,
+    ``limit`` (a throughput limit scaled with the load, see :func:`scale_load`) and
+    ``missed_runs``, the runs that missed it.
+    """
 
     multiplier: float
     load: float
     passed_runs: int
     runs: int
+    targets: tuple = ()
+
+    @property
+    def missed(self) -> list[dict]:
+        """The targets missed in at least one run at this load."""
+        return [t for t in self.targets if t["missed_runs"]]
 
     @property
     def pass_fraction(self) -> float:
@@ -49,6 +60,8 @@ class CapacityResult:
     lo: Trial | None
     hi: Trial | None
     trials: list[Trial] = field(default_factory=list)
+    #: The targets that scale with the load, each with a sentence saying how (:func:`scaled_target_rules`).
+    scaled_targets: dict = field(default_factory=dict)
 
     @property
     def found(self) -> bool:
@@ -58,10 +71,13 @@ class CapacityResult:
     def confidence(self) -> float | None:
         """One-sided 95 % lower bound on the chance that a run at the capacity meets every target.
 
-        With all K runs passing (the pass rule), Clopper–Pearson gives ``0.05 ** (1 / K)``:
-        0.37 for K = 3, 0.74 for K = 10, 0.94 for K = 50. More replications, more confidence.
+        The Clopper–Pearson bound (scipy.stats.beta); with all K runs passing (the pass rule)
+        it is ``0.05 ** (1 / K)``: 0.37 for K = 3, 0.74 for K = 10, 0.94 for K = 50. More
+        replications, more confidence.
         """
-        return 0.05 ** (1.0 / self.lo.runs) if self.lo is not None else None
+        if self.lo is None:
+            return None
+        return clopper_pearson_lower(self.lo.passed_runs, self.lo.runs)
 
     def to_dict(self) -> dict:
         """JSON-ready figures: the capacity, its bracket, the confidence and every trial."""
@@ -74,8 +90,11 @@ class CapacityResult:
             "fails_at": self.hi.load if self.hi else None,
             "runs_per_load": self.trials[0].runs if self.trials else None,
             "pass_probability_lower_95": self.confidence,
+            "scaled_targets": self.scaled_targets,
             "trials": [
-                {"multiplier": t.multiplier, "load": t.load, "passed_runs": t.passed_runs, "runs": t.runs, "passed": t.passed}
+                {"multiplier": t.multiplier, "load": t.load, "passed_runs": t.passed_runs, "runs": t.runs,
+                 "passed": t.passed, "failed_targets": [_target_key(m) for m in t.missed],
+                 "targets": [dict(v) for v in t.targets]}
                 for t in self.trials
             ],
         }
@@ -100,7 +119,52 @@ class CapacityResult:
                 lines.append(f"bracket: passes at {fmt(self.lo.load)} {unit}; the search stopped at its upper bound")
         lines.append("tried: " + ", ".join(f"{fmt(t.load)} {'pass' if t.passed else 'fail'} "
                                            f"({t.passed_runs}/{t.runs})" for t in self.trials))  # fmt: skip
+        for t in self.trials:
+            if t.missed:
+                lines.append(f"  at {fmt(t.load)} {unit}: missed " + "; ".join(_missed_text(m, t.runs) for m in t.missed))
+        for name, rule in self.scaled_targets.items():
+            lines.append(f"note: {rule}")
         return "\n".join(lines)
+
+
+def _target_key(target: dict) -> str:
+    return f"{target['name']}.{target['kind']}"
+
+
+def _missed_text(target: dict, runs: int) -> str:
+    """``latency_p99 ≤ 1 (3/3 runs)``."""
+    sign = "≥" if target["kind"] == "min" else "≤"
+    return f"{target['name']} {sign} {target['limit']:.4g} ({target['missed_runs']}/{runs} runs)"
+
+
+def judge_trial(summaries: list[dict]) -> tuple[int, tuple]:
+    """How many runs met every target, and per target (in the order of the verdicts) how many missed it."""
+    passed = sum(bool(s["met"]) for s in summaries)
+    targets = []
+    for i, verdict in enumerate(summaries[0].get("targets", [])) if summaries else ():
+        missed = sum(not s["targets"][i]["met"] for s in summaries)
+        targets.append({"name": verdict["name"], "kind": verdict["kind"], "limit": verdict["limit"],
+                        "missed_runs": missed})
+    return passed, tuple(targets)
+
+
+def scaled_target_rules(scenario) -> dict:
+    """The targets :func:`scale_load` scales with the load, each with a sentence saying how."""
+    throughput = scenario.targets.throughput_rps
+    if throughput is None:
+        return {}
+    limits = ", ".join(f"{k} {v:g}" for k, v in (("min", throughput.min), ("max", throughput.max)) if v is not None)
+    return {"throughput_rps": f"the throughput target ({limits} req/s at the scenario's load) scales with the load: "
+                              "at load × m it is the limit × m; latency and error-rate targets do not scale"}
+
+
+def clopper_pearson_lower(successes: int, trials: int, alpha: float = 0.05) -> float:
+    """The one-sided ``1 - alpha`` Clopper–Pearson lower bound on a success probability."""
+    from scipy.stats import beta  # here: importing scipy.stats costs the CLI's start a third of a second
+
+    if successes <= 0:
+        return 0.0
+    return float(beta.ppf(alpha, successes, trials - successes + 1))
 
 
 def peak_load(scenario) -> tuple[str, float]:
@@ -137,7 +201,7 @@ def scale_load(scenario, multiplier: float):
 
 def find_capacity(scenario, replications: int = 1, seed: int | None = None, rel_tol: float = 0.05,
                   max_multiplier: float = 64.0, min_multiplier: float = 1 / 64, simulate=None,
-                  progress=None) -> CapacityResult:  # fmt: skip
+                  progress=None, run_many=None) -> CapacityResult:  # fmt: skip
     """Search the largest load multiplier at which every replication meets every target.
 
     Args:
@@ -148,6 +212,9 @@ def find_capacity(scenario, replications: int = 1, seed: int | None = None, rel_
         max_multiplier, min_multiplier: Where the doubling and halving give up.
         simulate: ``simulate(scenario, seed) -> Result``; the package's by default.
         progress: Called with each :class:`Trial` as it completes.
+        run_many: ``run_many(scenario, seeds) -> [summary, …]``, to run a load's replications
+            together (on a process pool or a Dask cluster: :func:`memstack_capacity.api.batch.runner`);
+            by default they run one after another through ``simulate``.
 
     Returns:
         The bracket and every trial.
@@ -163,10 +230,14 @@ def find_capacity(scenario, replications: int = 1, seed: int | None = None, rel_
         raise ValueError("the scenario sets no targets, so any load 'meets' them; add `targets:`")
     if simulate is None:
         from memstack_capacity.api.simulation import simulate
+    if run_many is None:
+        def run_many(scaled, seeds):
+            return [simulate(scaled, seed=s).summary for s in seeds]
     mode, base = peak_load(scenario)
     if base <= 0:
         raise ValueError("the scenario's load profile is zero everywhere; nothing to scale")
     first = scenario.seed if seed is None else int(seed)
+    rules = scaled_target_rules(scenario)
     seen: dict[float, Trial] = {}
     trials: list[Trial] = []
 
@@ -176,8 +247,8 @@ def find_capacity(scenario, replications: int = 1, seed: int | None = None, rel_
         if m in seen:
             return seen[m]
         scaled = scale_load(scenario, m)
-        passed = sum(bool(simulate(scaled, seed=first + i).summary["met"]) for i in range(replications))
-        t = Trial(m, base * m, passed, replications)
+        passed, targets = judge_trial(run_many(scaled, [first + i for i in range(replications)]))
+        t = Trial(m, base * m, passed, replications, targets)
         seen[m] = t
         trials.append(t)
         if progress is not None:
@@ -189,13 +260,13 @@ def find_capacity(scenario, replications: int = 1, seed: int | None = None, rel_
     while lo is None:
         m = hi.multiplier / 2
         if m < min_multiplier:
-            return CapacityResult(mode, base, None, hi, trials)
+            return CapacityResult(mode, base, None, hi, trials, rules)
         t = trial(m)
         lo, hi = (t, hi) if t.passed else (None, t)
     while hi is None:
         m = lo.multiplier * 2
         if m > max_multiplier:
-            return CapacityResult(mode, base, lo, None, trials)
+            return CapacityResult(mode, base, lo, None, trials, rules)
         t = trial(m)
         lo, hi = (lo, t) if not t.passed else (t, None)
     while hi.multiplier / lo.multiplier > 1 + rel_tol:
@@ -203,4 +274,4 @@ def find_capacity(scenario, replications: int = 1, seed: int | None = None, rel_
         if t.multiplier in (lo.multiplier, hi.multiplier):  # whole users: nothing left between
             break
         lo, hi = (t, hi) if t.passed else (lo, t)
-    return CapacityResult(mode, base, lo, hi, trials)
+    return CapacityResult(mode, base, lo, hi, trials, rules)

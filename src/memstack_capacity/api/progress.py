@@ -1,4 +1,4 @@
-"""Progress of batches of runs (replications, sweeps): one updating line on a terminal or in Jupyter.
+"""Progress of batches of runs (replications, sweeps): one updating line on a terminal (rich) or in Jupyter.
 
 Nothing is shown off a terminal (CI logs, pipes) or for batches that finish within a second.
 """
@@ -9,12 +9,46 @@ import sys
 import time
 from collections.abc import Callable
 
-#: ``progress(done, total)``, called as runs finish.
-ProgressFn = Callable[[int, int], None]
+#: ``progress(done, total)``, called as runs finish; while a run goes on in this process, also with
+#: ``done`` plus the share of that run simulated so far (a float), so a display can keep moving.
+ProgressFn = Callable[[float, int], None]
+
+
+class RichBar:
+    """A progress bar on a terminal stream, drawn by rich: ``label ━━━━━╺━━━━ 42% 5/12 runs 0:00:31``.
+
+    rich sizes the bar to the terminal, redraws it in place and estimates the time left
+    from the rate so far, which the hand-drawn ``[####    ]`` it replaces did not. It is
+    redrawn only when called (no refresh thread): ``count`` is the text after the
+    percentage (``5/12 runs``, ``sim 1,512/3,600 s``).
+    """
+
+    def __init__(self, label: str, stream):
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+
+        console = Console(file=stream, force_terminal=True, highlight=False)
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                            TextColumn("{task.fields[count]}"), TimeRemainingColumn(), console=console,
+                            auto_refresh=False)
+        self.task = self.bar.add_task(label, total=None, count="")
+        self.started = False
+
+    def update(self, done: float, total: float, count: str) -> None:
+        self.bar.update(self.task, completed=done, total=total, count=count)
+        if not self.started:
+            self.bar.start()
+            self.started = True
+        self.bar.refresh()
+
+    def close(self) -> None:
+        if self.started:
+            self.bar.stop()
+            self.started = False
 
 
 class TerminalProgress:
-    """``label [#####     ] 5/12 runs`` on one line of stderr, only on a terminal."""
+    """``label ━━━━━━━━━━╺━━━━━━━━━ 42% 5/12 runs`` on stderr (:class:`RichBar`), only on a terminal."""
 
     def __init__(self, label: str, stream=None, delay_s: float = 1.0):
         self.label = label
@@ -22,23 +56,21 @@ class TerminalProgress:
         self.enabled = hasattr(self.stream, "isatty") and self.stream.isatty()
         self.start = time.perf_counter()
         self.delay_s = delay_s
-        self.shown = False
+        self.bar: RichBar | None = None
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: float, total: int) -> None:
         if not self.enabled or (time.perf_counter() - self.start < self.delay_s and done < total):
             return
-        frac = done / total if total else 1.0
-        self.stream.write(f"\r{self.label} [{'#' * int(frac * 30):<30}] {done}/{total} runs")
-        self.stream.flush()
-        self.shown = True
+        if self.bar is None:
+            self.bar = RichBar(self.label, self.stream)
+        self.bar.update(done, total, f"{int(done)}/{total} runs")
         if done >= total:
             self.close()
 
     def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.shown = False
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class NotebookProgress:
@@ -51,9 +83,9 @@ class NotebookProgress:
         self._pretty = Pretty
         self.handle = display(Pretty(f"{label}: starting"), display_id=True)
 
-    def __call__(self, done: int, total: int) -> None:
+    def __call__(self, done: float, total: int) -> None:
         frac = done / total if total else 1.0
-        self.handle.update(self._pretty(f"{self.label} [{'#' * int(frac * 30):<30}] {done}/{total} runs"))
+        self.handle.update(self._pretty(f"{self.label} [{'#' * int(frac * 30):<30}] {int(done)}/{total} runs"))
 
 
 def _in_notebook() -> bool:

@@ -2,8 +2,8 @@
 
 Each command lives in its own module with a ``register(subparsers)`` function;
 commands parse, call the library, print, and return an exit code. This module
-maps every exception to an exit code at its edge: 2 for bad input, 1 for a simulation
-error or an internal error (a bug: one line saying what failed and where to report it),
+maps every exception to an exit code at its edge: 2 for bad input, 3 for a Dask scheduler
+that cannot be reached, 1 for a simulation error or an internal error (a bug: one line saying what failed and where to report it),
 130 for Ctrl-C; a traceback only with ``--debug`` or ``MEMSTACK_DEBUG=1``. It may import
 every layer; nothing in the package imports it but ``__main__``.
 """
@@ -16,7 +16,8 @@ import os
 import sys
 import traceback
 
-from memstack_capacity.cli.common import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, argument_problem
+from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_UNAVAILABLE, SchedulerUnavailable,
+                                          argument_problem)
 from memstack_capacity.errors import MemstackCapacityError, ScenarioError
 
 #: Command modules, in the order `--help` lists them.
@@ -40,8 +41,22 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_BAD_INPUT)
 
 
+class _TopParser(_Parser):
+    """The top-level parser: an argument no parser knows is reported with the usage of the
+    command it was given to (argparse's own parse_args reports it with the top-level usage)."""
+
+    commands: dict = {}
+
+    def parse_args(self, args=None, namespace=None):  # noqa: D102 - argparse hook
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self.commands.get(getattr(parsed, "command", None), self)
+            command.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = _TopParser(
         prog="python -m memstack_capacity",
         description="Capacity planning for MemStack on Kubernetes: simulate, judge targets, emit manifests.",
     )
@@ -59,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in subparsers.choices.values():
         # SUPPRESS: a command's default must not undo `--debug` given before the command.
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
+    parser.commands = dict(subparsers.choices)
     return parser
 
 
@@ -100,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     except ScenarioError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except SchedulerUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
     except MemstackCapacityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED

@@ -16,8 +16,12 @@ Verdicts:
   one failed request into a regression). With replications the same interval rule
   applies. A figure the baseline does not have (or has as null) is skipped.
 
+``--out DIR`` writes the run's outputs as ``run --out`` does, whether the checks pass or
+not; ``--format json`` prints the verdicts on stdout (the table goes to stderr).
+
 Exit codes: 0 every check passed, 1 any missed, inconclusive or regressed (or a
-simulation error), 2 bad input (scenario, overrides, baseline file, arguments).
+simulation error), 2 bad input (scenario, overrides, baseline file, arguments), 3 the
+Dask scheduler (``--scheduler``) cannot be reached.
 """
 
 from __future__ import annotations
@@ -29,8 +33,11 @@ import sys
 import time
 from pathlib import Path
 
-from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Progress, add_scenario_arguments,
-                                          load_from_args)
+from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, add_executor_arguments,
+                                          add_format_argument, add_scenario_arguments, human_stream,
+                                          load_from_args, output_dir_problem, plan_line, say)
+from memstack_capacity.cli.verdicts import figure_name, figure_value, limit_text, value_text
+from memstack_capacity.outputs.json_text import summary_json
 from memstack_capacity.results.replications import interval_verdict
 
 #: Absolute slack on the error rate for baseline comparisons (a fraction of requests).
@@ -71,15 +78,18 @@ def register(subparsers) -> None:
         help="simulate and judge the targets; exit 0 all met, 1 any missed, 2 bad input",
         description=__doc__.split("\n\n", 1)[1].split("Exit codes")[0].strip(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="exit codes: 0 all met, 1 any missed/inconclusive/regressed, 2 bad input",
+        epilog="exit codes: 0 all met, 1 any missed/inconclusive/regressed, 2 bad input, 3 scheduler unreachable",
     )
     add_scenario_arguments(parser)
     parser.add_argument("--junit", metavar="FILE", default=None, help="write the verdicts as JUnit XML")
     parser.add_argument("--baseline", metavar="SUMMARY_JSON", default=None, help="a stored summary.json to compare with")
     parser.add_argument("--tolerance", type=parse_tolerance, default=0.05, metavar="PCT",
                         help="allowed worsening against the baseline (default 5%%)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="processes for the replications (default: one per CPU; 1 runs them here)")
+    parser.add_argument("--out", metavar="DIR", default=None,
+                        help="also write the run's outputs here, as `run --out` does (summary, frames, report), "
+                             "whether the check passes or not")
+    add_executor_arguments(parser)
+    add_format_argument(parser, "the verdicts")
     parser.set_defaults(handler=handle)
 
 
@@ -161,31 +171,6 @@ def baseline_checks(summary: dict, baseline: dict, tolerance: float) -> list[dic
 # --------------------------------------------------------------------------- formatting
 
 
-def _fmt(name: str, value) -> str:
-    if value is None:
-        return "n/a"
-    if "latency" in name:
-        return f"{value * 1000:.4g} ms"
-    if "error_rate" in name:
-        return f"{value:.3%}"
-    if "throughput" in name:
-        return f"{value:.4g} req/s"
-    return f"{value:.4g}"
-
-
-def _value_text(check: dict) -> str:
-    text = _fmt(check["name"], check["value"])
-    ci = check.get("value_ci95")
-    if ci is not None:
-        text += f" (CI {_fmt(check['name'], ci[0])} – {_fmt(check['name'], ci[1])})"
-    return text
-
-
-def _limit_text(check: dict) -> str:
-    sign = "≥" if check["kind"] == "min" else "≤"
-    return f"{sign} {_fmt(check['name'], check['limit'])}"
-
-
 def verdict_text(check: dict) -> str:
     """``met``, ``MISSED …``, ``INCONCLUSIVE: CI [lo, hi] straddles the limit``."""
     verdict = check["verdict"]
@@ -193,7 +178,8 @@ def verdict_text(check: dict) -> str:
         return "met" if "baseline" not in check else "ok"
     if verdict == "inconclusive":
         lo, hi = check["value_ci95"]
-        return f"INCONCLUSIVE: CI [{_fmt(check['name'], lo)}, {_fmt(check['name'], hi)}] straddles the limit"
+        return (f"INCONCLUSIVE: CI [{figure_value(check['name'], lo)}, {figure_value(check['name'], hi)}] "
+                "straddles the limit")
     if check["value"] is None:
         return "MISSED: no value"
     return "REGRESSED" if "baseline" in check else "MISSED"
@@ -201,10 +187,10 @@ def verdict_text(check: dict) -> str:
 
 def failure_message(check: dict) -> str:
     """The one-line JUnit failure message, with the value and the limit."""
-    name, value = check["name"], _value_text(check)
+    name, value = check["name"], value_text(check)
     bound = "min" if check["kind"] == "min" else "max"
-    limit = _fmt(name, check["limit"])
-    extra = f" (baseline {_fmt(name, check['baseline'])})" if "baseline" in check else ""
+    limit = figure_value(name, check["limit"])
+    extra = f" (baseline {figure_value(name, check['baseline'])})" if "baseline" in check else ""
     if check["verdict"] == "inconclusive":
         return f"{name} = {value}: the 95% interval straddles the {bound} {limit}{extra}; inconclusive counts as a failure"
     if check["value"] is None:
@@ -214,18 +200,29 @@ def failure_message(check: dict) -> str:
 
 
 def format_table(targets: list[dict], baseline: list[dict]) -> str:
-    rows = [("check", "figure", "limit", "value", "verdict")]
-    rows += [("target", _case_name(t, targets), _limit_text(t), _value_text(t), verdict_text(t)) for t in targets]
-    rows += [("baseline", b["name"], _limit_text(b), _value_text(b), verdict_text(b)) for b in baseline]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * 7)
-    return "\n".join(lines)
+    """The verdicts as a table (rich: column widths, alignment and rules without hand padding)."""
+    import io
+
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="", highlight=False)
+    for column in ("check", "figure", "target", "value", "verdict"):
+        table.add_column(column, no_wrap=True)
+    rows = [("target", t, _case_name(t, targets, human=True)) for t in targets]
+    rows += [("baseline", b, figure_name(b["name"])) for b in baseline]
+    for kind, check, name in rows:
+        table.add_row(kind, name, limit_text(check), value_text(check), verdict_text(check))
+    text = io.StringIO()
+    Console(file=text, width=240, color_system=None, markup=False, emoji=False, highlight=False).print(table)
+    return "\n".join(line.rstrip() for line in text.getvalue().splitlines() if line.strip())
 
 
-def _case_name(check: dict, siblings: list[dict]) -> str:
+def _case_name(check: dict, siblings: list[dict], human: bool = False) -> str:
+    name = figure_name(check["name"]) if human else check["name"]
     twice = sum(1 for s in siblings if s["name"] == check["name"]) > 1
-    return f"{check['name']} ({check['kind']})" if twice else check["name"]
+    return f"{name} ({check['kind']})" if twice else name
 
 
 # --------------------------------------------------------------------------- the command
@@ -236,7 +233,7 @@ def _single_verdicts(verdicts: list[dict]) -> list[dict]:
 
 
 def handle(args) -> int:
-    from memstack_capacity.outputs.junit import Case, junit_xml
+    from memstack_capacity.cli.run import simulate_for, write_outputs
 
     if args.replications < 1:
         print(f"error: --replications must be at least 1, got {args.replications}", file=sys.stderr)
@@ -250,64 +247,95 @@ def handle(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     scenario = load_from_args(args)
+    out = Path(args.out) if args.out else None
+    problem = output_dir_problem(out) if out is not None else None
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    say(args, plan_line("check", scenario, args, args.replications, _plan(scenario, baseline, out)))
     started = time.perf_counter()
-    if args.replications == 1:
-        from memstack_capacity.api.simulation import simulate
-
-        progress = Progress(f"check {scenario.name}")
-        try:
-            summary = simulate(scenario, seed=args.seed, progress=progress, engine=args.engine).summary
-        finally:
-            progress.close()
-        targets = _single_verdicts(summary["targets"])
-    else:
-        from memstack_capacity.api.batch import replicate
-        from memstack_capacity.results.replications import combine_summaries
-
-        progress = Progress(f"check {scenario.name}", unit="runs")
-        try:
-            runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers, engine=args.engine,
-                             progress=progress)
-        finally:
-            progress.close()
-        summary = combine_summaries([r.summary for r in runs], scenario.targets)
-        targets = summary["targets"]
+    result, summary, runs = simulate_for(f"check {scenario.name}", scenario, args)
+    targets = summary["targets"] if runs else _single_verdicts(summary["targets"])
     elapsed = time.perf_counter() - started
     compared = baseline_checks(summary, baseline, args.tolerance) if baseline is not None else []
-
-    seeds = summary.get("seeds") or [summary.get("seed")]
-    head = f"check {scenario.name}: seed {seeds[0]}" + (
-        f"..{seeds[-1]} ({len(seeds)} replications, 95% intervals)" if len(seeds) > 1 else "")
-    print(head)
     checks = targets + compared
-    if checks:
-        print(format_table(targets, compared))
-    else:
-        print("no targets in the scenario and no baseline: nothing to judge")
     failed = [c for c in checks if not c["met"]]
+    seeds = summary.get("seeds") or [summary.get("seed")]
+    _print_verdicts(args, scenario.name, seeds, targets, compared)
+    code = EXIT_FAILED if failed else EXIT_OK
+    if args.junit and not _write_junit(args, scenario.name, seeds, targets, compared, baseline, elapsed):
+        code = EXIT_BAD_INPUT
+    if out is not None:
+        if write_outputs(result, out, summary, runs):
+            say(args, f"outputs: {out}/")
+        else:
+            code = EXIT_BAD_INPUT
+    if args.format == "json":
+        print(summary_json(verdicts_document(scenario.name, seeds, targets, compared, out)), end="", flush=True)
+    return code
+
+
+def _plan(scenario, baseline, out) -> str:
+    """``judging 3 targets and 8 baseline figures, writing the outputs to out/x/``."""
+    targets = sum(v is not None for limits in scenario.targets.model_dump().values() if limits
+                  for v in limits.values())
+    what = f"judging {targets} target{'s' if targets != 1 else ''}"
+    if baseline is not None:
+        what += " and the baseline's figures"
+    return what + (f", writing the outputs to {out}/" if out is not None else "")
+
+
+def _print_verdicts(args, name: str, seeds: list, targets: list[dict], compared: list[dict]) -> None:
+    """The heading, the table and the one-line outcome, on the human stream."""
+    checks = targets + compared
+    failed = [c for c in checks if not c["met"]]
+    say(args, f"check {name}: seed {seeds[0]}" + (
+        f"..{seeds[-1]} ({len(seeds)} replications, 95% intervals)" if len(seeds) > 1 else ""))
+    say(args, format_table(targets, compared) if checks else
+        "no targets in the scenario and no baseline: nothing to judge")
     inconclusive = sum(1 for c in failed if c["verdict"] == "inconclusive")
     if failed:
         note = f" ({inconclusive} inconclusive, counted as failures)" if inconclusive else ""
-        print(f"FAILED: {len(failed)} of {len(checks)} checks{note}")
+        say(args, f"FAILED: {len(failed)} of {len(checks)} checks{note}")
     elif checks:
-        print(f"passed: all {len(checks)} checks")
+        say(args, f"passed: all {len(checks)} checks")
+    human_stream(args).flush()
 
-    if args.junit:
-        classname = f"memstack_capacity.check.{scenario.name}"
-        cases = [_case(Case, f"{classname}.targets", _case_name(t, targets), t, "TargetMissed") for t in targets]
-        cases += [_case(Case, f"{classname}.baseline", b["name"], b, "Regression") for b in compared]
-        properties = {"scenario": scenario.name, "seed": seeds[0], "replications": len(seeds)}
-        if baseline is not None:
-            properties.update(baseline=args.baseline, tolerance=args.tolerance)
-        xml = junit_xml(f"capacity check {scenario.name}", cases, properties, time_s=elapsed)
-        try:
-            path = Path(args.junit)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(xml, encoding="utf-8")
-        except OSError as exc:
-            print(f"error: cannot write the JUnit file {args.junit}: {exc.strerror or exc}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-    return EXIT_FAILED if failed else EXIT_OK
+
+def verdicts_document(name: str, seeds: list, targets: list[dict], compared: list[dict], out) -> dict:
+    """What ``--format json`` prints: every verdict with the summary's own keys and numbers."""
+    checks = targets + compared
+    return {
+        "scenario": name,
+        "seeds": seeds,
+        "replications": len(seeds),
+        "passed": all(c["met"] for c in checks),
+        "targets": targets,
+        "baseline": compared,
+        "failed": [_case_name(c, targets) for c in checks if not c["met"]],
+        "outputs": None if out is None else str(out),
+    }
+
+
+def _write_junit(args, name: str, seeds: list, targets, compared, baseline, elapsed: float) -> bool:
+    """The verdicts as JUnit XML in ``--junit``; False, with a message, when it cannot be written."""
+    from memstack_capacity.outputs.junit import Case, junit_xml
+
+    classname = f"memstack_capacity.check.{name}"
+    cases = [_case(Case, f"{classname}.targets", _case_name(t, targets), t, "TargetMissed") for t in targets]
+    cases += [_case(Case, f"{classname}.baseline", b["name"], b, "Regression") for b in compared]
+    properties = {"scenario": name, "seed": seeds[0], "replications": len(seeds)}
+    if baseline is not None:
+        properties.update(baseline=args.baseline, tolerance=args.tolerance)
+    xml = junit_xml(f"capacity check {name}", cases, properties, time_s=elapsed)
+    try:
+        path = Path(args.junit)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(xml, encoding="utf-8")
+    except OSError as exc:
+        print(f"error: cannot write the JUnit file {args.junit}: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def _case(Case, classname: str, name: str, check: dict, kind: str):

@@ -13,8 +13,16 @@ from memstack_capacity.scenario import safe_yaml
 from memstack_capacity.scenario.load import load_scenario
 
 #: The contract's exit codes: 0 done (targets met, a load found), 1 the simulation failed or its
-#: answer is no (a target missed, no load passes), 2 bad input (nothing was simulated).
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+#: answer is no (a target missed, no load passes), 2 bad input (nothing was simulated), 3 the
+#: Dask scheduler given by --scheduler cannot be used (nothing was simulated; retry when it is up).
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+#: How long to wait for a Dask scheduler before giving up (exit EXIT_UNAVAILABLE).
+CONNECT_TIMEOUT = "15s"
+
+
+class SchedulerUnavailable(Exception):
+    """The Dask scheduler named by --scheduler cannot be reached, or Dask is not installed."""
 
 
 #: The environment variable that lifts the limits on scale, as --allow-large does.
@@ -46,6 +54,75 @@ def add_scenario_arguments(parser, replications: bool = True, seed: bool = True)
     )
     if replications:
         parser.add_argument("--replications", type=int, default=1, metavar="K", help="independent runs (seeds seed..seed+K-1)")
+
+
+def add_executor_arguments(parser, scheduler: bool = True) -> None:
+    """--workers N and --scheduler ADDRESS: where a command's many runs go."""
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="local processes for the runs (default: one per CPU; 1 runs them in this process)")
+    if scheduler:
+        parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                            help="a Dask scheduler address, e.g. tcp://10.0.0.5:8786, to run the runs on its "
+                                 "cluster instead of local processes (needs pip install 'memstack-capacity[dask]'; "
+                                 f"exit {EXIT_UNAVAILABLE} when it cannot be reached)")
+
+
+def add_format_argument(parser, what: str) -> None:
+    """--format text|json: json puts ``what`` on stdout for machines and the human text on stderr."""
+    parser.add_argument("--format", choices=("text", "json"), default="text",
+                        help=f"json: print {what} as JSON on stdout, and the human-readable text on stderr")
+
+
+def human_stream(args):
+    """Where the human-readable text goes: stdout, or stderr when stdout carries --format json."""
+    return sys.stderr if getattr(args, "format", "text") == "json" else sys.stdout
+
+
+def say(args, text: str = "") -> None:
+    """Print human-readable text at once (flushed: a CI log shows it as it happens, not at exit)."""
+    print(text, file=human_stream(args), flush=True)
+
+
+def scheduler_client(address: str | None):
+    """A ``distributed.Client`` for ``address``, or None without one; SchedulerUnavailable when
+    Dask is missing or the scheduler does not answer within CONNECT_TIMEOUT."""
+    if not address:
+        return None
+    try:
+        from distributed import Client
+    except ImportError:
+        raise SchedulerUnavailable(f"--scheduler {address} needs Dask: pip install 'memstack-capacity[dask]'") from None
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise SchedulerUnavailable(f"cannot connect to the Dask scheduler at {address} (waited {CONNECT_TIMEOUT}): "
+                                   f"{exc}; check the address and that the scheduler is up, or leave out "
+                                   "--scheduler to run on local processes") from None
+
+
+def plan_line(command: str, scenario, args, runs: int = 1, then: str = "", before: str = "") -> str:
+    """What a command is about to simulate, said before it starts: ``check peak: simulating 3,600 s
+    (warm-up 300 s) of 1,200 users, seed 1, on the general engine; then judging 3 targets``."""
+    wl = scenario.workload
+    load = (f"{max(p.users for p in wl.users.profile):,} users" if wl.users is not None
+            else f"{max(p.rps for p in wl.arrivals.profile):,.4g} req/s")
+    seed = scenario.seed if getattr(args, "seed", None) is None else args.seed
+    k = getattr(args, "replications", 1)
+    seeds = f"seed {seed}" if k == 1 else f"seeds {seed}..{seed + k - 1}"
+    if runs > 1:
+        seeds = f"{runs} runs, {seeds}"
+    engine = getattr(args, "engine_chosen", None)
+    where = ""
+    if runs > 1:
+        where = f" on {args.scheduler}" if getattr(args, "scheduler", None) else \
+            f" on {min(getattr(args, 'workers', None) or os.cpu_count() or 1, runs)} local process(es)"
+    text = (f"{command} {scenario.name}: {before}simulating {scenario.duration:,.0f} s (warm-up {scenario.warmup:,.0f} s) "
+            f"at up to {load}, {seeds}{where}" + (f", {ENGINE_NAMES.get(engine, engine)} engine" if engine else ""))
+    return text + (f"; then {then}" if then else "")
+
+
+#: Engines by the names people use.
+ENGINE_NAMES = {"des": "general", "kernel": "per-pod kernel", "hybrid": "batched data plane", "fluid": "fluid"}
 
 
 #: The largest scenario file the commands read: the loader's own limit, checked here on the file's
@@ -150,6 +227,7 @@ def settle_engine(args, scenario) -> str:
     if note:
         print(note, file=sys.stderr)
     args.engine = requested
+    args.engine_chosen = choice.engine
     return choice.engine
 
 
@@ -175,7 +253,9 @@ HEARTBEAT_FIRST_S, HEARTBEAT_EVERY_S = 5.0, 30.0
 class Progress:
     """Progress on stderr, as ``progress(done, total)`` is called.
 
-    On a terminal: a one-line bar, after the first ``delay_s``. Elsewhere (a CI log, a file):
+    On a terminal: a bar drawn by rich (:class:`~memstack_capacity.api.progress.RichBar`), after
+    the first ``delay_s``. Elsewhere (a CI log, a file), where a redrawn bar would be noise or
+    nothing at all (rich draws no bar off a terminal), the heartbeat is kept hand-written:
     a plain line after ``first_s`` and then every ``every_s`` (HEARTBEAT_FIRST_S, HEARTBEAT_EVERY_S), with the share done, the time
     elapsed and an estimate of the time left, so a long run shows that it is alive and when it
     will end; a run shorter than ``first_s`` writes nothing. ``unit`` is ``"s"`` (simulated
@@ -193,7 +273,7 @@ class Progress:
         self.unit = unit
         self.every_s = HEARTBEAT_EVERY_S if every_s is None else every_s
         self.next_line_s = HEARTBEAT_FIRST_S if first_s is None else first_s
-        self.shown = False
+        self.bar = None
 
     def __call__(self, done: float, total: float) -> None:
         if not self.enabled:
@@ -204,28 +284,30 @@ class Progress:
         if self.tty:
             if elapsed < self.delay_s and done < total:
                 return
-            bar = "#" * int(frac * 30)
-            count = f"{done:,.0f}/{total:,.0f} runs" if self.unit == "runs" else f"sim {done:,.0f}/{total:,.0f}s"
-            self.stream.write(f"\r{self.label} [{bar:<30}] {frac:6.1%} {count} eta {eta:4.0f}s")
-            self.stream.flush()
-            self.shown = True
+            if self.bar is None:
+                from memstack_capacity.api.progress import RichBar
+
+                self.bar = RichBar(self.label, self.stream)
+            count = f"{int(done):,}/{total:,.0f} runs" if self.unit == "runs" else f"sim {done:,.0f}/{total:,.0f} s"
+            self.bar.update(done, total, count)
         elif elapsed >= self.next_line_s and done < total:
             self.stream.write(heartbeat_line(self.label, done, total, elapsed, eta, self.unit) + "\n")
             self.stream.flush()
             self.next_line_s = elapsed + self.every_s
 
     def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
-            self.shown = False
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def heartbeat_line(label: str, done: float, total: float, elapsed: float, eta: float, unit: str = "s") -> str:
     """``run peak: 42% (1,512 of 3,600 s simulated), 31 s elapsed, about 43 s left``."""
     frac = done / total if total else 1.0
-    what = f"{done:,.0f} of {total:,.0f} runs done" if unit == "runs" else f"{done:,.0f} of {total:,.0f} s simulated"
-    return f"{label}: {frac:.0%} ({what}), {_clock(elapsed)} elapsed, about {_clock(eta)} left"
+    # Runs: whole runs done (``done`` also counts the share of a run under way).
+    what = f"{int(done):,} of {total:,.0f} runs done" if unit == "runs" else f"{done:,.0f} of {total:,.0f} s simulated"
+    left = f"about {_clock(eta)} left" if done > 0 else "the time left not yet known"
+    return f"{label}: {frac:.0%} ({what}), {_clock(elapsed)} elapsed, {left}"
 
 
 def _clock(seconds: float) -> str:

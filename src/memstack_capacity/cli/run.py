@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_OK, Progress, add_scenario_arguments, load_from_args,
-                                          output_dir_problem)
-from memstack_capacity.outputs.files import write_run
+from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_OK, Progress, add_executor_arguments,
+                                          add_format_argument, add_scenario_arguments, load_from_args,
+                                          output_dir_problem, plan_line, say, scheduler_client)
+from memstack_capacity.cli.verdicts import seconds, verdict_line
 
 
 ENGINE_LABELS = {
@@ -22,16 +23,14 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("run", help="simulate a scenario and write its outputs")
     add_scenario_arguments(parser)
     parser.add_argument("--out", default=None, help="output directory (default: out/<scenario name>/)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="processes for --replications (default: one per CPU; 1 runs them here)")
+    add_executor_arguments(parser)
+    add_format_argument(parser, "summary.json")
     parser.add_argument("--mode", choices=("des", "fluid"), default=None,
                         help="fluid is --engine fluid (the fast flow model, docs/fluid.md); des is --engine auto")
     parser.set_defaults(handler=handle)
 
 
 def handle(args) -> int:
-    from memstack_capacity.api.simulation import simulate
-
     if args.replications < 1:
         print(f"error: --replications must be at least 1, got {args.replications}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -41,50 +40,71 @@ def handle(args) -> int:
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if args.replications > 1:
-        if args.engine == "fluid":
-            print("error: --replications is not available with the fluid engine; run one seed at a time (--seed)",
-                  file=sys.stderr)
-            return EXIT_BAD_INPUT
-        return _run_replicated(scenario, args, out)
-    progress = Progress(f"run {scenario.name}")
-    try:
-        result = simulate(scenario, seed=args.seed, progress=progress, engine=args.engine)
-        summary = result.summary
-    finally:
-        progress.close()
-    if not _write(result, out):
+    if args.replications > 1 and args.engine_chosen == "fluid":
+        print("error: --replications is not available with the fluid engine; run one seed at a time (--seed)",
+              file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(format_summary(summary))
-    record = result.record
-    print(f"  engine: {ENGINE_LABELS[record.engine]}")
-    for caveat in record.flow.details.get("caveats", []) if record.flow is not None else []:
-        print(f"  caveat: {caveat}")
-    print(f"outputs: {out}/")
+    say(args, plan_line("run", scenario, args, args.replications, f"writing the outputs to {out}/"))
+    result, summary, runs = simulate_for(f"{'run' if args.replications == 1 else 'replicate'} {scenario.name}",
+                                         scenario, args)
+    if not write_outputs(result, out, summary, runs):
+        return EXIT_BAD_INPUT
+    say(args, format_summary(summary))
+    if runs:
+        say(args, f"outputs: {out}/ (frames of seed {result.seed}; summary and report over {len(runs)} replications)")
+    else:
+        record = result.record
+        say(args, f"  engine: {ENGINE_LABELS[record.engine]}")
+        for caveat in record.flow.details.get("caveats", []) if record.flow is not None else []:
+            say(args, f"  caveat: {caveat}")
+        say(args, f"outputs: {out}/")
+    if args.format == "json":
+        # The file, as written: the report adds the alerts to it.
+        print((out / "summary.json").read_text(encoding="utf-8"), end="", flush=True)
     return EXIT_OK
 
 
-def _run_replicated(scenario, args, out: Path) -> int:
-    """K seeds on a process pool; summary.json holds means with 95 % intervals beside them."""
+def simulate_for(label: str, scenario, args):
+    """One run, or ``--replications K`` runs on the executor (--workers, --scheduler); returns the
+    Result whose frames are the outputs, the summary (combined over the replications) and the
+    list of runs (None for one run). The first replication runs here, so K runs are simulated."""
+    if args.replications == 1:
+        from memstack_capacity.api.simulation import simulate
+
+        if getattr(args, "scheduler", None):
+            print("note: --scheduler sends the runs of --replications K > 1 to the cluster; one run runs here",
+                  file=sys.stderr)
+        progress = Progress(label)
+        try:
+            result = simulate(scenario, seed=args.seed, progress=progress, engine=args.engine)
+        finally:
+            progress.close()
+        return result, result.summary, None
     from memstack_capacity.api.batch import replicate
     from memstack_capacity.results.replications import combine_summaries
 
-    progress = Progress(f"replicate {scenario.name}", unit="runs")
+    client = scheduler_client(getattr(args, "scheduler", None))
+    progress = Progress(label, unit="runs")
     try:
-        runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers, engine=args.engine,
-                         progress=progress)
+        runs = replicate(scenario, args.replications, seed=args.seed, workers=args.workers, client=client,
+                         engine=args.engine, progress=progress)
     finally:
         progress.close()
-    combined = combine_summaries([r.summary for r in runs], scenario.targets)
-    if not _write(runs[0], out, summary=combined, replications=runs):
-        return EXIT_BAD_INPUT
-    print(format_summary(combined))
-    print(f"outputs: {out}/ (frames of seed {runs[0].seed}; summary and report over {len(runs)} replications)")
-    return EXIT_OK
+        if client is not None:
+            client.close()
+    return runs[0], combine_summaries([r.summary for r in runs], scenario.targets), runs
+
+
+def write_outputs(result, out: Path, summary: dict, runs) -> bool:
+    """The run's outputs in ``out`` (all or nothing): with replications, the frames of the first and
+    the combined summary; False, with a message, when the directory cannot be written."""
+    return _write(result, out, summary=summary, replications=runs) if runs else _write(result, out)
 
 
 def _write(result, out: Path, **kwargs) -> bool:
     """Write the outputs (all or nothing); False, with a message, when the directory cannot be written."""
+    from memstack_capacity.outputs.files import write_run  # here: matplotlib is slow to import, and the plan line waits
+
     try:
         write_run(result, out, **kwargs)
     except OSError as exc:
@@ -101,7 +121,7 @@ def format_summary(summary: dict) -> str:
         return "n/a" if v is None else (f"{v:,.0f}" if abs(v - round(v)) < 1e-9 else f"{v:,.1f}")
 
     def ms(v):
-        return "n/a" if v is None else f"{v * 1000:.0f} ms"
+        return "n/a" if v is None else seconds(v)
 
     seeds = summary.get("seeds")
     runs = f"seeds {seeds[0]}..{seeds[-1]}, {len(seeds)} replications, means" if seeds else f"seed {summary['seed']}"
@@ -119,10 +139,5 @@ def format_summary(summary: dict) -> str:
             f"cpu {'n/a' if cpu is None else f'{cpu:.0%}'} of requests, restarts {n(dep['restarts'])}, "
             f"OOMKills {n(dep['oom_kills'])}"
         )
-    for verdict in summary.get("targets", []):
-        mark = "met " if verdict["met"] else "MISS"
-        value = verdict["value"]
-        shown = "n/a" if value is None else f"{value:.4g}"
-        note = f" ({verdict['note']})" if verdict.get("note") else ""
-        lines.append(f"  [{mark}] {verdict['name']} {verdict['kind']} {verdict['limit']:g}: {shown}{note}")
+    lines += ["  " + verdict_line(v) for v in summary.get("targets", [])]
     return "\n".join(lines)

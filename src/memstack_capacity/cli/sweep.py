@@ -7,8 +7,9 @@ as YAML (``deployments.api.replicas=2,4,8``, ``duration=30m,1h``,
 then the summary figures. Replication r of every variant runs with the same seed
 (common random numbers). Runs go to a local process pool (``--workers N``; 1 runs
 them in this process) or to a Dask scheduler (``--scheduler tcp://host:8786``, needs
-``pip install 'memstack-capacity[dask]'``). Exit 0, or 2 for bad input (a grid key
-that names nothing is reported with the nearest keys).
+``pip install 'memstack-capacity[dask]'``). ``--format json`` prints the rows on stdout
+as JSON objects. Exit 0, 2 for bad input (a grid key that names nothing is reported
+with the nearest keys), or 3 when the scheduler cannot be reached.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from pathlib import Path
 
 import yaml
 
-from memstack_capacity.cli.common import EXIT_BAD_INPUT, EXIT_OK, Progress, add_scenario_arguments, load_from_args
+from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_OK, Progress, add_executor_arguments,
+                                          add_format_argument, add_scenario_arguments, load_from_args, plan_line,
+                                          say, scheduler_client)
 from memstack_capacity.errors import Problem, ScenarioError
+from memstack_capacity.outputs.json_text import summary_json
 from memstack_capacity.scenario import safe_yaml
 
 
@@ -36,10 +40,8 @@ def register(subparsers) -> None:
     add_scenario_arguments(parser)
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
                         help="a dotted key and its comma-separated values (repeatable; the grid is their product)")
-    parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="local processes (default: one per CPU; 1 runs everything in this process)")
-    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                        help="a Dask scheduler address, e.g. tcp://10.0.0.5:8786 (instead of local processes)")
+    add_executor_arguments(parser)
+    add_format_argument(parser, "the rows (one object per run, the CSV's columns)")
     parser.add_argument("--out", default=None, metavar="FILE.csv",
                         help="the CSV to write (default: out/<scenario name>-sweep.csv; - for stdout)")
     parser.set_defaults(handler=handle)
@@ -77,21 +79,6 @@ def parse_grid_arguments(texts: list[str]) -> dict[str, list]:
     return grid
 
 
-#: How long to wait for a Dask scheduler before giving up (exit 2).
-CONNECT_TIMEOUT = "15s"
-
-
-def _client(address: str):
-    try:
-        from distributed import Client
-    except ImportError:
-        raise ScenarioError([Problem("--scheduler", "needs Dask: pip install 'memstack-capacity[dask]'")]) from None
-    try:
-        return Client(address, timeout=CONNECT_TIMEOUT)
-    except (OSError, TimeoutError, ValueError) as exc:
-        raise ScenarioError([Problem("--scheduler", f"cannot connect to {address}: {exc}")]) from None
-
-
 def handle(args) -> int:
     from memstack_capacity.api.batch import sweep
 
@@ -104,8 +91,17 @@ def handle(args) -> int:
         return EXIT_BAD_INPUT
     grid = parse_grid_arguments(args.grid)
     args.variants = math.prod(len(values) for values in grid.values())
+    if args.out == "-" and args.format == "json":
+        print("error: --out - and --format json both want stdout; give --out FILE.csv with --format json",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     scenario = load_from_args(args)
-    client = _client(args.scheduler) if args.scheduler else None
+    runs = args.variants * args.replications
+    where = "stdout" if args.out == "-" else (args.out or f"out/{scenario.name}-sweep.csv")
+    line = plan_line("sweep", scenario, args, runs, f"writing one CSV row per run to {where}",
+                     before=f"{args.variants} variant(s) of the grid, ")
+    print(line, file=sys.stderr if args.out == "-" or args.format == "json" else sys.stdout, flush=True)
+    client = scheduler_client(args.scheduler)
     progress = Progress(f"sweep {scenario.name}", unit="runs")
     try:
         frame = sweep(scenario, grid, replications=args.replications, seed=args.seed, workers=args.workers,
@@ -129,11 +125,19 @@ def handle(args) -> int:
         print(f"error: cannot write {out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     variants = int(frame["variant"].max()) + 1 if len(frame) else 0
-    print(f"sweep {scenario.name}: {variants} variant{'s' if variants != 1 else ''} × "
-          f"{args.replications} replication{'s' if args.replications != 1 else ''} = {len(frame)} runs")
-    print(_overview(frame, list(grid)))
-    print(f"wrote {out}")
+    say(args, f"sweep {scenario.name}: {variants} variant{'s' if variants != 1 else ''} × "
+              f"{args.replications} replication{'s' if args.replications != 1 else ''} = {len(frame)} runs")
+    say(args, _overview(frame, list(grid)))
+    say(args, f"wrote {out}")
+    if args.format == "json":
+        print(summary_json(rows_document(frame)), end="", flush=True)
     return EXIT_OK
+
+
+def rows_document(frame) -> list[dict]:
+    """The CSV's rows as JSON-ready objects: the same columns, numbers as numbers, empty cells as null."""
+    rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+    return [{str(k): (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in rows]
 
 
 def _overview(frame, keys: list[str]) -> str:
