@@ -235,3 +235,25 @@ def test_repr_html_escapes_every_name(result):
         assert raw not in page, raw
     for escaped in ("&lt;script&gt;alert(1)&lt;/script&gt;", "&lt;img src=x", "&lt;i&gt;engine", "(&lt;b&gt; "):
         assert escaped in page, escaped
+
+
+PROMTOOL = __import__("shutil").which("promtool")
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="promtool is not installed (Debian: apt-get install prometheus)")
+def test_promtool_turns_the_export_into_tsdb_blocks(text, tmp_path):
+    """The real consumer: ``promtool tsdb create-blocks-from openmetrics`` reads the file and writes
+    blocks, and ``promtool tsdb analyze`` counts in them exactly the series the export holds."""
+    import subprocess
+
+    source, blocks = tmp_path / "openmetrics.txt", tmp_path / "data"
+    source.write_text(text, encoding="utf-8")
+    made = subprocess.run([PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", str(source), str(blocks)],
+                          capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert [p for p in blocks.iterdir() if (p / "meta.json").is_file()], "no block written"
+    samples = [line for line in text.splitlines() if line and not line.startswith("#")]
+    series = {line[: line.rindex("}") + 1] if "}" in line else line.split(" ", 1)[0] for line in samples}
+    analyzed = subprocess.run([PROMTOOL, "tsdb", "analyze", str(blocks)], capture_output=True, text=True, timeout=120)
+    assert analyzed.returncode == 0, analyzed.stderr[-2000:]
+    assert re.search(r"^Series: (\d+)$", analyzed.stdout, re.M).group(1) == str(len(series))
