@@ -3,6 +3,12 @@
 Scenario files speak Kubernetes: ``30s``, ``5m``, ``250ms``; CPU ``500m`` or ``2``;
 memory ``512Mi``, ``2Gi`` or plain bytes. Inside the simulator everything is SI:
 seconds, cores, bytes. These parsers are the only place that knows the spellings.
+
+Written here rather than taken from the Kubernetes Python client
+(``kubernetes.utils.parse_quantity``): that package brings an API client and its
+dependencies for one function, accepts forms a scenario must not (it parses with
+``Decimal``, so ``NaN`` or ``Infinity`` slip through), and returns no message naming what
+is allowed. These parsers are stricter and say so in every error.
 """
 
 from __future__ import annotations
