@@ -18,7 +18,7 @@ ROOT = PACKAGE.name
 ORDER = {
     "errors": 0, "theory": 0,
     "scenario": 1, "components": 2, "engine": 3, "results": 4, "outputs": 5,
-    "api": 6, "plotting": 6, "cli": 7, "__main__": 7, "__init__": 7,
+    "api": 6, "plotting": 6, "reporting": 6, "cli": 7, "__main__": 7, "__init__": 7,
 }  # fmt: skip
 
 #: Cycles tolerated while being taken apart (each one the exact set of modules in it): none.

@@ -1,0 +1,42 @@
+"""What a run says and what it deploys, for notebooks and scripts: the public face of the report.
+
+- :func:`report_markdown`: the run's report (one Result, or a list of replications) as Markdown.
+- :func:`findings`: the report's findings for one run (each with ``key``, ``title``, ``text``).
+- :func:`alert_frame`: the alert rules' columns at every sample time of a run.
+- :func:`manifests`: the Kubernetes manifests of a scenario, file name → YAML text;
+  :func:`upstream_manifests` the same for the real deployment, to diff a what-if against it.
+- :func:`connection_budget`: the connections each PostgreSQL store's pools may open at worst.
+
+>>> from memstack_capacity import load_scenario, simulate
+>>> from memstack_capacity.reporting import findings, manifests
+>>> [f.key for f in findings(simulate(load_scenario("scenarios/small.yaml")))]
+
+It re-exports what the outputs, results and components layers compute and imports nothing
+else of the package; no module of the package imports it.
+"""
+
+from __future__ import annotations
+
+from memstack_capacity.components.datastores.budget import connection_budget
+from memstack_capacity.outputs.findings import findings as _findings
+from memstack_capacity.outputs.manifests.files import ManifestInputs, build_manifests, render_manifests
+from memstack_capacity.outputs.manifests.scenario import inputs_from_scenario
+from memstack_capacity.outputs.report import render_markdown as report_markdown
+from memstack_capacity.results.alert_series import alert_frame
+
+__all__ = ["report_markdown", "findings", "alert_frame", "manifests", "upstream_manifests", "connection_budget"]
+
+
+def findings(result) -> list:
+    """The report's findings for one run, in the report's order."""
+    return _findings(result.scenario, result.summary, result.series, alert_frame(result))
+
+
+def manifests(scenario) -> dict[str, str]:
+    """The Kubernetes manifests the simulated configuration needs: file name → YAML text."""
+    return render_manifests(build_manifests(inputs_from_scenario(scenario)))
+
+
+def upstream_manifests() -> dict[str, str]:
+    """The real deployment's manifests (its ``k8s/`` directory), in the same form as :func:`manifests`."""
+    return render_manifests(build_manifests(ManifestInputs.upstream()))
