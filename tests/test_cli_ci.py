@@ -234,3 +234,24 @@ def test_verdict_lines_speak_in_human_names_and_units():
     assert figure_value("error_rate", 1.475e-05) == "0.00147 %"
     assert figure_value("throughput_rps", 392.37) == "392 req/s"
     assert "e+" not in figure_value("latency_p99", 10250.0) and "e-" not in figure_value("error_rate", 1e-9)
+
+
+def test_anchor_sets_the_exported_times_and_a_bad_one_is_refused(tmp_path, capsys):
+    """``--anchor`` is the wall-clock time of t = 0 in openmetrics.txt (first sample at t = 5 s);
+    something that is not a time is refused before simulating, naming the option (exit 2)."""
+    out = tmp_path / "o"
+    small = str(ROOT / "scenarios" / "small.yaml")
+    assert main(["run", small, "--set", "duration=1m", "--set", "warmup=10s", "--anchor", "2026-03-02T18:00:00Z",
+                 "--out", str(out)]) == 0
+    first = next(line for line in (out / "openmetrics.txt").read_text().splitlines() if line and line[0] != "#")
+    assert float(first.split()[-1]) == pd_timestamp("2026-03-02T18:00:05Z")
+    capsys.readouterr()
+    assert main(["check", small, "--anchor", "yesterday-ish", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "--anchor 'yesterday-ish' is not a time" in err and not (tmp_path / "c").exists()
+
+
+def pd_timestamp(text: str) -> float:
+    import pandas as pd
+
+    return pd.Timestamp(text).timestamp()

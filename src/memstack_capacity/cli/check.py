@@ -33,9 +33,10 @@ import sys
 import time
 from pathlib import Path
 
-from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, add_executor_arguments,
-                                          add_format_argument, add_scenario_arguments, human_stream,
-                                          load_from_args, output_dir_problem, plan_line, say)
+from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, add_anchor_argument,
+                                          add_executor_arguments, add_format_argument, add_scenario_arguments,
+                                          anchor_problem, human_stream, load_from_args, output_dir_problem,
+                                          plan_line, say)
 from memstack_capacity.cli.verdicts import figure_name, figure_value, limit_text, value_text
 from memstack_capacity.outputs.json_text import summary_json
 from memstack_capacity.results.replications import interval_verdict
@@ -88,6 +89,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="also write the run's outputs here, as `run --out` does (summary, frames, report), "
                              "whether the check passes or not")
+    add_anchor_argument(parser)
     add_executor_arguments(parser)
     add_format_argument(parser, "the verdicts")
     parser.set_defaults(handler=handle)
@@ -246,6 +248,10 @@ def handle(args) -> int:
     except BaselineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    problem = anchor_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     scenario = load_from_args(args)
     out = Path(args.out) if args.out else None
     problem = output_dir_problem(out) if out is not None else None
@@ -266,7 +272,7 @@ def handle(args) -> int:
     if args.junit and not _write_junit(args, scenario.name, seeds, targets, compared, baseline, elapsed):
         code = EXIT_BAD_INPUT
     if out is not None:
-        if write_outputs(result, out, summary, runs):
+        if write_outputs(result, out, summary, runs, args.anchor):
             say(args, f"outputs: {out}/")
         else:
             code = EXIT_BAD_INPUT

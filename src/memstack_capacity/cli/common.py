@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 import sys
 import time
@@ -317,3 +318,26 @@ def _clock(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+def add_anchor_argument(parser) -> None:
+    """--anchor: the wall-clock time of simulated t = 0 in openmetrics.txt and the Grafana dashboard."""
+    parser.add_argument("--anchor", metavar="TIME", default=None,
+                        help="wall-clock time of simulated t = 0 in openmetrics.txt and grafana-dashboard.json: "
+                             "ISO 8601 (UTC without a zone) or Unix seconds (default 2026-01-01T00:00:00Z)")
+
+
+def anchor_problem(args) -> str | None:
+    """Why ``--anchor`` is not a time, or None."""
+    from memstack_capacity.results.result import anchor_timestamp
+
+    if args.anchor is None:
+        return None
+    value = float(args.anchor) if re.fullmatch(r"[+-]?\d+(\.\d+)?", args.anchor) else args.anchor
+    try:
+        anchor_timestamp(value)
+    except (ValueError, OverflowError):
+        return (f"--anchor {args.anchor!r} is not a time: give ISO 8601 (e.g. 2026-03-02T18:00:00Z) "
+                "or Unix seconds")
+    args.anchor = value
+    return None

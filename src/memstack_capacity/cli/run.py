@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_OK, Progress, add_executor_arguments,
-                                          add_format_argument, add_scenario_arguments, load_from_args,
-                                          output_dir_problem, plan_line, say, scheduler_client)
+from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_OK, Progress, add_anchor_argument,
+                                          add_executor_arguments, add_format_argument, add_scenario_arguments,
+                                          anchor_problem, load_from_args, output_dir_problem, plan_line, say,
+                                          scheduler_client)
 from memstack_capacity.cli.verdicts import seconds, verdict_line
 
 
@@ -23,6 +24,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("run", help="simulate a scenario and write its outputs")
     add_scenario_arguments(parser)
     parser.add_argument("--out", default=None, help="output directory (default: out/<scenario name>/)")
+    add_anchor_argument(parser)
     add_executor_arguments(parser)
     add_format_argument(parser, "summary.json")
     parser.add_argument("--mode", choices=("des", "fluid"), default=None,
@@ -33,6 +35,10 @@ def register(subparsers) -> None:
 def handle(args) -> int:
     if args.replications < 1:
         print(f"error: --replications must be at least 1, got {args.replications}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    problem = anchor_problem(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     scenario = load_from_args(args)
     out = Path(args.out) if args.out else Path("out") / scenario.name
@@ -47,7 +53,7 @@ def handle(args) -> int:
     say(args, plan_line("run", scenario, args, args.replications, f"writing the outputs to {out}/"))
     result, summary, runs = simulate_for(f"{'run' if args.replications == 1 else 'replicate'} {scenario.name}",
                                          scenario, args)
-    if not write_outputs(result, out, summary, runs):
+    if not write_outputs(result, out, summary, runs, args.anchor):
         return EXIT_BAD_INPUT
     say(args, format_summary(summary))
     if runs:
@@ -95,10 +101,12 @@ def simulate_for(label: str, scenario, args):
     return runs[0], combine_summaries([r.summary for r in runs], scenario.targets), runs
 
 
-def write_outputs(result, out: Path, summary: dict, runs) -> bool:
+def write_outputs(result, out: Path, summary: dict, runs, anchor=None) -> bool:
     """The run's outputs in ``out`` (all or nothing): with replications, the frames of the first and
     the combined summary; False, with a message, when the directory cannot be written."""
-    return _write(result, out, summary=summary, replications=runs) if runs else _write(result, out)
+    if runs:
+        return _write(result, out, summary=summary, replications=runs, anchor=anchor)
+    return _write(result, out, anchor=anchor)
 
 
 def _write(result, out: Path, **kwargs) -> bool:
