@@ -73,7 +73,7 @@ def decision_delay(cluster, seed: int, t0: float) -> float:
 
 def cluster(**keys):
     data = autoscaled(1.0)
-    data["cluster"] = keys
+    data["cluster"] = {"control_loops": "aligned", **keys}
     return parse_scenario(data).cluster
 
 
@@ -117,7 +117,7 @@ def test_every_engine_syncs_at_the_drawn_phases(engine):
     """The general engine, the batched data plane and the fluid model run the HPA at the same drawn
     phase: its decisions fall at sync_at + k × S."""
     data = autoscaled(240.0, duration=120.0)
-    data["cluster"] = {"control_loops": "independent"}
+    data["cluster"]["control_loops"] = "independent"
     scenario = parse_scenario(data)
     from memstack_capacity import simulate
 

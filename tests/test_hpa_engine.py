@@ -35,7 +35,10 @@ REAL_SCALE_DOWN = {"stabilizationWindowSeconds": 300, "policies": [{"type": "Per
 
 
 def autoscaled(rate: float, *, duration: float = 150.0, min_replicas=3, max_replicas=20, cv=1.0, service="exponential"):
+    """An autoscaled API; the control loops aligned (scrapes at 0, 15 …, syncs 1 s later) as the
+    hand-derived timelines assume."""
     data = pod_scenario(rate, 0.01, replicas=min_replicas, duration=duration, warmup=0.0, service_dist=service)
+    data["cluster"] = {"control_loops": "aligned"}
     data["workload"]["arrivals"]["cv"] = cv
     api = data["deployments"]["api"]
     api["resources"]["limits"]["cpu"] = 2

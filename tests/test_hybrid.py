@@ -236,7 +236,7 @@ def test_pod_deleted_while_a_probe_runs_matches_the_engine():
         "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}}],
         "behavior": {"scaleDown": {"stabilizationWindowSeconds": 0}},
     }
-    data["cluster"] = {"hpa_sync_period": 14.0001}  # syncs at 1, 15.0001: inside the probe started at 15
+    data["cluster"] = {"hpa_sync_period": 14.0001, "control_loops": "aligned"}  # syncs at 1, 15.0001: inside the probe started at 15
     des, hyb = _both(data)
     _assert_same(des, hyb)
     killed = [e for e in hyb.recorder.pod_events if e.event in ("Killing", "Deleted")]

@@ -83,7 +83,7 @@ def test_no_metrics_no_scaling():
     deployment stays at its replicas under a load that scales it from 3 to 7 with perfect metrics
     (test_hpa_engine's hand-derived trajectory)."""
     data = autoscaled(240.0, cv=0.001, service="constant")
-    data["cluster"] = {"metrics_errors": {"missing_probability": 1.0}}
+    data["cluster"]["metrics_errors"] = {"missing_probability": 1.0}
     blind = simulate(parse_scenario(data))
     assert (blind.scaling["desired_replicas"] == 3).all()
     seeing = simulate(parse_scenario(autoscaled(240.0, cv=0.001, service="constant")))
@@ -92,7 +92,7 @@ def test_no_metrics_no_scaling():
 
 def test_the_fluid_model_refuses_imperfect_metrics():
     data = autoscaled(240.0)
-    data["cluster"] = {"metrics_errors": {"cpu_noise_cv": 0.1}}
+    data["cluster"]["metrics_errors"] = {"cpu_noise_cv": 0.1}
     with pytest.raises(Exception, match="missing or noisy resource metrics"):
         simulate(parse_scenario(data), engine="fluid")
 

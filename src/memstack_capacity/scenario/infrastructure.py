@@ -126,8 +126,8 @@ class Cluster(SpecModel):
         "(--default-not-ready-toleration-seconds): pods are evicted this long after the node went NotReady")
 
     control_loops: Literal["aligned", "independent"] = Field(
-        "aligned", description="aligned: metrics-server scrapes at 0, 15, 30 ... s and each HPA syncs 1 s after a "
-        "scrape (the best case); independent: each loop's phase drawn from the seed, as in a cluster")
+        "independent", description="independent: each loop's phase drawn from the seed, as in a cluster; aligned: "
+        "metrics-server scrapes at 0, 15, 30 ... s and each HPA syncs 1 s after a scrape (the best case)")
     metrics_scrape_offset: Duration | None = Field(
         None, description="when metrics-server's first scrape runs (within one metrics_resolution); unset: 0s "
         "aligned, drawn when independent")
