@@ -108,7 +108,7 @@ def test_phases_are_the_seeds_and_can_be_set():
                         stream(1, "control-loops/phases"))
     assert (fixed.scrape_at, fixed.sync_at) == (4.0, {"api": 9.0})
     assert loop_phases(cluster(), ["api"]).sync_at == {"api": SYNC_OFFSET_S}
-    with pytest.raises(Exception, match="hpa_sync_offset must be shorter than hpa_sync_period"):
+    with pytest.raises(Exception, match=r"cluster.hpa_sync_offset: must be shorter than hpa_sync_period \(15s\)"):
         cluster(hpa_sync_offset="15s")
 
 

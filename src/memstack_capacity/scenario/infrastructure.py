@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from memstack_capacity.scenario.base import (MAX_REPEAT, Count, Cpu, Duration, Factor, Memory, Number,
                                              PositiveDuration, SpecModel)
@@ -155,13 +155,14 @@ class Cluster(SpecModel):
             raise ValueError("metrics-server accepts a metric resolution of 10s or more")
         return value
 
-    @model_validator(mode="after")
-    def _offsets_within_their_periods(self) -> "Cluster":
-        for name, period in (("metrics_scrape_offset", "metrics_resolution"), ("hpa_sync_offset", "hpa_sync_period")):
-            offset = getattr(self, name)
-            if offset is not None and offset >= getattr(self, period):
-                raise ValueError(f"{name} must be shorter than {period} ({getattr(self, period):g}s)")
-        return self
+    @field_validator("metrics_scrape_offset", "hpa_sync_offset")
+    @classmethod
+    def _offset_within_its_period(cls, value: float | None, info: ValidationInfo) -> float | None:
+        period = {"metrics_scrape_offset": "metrics_resolution", "hpa_sync_offset": "hpa_sync_period"}[info.field_name]
+        length = info.data.get(period)
+        if value is not None and length is not None and value >= length:
+            raise ValueError(f"must be shorter than {period} ({length:g}s)")
+        return value
 
     @field_validator("cpu_cfs_quota_period")
     @classmethod
