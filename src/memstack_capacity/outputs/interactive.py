@@ -318,12 +318,7 @@ FIGURES = {
 
 def all_figures(result) -> dict[str, go.Figure]:
     """Every figure the run has data for, by name, in report order."""
-    out = {}
-    for name, fn in FIGURES.items():
-        fig = fn(result)
-        if fig is not None:
-            out[name] = fig
-    return out
+    return plots.all_figures(result, FIGURES)
 
 
 def _script_json(value) -> str:

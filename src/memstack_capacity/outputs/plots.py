@@ -323,10 +323,11 @@ FIGURES = {
 }
 
 
-def all_figures(result) -> dict[str, Figure]:
-    """Every figure the run has data for, by name, in report order."""
+def all_figures(result, figures: dict | None = None) -> dict:
+    """Every figure the run has data for, by name, in report order; ``figures`` (name → function)
+    defaults to the PNG figures (:mod:`.interactive` passes its own, of the same names)."""
     out = {}
-    for name, fn in FIGURES.items():
+    for name, fn in (FIGURES if figures is None else figures).items():
         fig = fn(result)
         if fig is not None:
             out[name] = fig
