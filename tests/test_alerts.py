@@ -6,14 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from memstack_capacity.results.alerts import (
-    AlertRule,
-    evaluate_rule,
-    evaluate_rules,
-    memstack_rules,
-    rate_window,
-    window_quantile,
-)
+from memstack_capacity.results.alerts import AlertRule, evaluate_rule, evaluate_rules, memstack_rules
+from memstack_capacity.results.promql import rate_window, window_quantile
 
 ALL_COLUMNS = [
     "api_5xx_rps",

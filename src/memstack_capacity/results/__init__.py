@@ -2,8 +2,8 @@
 
 ``frames`` (tidy DataFrames from a RunRecord), ``summary`` (what ``summary.json`` holds,
 target verdicts), ``ceilings`` (each tier's throughput ceiling, computed once), ``result``
-(``Result``), ``alerts`` and ``alert_series`` (the deployment's Prometheus rules evaluated
-on the series) and ``replications`` (means and 95 % intervals). It may import the engine,
+(``Result``), ``alerts``, ``promql`` and ``alert_series`` (the deployment's Prometheus rules,
+Prometheus' window functions, and the rules evaluated on the series) and ``replications`` (means and 95 % intervals). It may import the engine,
 the components and the scenario layer; never the outputs, the api or the cli: writing
 files and reports is not its business.
 """

@@ -8,7 +8,7 @@ from a :class:`~memstack_capacity.results.result.Result` and evaluates the rules
 column                          built from
 ==============================  ==============================================================
 ``api_5xx_rps``                 ``ingress/errors_<5xx>_rps`` × interval, summed, then a 5 min
-                                trailing rate (:func:`~.alerts.rate_window`); the total over
+                                trailing rate (:func:`~.promql.rate_window`); the total over
                                 pods, an upper bound on the worst single series
 ``api_latency_p99_5m_s``        trailing 5 min p99 of requests the API itself answered (OK and
                                 500; 502/503/504 come from the ingress or the accept queue and
@@ -39,8 +39,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from memstack_capacity.results.alerts import (evaluate_rules, kube_prometheus_rules, memstack_rules, rate_window,
-                                              window_quantile)
+from memstack_capacity.results.alerts import evaluate_rules, kube_prometheus_rules, memstack_rules
+from memstack_capacity.results.promql import rate_window, window_quantile
 
 __all__ = ["ALERT_COLUMNS", "alert_frame", "alert_episodes", "alert_summary", "attach_alerts"]
 
