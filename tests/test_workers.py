@@ -32,7 +32,8 @@ from memstack_capacity.theory.queueing import mmc
 
 
 def scenario(rps=0.0, job=None, worker=None, duration=100.0, seed=1, warmup=0.0):
-    """An open workload whose one request enqueues job `ep`, an API and a worker deployment."""
+    """An open workload whose one request enqueues job `ep`, an API and a worker deployment, on
+    nodes with a core for every worker process (so the node's cores are never shared)."""
     job = {"name": "ep", "steps": [{"cpu": {"dist": "constant", "mean": 10}}], **(job or {})}
     worker = {
         "replicas": 1, "processes": 1, "concurrency": 1, "consumes": ["ep"],
@@ -47,6 +48,7 @@ def scenario(rps=0.0, job=None, worker=None, duration=100.0, seed=1, warmup=0.0)
                           "steps": [{"cpu": {"dist": "constant", "mean": 1e-6}}, {"enqueue": "ep"}]}],
             "jobs": [job],
         },
+        "cluster": {"node": {"cpu": max(8, worker["processes"] + 1), "memory": "32Gi"}},
         "deployments": {
             "api": {"replicas": 1, "concurrency": 1000,
                     "resources": {"requests": {"cpu": 1, "memory": "512Mi"}, "limits": {"cpu": 1, "memory": "2Gi"}}},

@@ -61,8 +61,8 @@ class Bandwidth:
             k -= 1
         return k
 
-    def _binds(self, busy: int) -> bool:
-        return self.quota < busy * self.period
+    def _binds(self, rate: float) -> bool:
+        return self.quota < rate * self.period
 
     def idle(self, t: float) -> None:
         """Nothing ran up to ``t``: every period boundary since refilled the runtime."""
@@ -71,9 +71,11 @@ class Bandwidth:
             self.runtime = min(self.runtime + (k - self.k) * self.quota, self.cap)
             self.k = k
 
-    def run(self, t0: float, t: float, busy: int) -> tuple[float, float]:
-        """``busy`` threads were runnable from ``t0`` to ``t``; returns the CPU-seconds each got and
-        the time the container spent throttled."""
+    def run(self, t0: float, t: float, busy: int, speed: float = 1.0) -> tuple[float, float]:
+        """``busy`` threads were runnable from ``t0`` to ``t``, each running at ``speed`` cores while
+        the container is not throttled (1 unless the node's cores are shared, :mod:`.nodecpu`);
+        returns the CPU-seconds each got and the time the container spent throttled."""
+        rate = busy * speed
         served = throttled = 0.0
         k, runtime, cur = self.k, self.runtime, t0
         while True:
@@ -83,9 +85,9 @@ class Bandwidth:
                 if k != self._last_active:
                     self._last_active = k
                     self.nr_periods += 1
-                ran = min(stop - cur, runtime / busy) if runtime > 0.0 else 0.0
-                served += ran
-                runtime = 0.0 if ran == runtime / busy else runtime - ran * busy
+                ran = min(stop - cur, runtime / rate) if runtime > 0.0 else 0.0
+                served += ran * speed
+                runtime = 0.0 if ran == runtime / rate else runtime - ran * rate
                 if cur + ran < stop:
                     throttled += stop - (cur + ran)
                     if k != self._last_throttled:
@@ -94,37 +96,65 @@ class Bandwidth:
             if t <= end:
                 break
             cur, k, runtime = end, k + 1, min(runtime + self.quota, self.cap)
-            if not self._binds(busy) and t > self._end(k):
-                k, runtime = self._unthrottled_periods(k, runtime, t, busy)
-                served += self._end(k - 1) - cur
+            if not self._binds(rate) and t > self._end(k):
+                k, runtime = self._unthrottled_periods(k, runtime, t, rate)
+                served += (self._end(k - 1) - cur) * speed
                 cur = self._end(k - 1)
         self.k, self.runtime = k, runtime
         return served, throttled
 
-    def _unthrottled_periods(self, k: int, runtime: float, t: float, busy: int) -> tuple[int, float]:
-        """Skip the whole periods before ``t`` in which ``busy`` threads cannot spend the runtime:
-        each one is active, none throttled, and the runtime grows by ``quota − busy × period``."""
+    def _unthrottled_periods(self, k: int, runtime: float, t: float, rate: float) -> tuple[int, float]:
+        """Skip the whole periods before ``t`` in which threads spending ``rate`` CPU-seconds per
+        second cannot spend the runtime: each one is active, none throttled, and the runtime grows
+        by ``quota − rate × period``."""
         last = self._index(t)
         n = last - k
         self.nr_periods += n
         self._last_active = last - 1
-        runtime = min(runtime + n * (self.quota - busy * self.period), self.cap)
+        runtime = min(runtime + n * (self.quota - rate * self.period), self.cap)
         return last, runtime
 
-    def due(self, t0: float, work: float, busy: int) -> float:
-        """When each of ``busy`` runnable threads will have had ``work`` more CPU-seconds, from ``t0``."""
+    def due(self, t0: float, work: float, busy: int, speed: float = 1.0) -> float:
+        """When each of ``busy`` runnable threads, at ``speed`` cores each while not throttled, will
+        have had ``work`` more CPU-seconds, from ``t0``."""
+        rate = busy * speed
         k, runtime, cur = self.k, self.runtime, t0
         while True:
             end = self._end(k)
             if runtime > 0.0:
-                can = min(end - cur, runtime / busy)
-                if can >= work - _WORK_TOL:
-                    return cur + min(work, can)
-                work -= can
-                runtime = 0.0 if can == runtime / busy else runtime - can * busy
+                can = min(end - cur, runtime / rate)
+                if can * speed >= work - _WORK_TOL:
+                    return cur + min(work / speed, can)
+                work -= can * speed
+                runtime = 0.0 if can == runtime / rate else runtime - can * rate
             cur, k, runtime = end, k + 1, min(runtime + self.quota, self.cap)
-            if not self._binds(busy):
-                return cur + work
+            if not self._binds(rate):
+                return cur + work / speed
+
+    def throttled_from(self, t: float) -> bool:
+        """Whether the container is throttled just after ``t`` (its runtime brought up to ``t``)."""
+        if t >= self._end(self.k):
+            return False  # a period boundary: the runtime is refilled
+        return self.runtime <= _WORK_TOL
+
+    def next_change(self, t: float, busy: int, speed: float) -> float:
+        """When the container next starts or stops being throttled, ``busy`` threads running at
+        ``speed`` from ``t`` (its runtime brought up to ``t``); inf when it never binds."""
+        rate = busy * speed
+        k, runtime, cur = self.k, self.runtime, t
+        if cur >= self._end(k):
+            k, runtime = k + 1, min(runtime + self.quota, self.cap)
+        if runtime <= _WORK_TOL:
+            return self._end(k)
+        while True:
+            end = self._end(k)
+            out = cur + runtime / rate
+            if out < end:
+                return out if out > cur else end
+            if not self._binds(rate):
+                return math.inf
+            runtime = min(runtime - (end - cur) * rate + self.quota, self.cap)
+            cur, k = end, k + 1
 
 
 class CfsSettings:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from memstack_capacity.components.nodecpu import NodeCpu
 from memstack_capacity.scenario.event_checks import node_name
 
 
@@ -34,6 +35,11 @@ class Node:
     cpu_requested: float = 0.0
     memory_requested: int = 0
     pods: set = field(default_factory=set)
+    #: Its cores, shared by the running pods' threads when they want more (:mod:`.nodecpu`).
+    cores: NodeCpu = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.cores = NodeCpu(self.name, self.cpu)
 
     def fits(self, cpu: float, memory: int) -> bool:
         return self.ready and self.schedulable and self.cpu_requested + cpu <= self.cpu + 1e-9 and self.memory_requested + memory <= self.memory
@@ -42,8 +48,10 @@ class Node:
 class Cluster:
     """The node pool and the scheduler's decision for one pod at a time."""
 
-    def __init__(self, env, spec, recorder, cfs=None):
+    def __init__(self, env, spec, recorder, cfs=None, share_cores: bool = True):
         self.env = env
+        #: Whether bound pods share the nodes' cores (False when only asking where pods would go).
+        self.share_cores = share_cores
         self.spec = spec
         self.recorder = recorder
         #: The kubelets' CFS settings (:class:`.cfs.CfsSettings`), read by each new pod.
@@ -73,6 +81,8 @@ class Cluster:
             best.cpu_requested += cpu
             best.memory_requested += mem
             pod.node = best
+            if self.share_cores:
+                best.cores.bind(pod)
         return best
 
     def unbind(self, pod) -> None:
@@ -83,6 +93,8 @@ class Cluster:
         node.cpu_requested -= pod.cpu_request
         node.memory_requested -= pod.mem_request
         pod.node = None
+        if self.share_cores:
+            node.cores.unbind(pod)
         self.notify_room()
 
     def notify_room(self) -> None:

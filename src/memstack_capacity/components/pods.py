@@ -56,6 +56,8 @@ class Proc:
 class Pod:
     """One pod's data plane. Lifecycle (scheduling, probes, termination) is the deployment's."""
 
+    shares_node_cores = True  # its CPU follows the node's shares when the node is contended
+
     def __init__(self, env, runtime, index: int, name: str, spec):
         self.env = env
         self.runtime = runtime  # the DeploymentRuntime that owns the pod
@@ -96,17 +98,23 @@ class Pod:
         self.mem_peak = 0
         self._later = scheduler(env)
         self._proc_due_cb = self._proc_due
+        #: The node's shared cores (:mod:`.nodecpu`) while the node could run out of them, and the
+        #: runnable threads it counts for this pod.
+        self.node_cpu = None
+        self.node_busy = 0
 
     def _reset_container(self) -> None:
-        if hasattr(self, "procs") and self.independent:
-            self._cpu_dead += sum(p.cpu_used for p in self.procs)
+        if hasattr(self, "procs"):
+            self._cpu_dead = self.cpu_used  # brought up to now by the caller
         if getattr(self, "bandwidth", None) is not None:
             self.nr_periods += self.bandwidth.nr_periods
             self.nr_throttled += self.bandwidth.nr_throttled
         self.procs = [Proc(self.env.now) for _ in range(self.spec.processes)]
         # When the CPU limit cannot bind (limit >= processes) every process runs at full speed
         # whatever the others do, so each keeps its own clock and timer: O(log n) per event.
-        self.independent = self.cpu_limit >= len(self.procs)
+        self.own_clocks = self.cpu_limit >= len(self.procs)
+        self.independent = self.own_clocks
+        self.speed = 1.0  # cores per runnable thread while not throttled: below 1 only on a contended node
         self.bandwidth = self.cfs.bandwidth(self.cpu_limit, len(self.procs), self.env.now)
         self.backlog: deque = deque()
         self.tasks: set = set()
@@ -117,6 +125,9 @@ class Pod:
         self.token = getattr(self, "token", 0) + 1  # monotonic: a stale timer never matches again
         self.due_at = math.inf
         self.seq = 0
+        node_cpu = getattr(self, "node_cpu", None)
+        if node_cpu is not None:
+            node_cpu.changed(self, self.env.now)
 
     # ---- admission -------------------------------------------------------------------------
     def submit(self, task) -> bool:
@@ -252,6 +263,8 @@ class Pod:
             due = now + (dt if dt > 0.0 else 0.0)
             if due < proc.due_at:
                 self._arm_proc_timer(proc, now, due)
+        elif self.node_cpu is not None:
+            self.node_cpu.changed(self, now)
         if finished is not None:
             advance = self.runtime.executor.advance
             for flow in finished:
@@ -270,7 +283,10 @@ class Pod:
             return
         dt = now - self.t_last
         if dt > 0.0 and self.nbusy:
-            served, throttled = self.bandwidth.run(self.t_last, now, self.nbusy)
+            if self.bandwidth is None:
+                served, throttled = dt * self.speed, 0.0
+            else:
+                served, throttled = self.bandwidth.run(self.t_last, now, self.nbusy, self.speed)
             for p in self.procs:
                 n = len(p.heap)
                 if n:
@@ -278,7 +294,7 @@ class Pod:
             self.cpu_used += served * self.nbusy
             self.busy_s += dt
             self.throttled_s += throttled
-        elif dt > 0.0:
+        elif dt > 0.0 and self.bandwidth is not None:
             self.bandwidth.idle(now)
         self.t_last = now
 
@@ -291,6 +307,10 @@ class Pod:
 
     def cpu_start(self, proc: Proc, flow, work: float) -> None:
         if self.independent:
+            if self.node_cpu is not None and not proc.heap:
+                self._proc_start(proc, flow, work)
+                self.node_cpu.changed(self, self.env._now)
+                return
             self._proc_start(proc, flow, work)
             return
         self._sync(self.env.now)
@@ -301,6 +321,8 @@ class Pod:
         heapq.heappush(heap, (proc.V + work, self.seq, flow))
         if len(heap) == 1:
             self._set_busy()
+            if self.node_cpu is not None:
+                self.node_cpu.changed(self, self.env.now)
         self._reschedule()
 
     def _reschedule(self) -> None:
@@ -314,12 +336,25 @@ class Pod:
                 if w < work:
                     work = w
         now = self.env.now
-        due = self.bandwidth.due(now, work, self.nbusy) if work > 0.0 else now
+        due = self._due(now, work)
         if due < self.due_at:
             self.due_at = due
             self.token += 1
             token = self.token
             self._later(due - now, self._cpu_due, token)
+
+    def _due(self, now: float, work: float) -> float:
+        """When each busy process will have had ``work`` more CPU-seconds, or, on a contended node,
+        when the container's throttling changes first (the node then re-shares its cores)."""
+        bw = self.bandwidth
+        if bw is None:
+            return now + work / self.speed if work > 0.0 else now
+        due = bw.due(now, work, self.nbusy, self.speed) if work > 0.0 else now
+        if self.node_cpu is not None and self.node_cpu.contended:
+            change = bw.next_change(now, self.nbusy, self.speed)
+            if change < due:
+                return change
+        return due
 
     def _cpu_due(self, token: int) -> None:
         if token != self.token:
@@ -338,9 +373,71 @@ class Pod:
                 finished.append(heapq.heappop(heap)[2])
         self._set_busy()
         self._reschedule()
+        if self.node_cpu is not None:
+            self.node_cpu.changed(self, now)
         advance = self.runtime.executor.advance
         for flow in finished:
             advance(flow)
+
+    # ---- the node's shared cores (:mod:`.nodecpu`) ----------------------------------------------
+    def busy_threads(self) -> int:
+        """Processes with a request in a cpu step: the container's runnable threads."""
+        return sum(1 for p in self.procs if p.heap)
+
+    def runnable_threads(self, now: float) -> int:
+        """Threads that want a core just after ``now``: none while the container is throttled."""
+        busy = self.busy_threads()
+        if busy and self.bandwidth is not None and self.bandwidth.throttled_from(now):
+            return 0
+        return busy
+
+    def couple(self, now: float) -> None:
+        """Bring the CPU up to ``now`` and run the processes on one clock (the node shares its cores)."""
+        if not self.independent:
+            self._sync(now)
+            return
+        used = 0.0
+        for p in self.procs:
+            self._proc_sync(p, now)
+            used += p.cpu_used
+            p.cpu_used = 0.0
+            p.token += 1
+            p.due_at = math.inf
+        self.cpu_used = self._cpu_dead + used
+        self.independent = False
+        self.t_last = now
+        self._set_busy()
+
+    def set_speed(self, now: float, speed: float) -> None:
+        """The node gave each runnable thread ``speed`` cores from ``now`` (the CPU is up to now)."""
+        self.speed = speed
+        self.due_at = math.inf
+        self.token += 1
+        self._reschedule()
+
+    def run_free(self, now: float) -> None:
+        """The node has a core for every thread again: full speed, and each process on its own clock
+        when the CPU limit cannot bind."""
+        self.couple(now)
+        self.speed = 1.0
+        self.due_at = math.inf
+        self.token += 1
+        if not self.own_clocks:
+            self._reschedule()
+            return
+        self._cpu_dead = self.cpu_used
+        self.independent = True
+        for p in self.procs:
+            p.t_last = now
+            heap = p.heap
+            if heap:
+                dt = (heap[0][0] - p.V) * len(heap)
+                self._arm_proc_timer(p, now, now + (dt if dt > 0.0 else 0.0))
+
+    def release_node(self, now: float) -> None:
+        """The pod left its node: nothing shares its cores any more."""
+        if self.speed != 1.0 or self.independent != self.own_clocks:
+            self.run_free(now)
 
     def set_container_up(self, up: bool) -> None:
         """The container started (True) or stopped (False); its background CPU runs only while it is up."""

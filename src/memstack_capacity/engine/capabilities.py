@@ -17,6 +17,7 @@ from typing import Callable
 
 import simpy
 
+from memstack_capacity.components import rollout
 from memstack_capacity.components.cluster import Cluster
 from memstack_capacity.components.recorder import Recorder
 from memstack_capacity.errors import Problem, ScenarioError
@@ -124,7 +125,7 @@ def _no_replicas(sc):
 def _unplaceable(sc):
     """Whether the cluster cannot schedule every initial API pod at t = 0 (the scheduler's own check)."""
     api = sc.api
-    cluster = Cluster(simpy.Environment(), sc.cluster, Recorder())
+    cluster = Cluster(simpy.Environment(), sc.cluster, Recorder(), share_cores=False)
     owner = object()
     for _ in range(api.replicas):
         pod = _PodShape()
@@ -149,6 +150,35 @@ def _metrics_errors(sc):
 def _background_cpu(sc):
     burning = [f"deployments.{name}.background_cpu" for name, d in sc.deployments.items() if d.background_cpu]
     return ", ".join(burning) or None
+
+
+def node_contention(sc):
+    """Whether a node could hold pods whose threads want more cores than it has (then they share
+    the cores by ``requests.cpu``, :mod:`memstack_capacity.components.nodecpu`). The scheduler
+    spreads each deployment's identical pods evenly (preferred anti-affinity ranks by the pods
+    already there; otherwise the least-allocated node wins), so a node holds at most
+    ⌈pods / nodes⌉ of a deployment — all of them on the fewest nodes a failure or drain leaves."""
+    nodes = sc.cluster.nodes - sum(_nodes_taken(e) for e in sc.events)
+    if nodes < 1:
+        return "node_failure / drain events leave no node"
+    surge = any(e.kind == "rolling_update" for e in sc.events)
+    threads = 0.0
+    for d in sc.deployments.values():
+        most = d.max_replicas + (rollout.max_surge(d.strategy, d.max_replicas) if surge else 0)
+        per_node = 1 if d.anti_affinity == "required" else -(-most // nodes)
+        threads += per_node * (d.processes + (d.background_cpu or 0.0))
+    if threads > sc.cluster.node.cpu:
+        return f"up to {threads:g} runnable threads on a node of {sc.cluster.node.cpu:g} cores"
+    return None
+
+
+def _nodes_taken(event) -> int:
+    """How many nodes a node_failure or drain event takes out of the pool."""
+    if event.kind not in ("node_failure", "drain"):
+        return 0
+    spec = event.node_failure if event.kind == "node_failure" else event.drain
+    names = getattr(spec, "nodes", None) or ([spec.node] if getattr(spec, "node", None) else [])
+    return len(names) or spec.count
 
 
 def _event(kind: str):
@@ -177,6 +207,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("HPA on Pods or External metrics", GENERAL, _non_resource_metrics),
     Feature("CPU burnt without serving (background_cpu)", frozenset({"des", "hybrid"}), _background_cpu),
     Feature("missing or noisy resource metrics", frozenset({"des", "hybrid"}), _metrics_errors),
+    Feature("nodes whose cores the pods can oversubscribe", GENERAL, node_contention),
     Feature("readiness and liveness probes", frozenset({"des", "hybrid", "fluid"}), _probes),
     Feature("no API pod at the start", frozenset({"des", "hybrid", "fluid"}), _no_replicas),
     Feature("initial pods that cannot all be scheduled", frozenset({"des", "hybrid", "fluid"}), _unplaceable),

@@ -190,6 +190,22 @@ def throttling(scenario, summary, series) -> Finding | None:
     return Finding("throttling", "CPU throttling", " ".join(texts)) if texts else None
 
 
+def node_contention(scenario, summary, series) -> Finding | None:
+    """Nodes whose pods wanted more cores than they have: CFS shared them by requests.cpu."""
+    nodes = summary.get("nodes") or {}
+    busy = {name: n for name, n in (nodes.get("by_node") or {}).items() if n["contended_fraction"] >= 0.01}
+    if not busy:
+        return None
+    worst = max(busy, key=lambda n: busy[n]["contended_fraction"])
+    names = ", ".join(f"`{n}`" for n in sorted(busy))
+    text = (f"The pods on {names} wanted more cores than the node has (`{worst}`: {_pct(busy[worst]['contended_fraction'])} "
+            f"of the time after warm-up, peak utilisation {_pct(busy[worst]['cpu_utilization_max'])} of "
+            f"{scenario.cluster.node.cpu:g} cores). Linux then shares the cores in proportion to requests.cpu, so every "
+            f"pod there slowed down together — whatever its limit. Set requests.cpu near what the pods really use, "
+            f"so the scheduler spreads them and the HPA's utilisation means what it says, or add nodes.")  # fmt: skip
+    return Finding("node_contention", "Nodes out of CPU", text)
+
+
 def restarts(scenario, summary, series) -> Finding | None:
     """Restarts other than OOMKills: liveness probes that timed out under load."""
     texts = []
@@ -271,7 +287,8 @@ def job_backlog(scenario, summary, series) -> Finding | None:
     return Finding("job_backlog", "Worker backlog growing", " ".join(texts)) if texts else None
 
 
-RULES = [single_process_cpu, scale_up_lag, at_max_replicas, connection_budget, oom_kills, throttling, restarts,
+RULES = [single_process_cpu, scale_up_lag, at_max_replicas, connection_budget, oom_kills, throttling, node_contention,
+         restarts,
          pending_pods, datastore_saturation, job_backlog, alert_thresholds]  # fmt: skip
 
 

@@ -108,6 +108,9 @@ def summarize(record, requests: pd.DataFrame, timeseries: pd.DataFrame, jobs: pd
         "requests": req,
         "deployments": _deployments(record, timeseries, sc.warmup),
     }
+    nodes = _nodes(timeseries, sc.warmup)
+    if nodes is not None:
+        summary["nodes"] = nodes
     if record.jobs is not None:
         summary["jobs"] = record.jobs
     if record.datastores is not None:
@@ -159,6 +162,25 @@ def _deployments(record, timeseries: pd.DataFrame, warmup: float) -> dict:
             "restarts": int(totals.restarts),
         }
     return out
+
+
+def _nodes(timeseries: pd.DataFrame, warmup: float) -> dict | None:
+    """Each node's CPU after the warm-up: mean and peak utilisation of its allocatable cores, and the
+    share of the time its pods wanted more cores than it has. None when the engine has no node series."""
+    ts = timeseries[(timeseries["t_s"] > warmup) & timeseries["component"].str.startswith("node-")]
+    if ts.empty:
+        return None
+    by_node = {}
+    for name, mine in ts.groupby("component", sort=False):
+        util = mine.loc[mine["metric"] == "cpu_utilization", "value"]
+        contended = mine.loc[mine["metric"] == "cpu_contended_fraction", "value"]
+        by_node[str(name)] = {"cpu_utilization_mean": _mean(util), "cpu_utilization_max": _max(util),
+                              "contended_fraction": _mean(contended) or 0.0}
+    return {
+        "cpu_utilization_max": max((n["cpu_utilization_max"] or 0.0) for n in by_node.values()),
+        "contended_fraction_max": max(n["contended_fraction"] for n in by_node.values()),
+        "by_node": by_node,
+    }
 
 
 def _mean(s: pd.Series):

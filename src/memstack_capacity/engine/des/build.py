@@ -28,6 +28,7 @@ from memstack_capacity.components.hpa.phases import loop_phases
 from memstack_capacity.components.ingress import Ingress
 from memstack_capacity.components.metrics import MetricsServer
 from memstack_capacity.components.monitor import Monitor
+from memstack_capacity.components.nodecpu import NodeSampler
 from memstack_capacity.components.recorder import Recorder, RequestStats
 from memstack_capacity.components.spikes import fold_spikes
 from memstack_capacity.components.workers import WorkerTier
@@ -63,6 +64,7 @@ class Model:
     node_autoscaler: NodeAutoscaler | None = None
     events: EventRunner | None = None
     folded_profile: list | None = None  # the load profile with traffic spikes folded in (None without spikes)
+    node_sampler: NodeSampler | None = None
 
 
 def build(scenario: Scenario, seed: int) -> Model:
@@ -113,6 +115,8 @@ def build(scenario: Scenario, seed: int) -> Model:
     if scenario.events:
         model.events = EventRunner(env, scenario.events, cluster, runtimes, recorder, hpa=model.hpa,
                                    datastores=model.datastores, config_actions=actions)
+    model.node_sampler = NodeSampler(cluster.nodes, scenario.sample_interval)
+    monitor.extra.append(model.node_sampler.sample)
     _reject_unsupported(model)
     return model
 

@@ -6,6 +6,7 @@ and the caveats — where the fluid model cannot be trusted.
 from __future__ import annotations
 
 from memstack_capacity.components.workers import MAX_TASK_QUEUE_SIZE
+from memstack_capacity.engine.capabilities import node_contention
 from memstack_capacity.engine.fluid.flow import mmc_response_quantile
 from memstack_capacity.scenario.kinds import KINDS
 
@@ -153,6 +154,11 @@ def caveats_for(sim, summary: dict) -> list[str]:
         out.append(f"CPU limits below one core per process ({', '.join(limited)}) are held as a fluid cap, not CFS "
                    "bandwidth control: throughput at saturation is the same, but the waits for the next period "
                    "(tail latency) are not seen and the throttling series are zero.")
+    contention = node_contention(sc)
+    if contention:
+        out.append(f"Node CPU contention is not modelled ({contention}): when a node's pods want more cores than "
+                   "it has, the discrete-event engine shares them by requests.cpu and the pods slow down together; "
+                   "here every pod always has its cores.")
     if tiers.mean.calls:
         out.append("Connection pools: waits from Erlang C per process (Poisson check-outs, exponential holds); "
                    "pool timeouts, pre-ping recycling and connection opening are not modelled.")

@@ -37,6 +37,10 @@ _T0, _CLS, _MEM, _STATE = 0, 1, 2, 3
 class LazyPod(ProbeWakeups, Pod):
     """A pod of the batched data plane (see the module docstring)."""
 
+    #: Its processes are played alone, so it cannot share a node's cores with others (the
+    #: capability table keeps scenarios whose nodes could fill off this plane).
+    shares_node_cores = False
+
     def __init__(self, env, runtime, index: int, name: str, spec, plane):
         self.plane = plane
         self.pend_t: list = []  # arrivals routed here and not yet played: times and classes

@@ -209,7 +209,7 @@ def run_model(scenario, seed: int):
     adm = np.full(N, math.inf)
     done = np.full(N, math.inf)
     rejected = np.zeros(N, dtype=bool)
-    busy_start, busy_end, ok_order = [], [], []
+    busy_start, busy_end, busy_pod, ok_order = [], [], [], []
     p, k, b = api.processes, api.concurrency, api.backlog
     for q in range(n_pods):
         idx = np.flatnonzero(pod == q) if n_pods > 1 else np.arange(N)
@@ -249,6 +249,7 @@ def run_model(scenario, seed: int):
             busy_start.append(bs)
             busy_end.append(be)
             order = idx[order]
+        busy_pod.append(np.full(len(busy_start[-1]), q, dtype=np.int64))
         adm[idx] = a_
         done[idx] = d_
         rejected[idx[np.asarray(rej, dtype=np.int64)]] = True
@@ -276,7 +277,8 @@ def run_model(scenario, seed: int):
     mem = np.asarray([c.memory for c in wl.requests], dtype=float)
     record_samples(model, scenario, SimpleNamespace(
         T=T, accepted=accepted, adm=adm, done=done, cls=cls, pod=pod, mem=mem, n_pods=n_pods,
-        answers=answers, busy_start=np.concatenate(busy_start), busy_end=np.concatenate(busy_end)))
+        answers=answers, busy_start=np.concatenate(busy_start), busy_end=np.concatenate(busy_end),
+        busy_pod=np.concatenate(busy_pod)))
 
     ingress = model.ingress
     ingress.arrived = N

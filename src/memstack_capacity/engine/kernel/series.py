@@ -101,6 +101,16 @@ def _before(sorted_values: np.ndarray, times: np.ndarray) -> np.ndarray:
     return np.searchsorted(sorted_values, times, side="left")
 
 
+def _busy_up_to(starts: np.ndarray, ends: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """Busy time of the processes up to each instant of ``S``, from their busy intervals (an open
+    one ends at inf)."""
+    bs, be = np.sort(starts), np.sort(ends)
+    cs = np.concatenate([[0.0], np.cumsum(bs)])
+    ce = np.concatenate([[0.0], np.cumsum(be[np.isfinite(be)])])
+    ns, ne = _before(bs, S), _before(be, S)
+    return ce[ne] + S * (ns - ne) - cs[ns]
+
+
 def record_samples(model, scenario, r) -> None:
     """The monitor's series for the run whose per-request times are in `r`."""
     interval = float(scenario.sample_interval)
@@ -118,13 +128,10 @@ def record_samples(model, scenario, r) -> None:
     n_acc = _before(accepted_t0, S)
     n_arr = _before(r.T, S)
 
-    # CPU: busy time of every process up to S, from the busy intervals (an open one ends at inf)
-    bs, be = np.sort(r.busy_start), np.sort(r.busy_end)
-    cs = np.concatenate([[0.0], np.cumsum(bs)])
-    ce = np.concatenate([[0.0], np.cumsum(be[np.isfinite(be)])])
-    ns, ne = _before(bs, S), _before(be, S)
-    used = ce[ne] + S * (ns - ne) - cs[ns]
+    used = _busy_up_to(r.busy_start, r.busy_end, S)
     cores = np.diff(np.concatenate([[0.0], used])) / interval
+    pod_used = [_busy_up_to(r.busy_start[r.busy_pod == q], r.busy_end[r.busy_pod == q], S) for q in range(n_pods)]
+    usage_at = {pod: pod_used[q] for q, pod in enumerate(runtime.pods)}
 
     # memory: memory_base per pod plus what admitted requests hold
     base = int(api.memory_base)
@@ -196,5 +203,6 @@ def record_samples(model, scenario, r) -> None:
         prev_ok = o_now
         if model.monitor.extra:
             model.env._now = now
+            model.node_sampler.usage = lambda pod, _j=j: float(usage_at[pod][_j])
             for sampler in model.monitor.extra:
                 sampler(now, add)
