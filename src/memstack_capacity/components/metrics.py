@@ -152,7 +152,7 @@ class MetricsServer:
     def sample(self, pod):
         """(cpu cores or None, window, timestamp, memory bytes or None) as the metrics API serves it."""
         state = self.scrapes.get(pod)
-        if state is None:
+        if state is None or (state.cpu_rate is None and state.memory_bytes is None):
             return None, 0.0, 0.0, None
         return state.cpu_rate, state.window, state.t_last, state.memory_bytes
 
