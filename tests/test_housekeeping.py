@@ -323,3 +323,14 @@ def test_the_interval_is_a_cluster_key_with_a_range(value, ok):
         with pytest.raises(Exception, match=r"cluster.housekeeping_interval: must be from 1s"):
             parse_scenario(data)
     assert parse_scenario(autoscaled(240.0)).cluster.housekeeping_interval == 10.0
+
+
+def test_the_fluid_mode_says_it_reads_at_the_scrape():
+    """The fluid model reads counters at the scrape (docs/fluid.md): its caveats say so with independent
+    loops, and with aligned loops there is nothing to say."""
+    data = autoscaled(240.0, duration=60.0)
+    data["cluster"]["control_loops"] = "independent"
+    caveats = simulate(parse_scenario(data), engine="fluid").record.flow.details["caveats"]
+    assert any("housekeeping window" in c for c in caveats)
+    caveats = simulate(parse_scenario(autoscaled(240.0, duration=60.0)), engine="fluid").record.flow.details["caveats"]
+    assert not any("housekeeping" in c for c in caveats)
