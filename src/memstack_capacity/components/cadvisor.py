@@ -25,7 +25,9 @@ vendors):
 
 The simulator does the same per container: a sample (time, cumulative core-seconds, working
 set) when the container comes up, then one at each jittered interval, with the dynamic
-rule on the two latest samples (equal CPU counter and working set: an idle container). Each
+rule on the two latest samples (equal CPU counter and working set: an idle container; with
+the kubelet's 10 s and 15 s an idle container alternates 15 s and 10 s before jitter, since at
+the maximum the rule's first branch fails and its second resets the baseline). Each
 sample is one control-plane event, so the batched data plane has played the pod up to that
 instant (``Clock.before_step``). Each container incarnation draws its jitter from its own
 stream (``kubelet/housekeeping/<pod>/<restarts>``), so one container's schedule never
