@@ -67,6 +67,8 @@ class DeploymentRuntime:
         #: Builds a pod: ``pod_factory(env, runtime, index, name, spec)``; None for :class:`.pods.Pod`
         #: (the batched data plane, engine/hybrid/, builds its own pods).
         self.pod_factory = pod_factory
+        #: Told ``container_up(pod)`` when a container comes up (:mod:`.cadvisor`), or None.
+        self.containers_watch = None
 
     # ---- replica management ----------------------------------------------------------------
     def start(self, replicas: int) -> None:
@@ -87,6 +89,7 @@ class DeploymentRuntime:
             pod.created_at = pod.started_at = pod.scheduled_at = -INITIAL_POD_AGE_S
             pod.ready_changed_at = -INITIAL_POD_AGE_S
             pod.set_container_up(True)
+            self._container_started(pod)
             pod.ready = True
             self._add_endpoint(pod)
             self.env.process(self.prober.run(pod))
@@ -275,9 +278,14 @@ class DeploymentRuntime:
             return
         pod.set_container_up(True)
         pod._reset_container()
+        self._container_started(pod)
         if pod.spec.readinessProbe is None:
             self._set_ready(pod, True)
         self.env.process(self.prober.run(pod))
+
+    def _container_started(self, pod) -> None:
+        if self.containers_watch is not None:
+            self.containers_watch.container_up(pod)
 
     def _set_ready(self, pod, ready: bool) -> None:
         if pod.ready == ready:

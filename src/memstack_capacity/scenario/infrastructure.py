@@ -134,6 +134,11 @@ class Cluster(SpecModel):
     hpa_sync_offset: Duration | None = Field(
         None, description="when each HPA's first sync runs (within one hpa_sync_period); unset: 1s after the "
         "first scrape aligned, drawn per HPA when independent")
+    housekeeping_interval: PositiveDuration = Field(
+        10.0, description="kubelet --housekeeping-interval: how often cAdvisor samples each container's CPU counter "
+        "and working set (10s; jittered up to 2x, 15s for an idle container); with independent control loops "
+        "metrics-server reads these samples, so its CPU is the rate between two of them and up to one interval "
+        "stale; from 1s to 60s")
     metrics_errors: MetricsErrors | None = Field(
         None, description="imperfect metrics: missing pod samples and usage noise (none by default)")
     cpu_cfs_quota: bool = Field(
@@ -153,6 +158,14 @@ class Cluster(SpecModel):
     def _metrics_server_minimum(cls, value: float) -> float:
         if value < 10:
             raise ValueError("metrics-server accepts a metric resolution of 10s or more")
+        return value
+
+    @field_validator("housekeeping_interval")
+    @classmethod
+    def _housekeeping_range(cls, value: float) -> float:
+        if not 1.0 <= value <= 60.0:
+            raise ValueError("must be from 1s (cAdvisor's own default) to 60s (cAdvisor's default "
+                             "max_housekeeping_interval)")
         return value
 
     @field_validator("metrics_scrape_offset", "hpa_sync_offset")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import simpy
 
 from memstack_capacity.components.balancer import Balancer
+from memstack_capacity.components.cadvisor import Housekeeping
 from memstack_capacity.components.cfs import CfsSettings
 from memstack_capacity.components.clock import Clock
 from memstack_capacity.components.cluster import Cluster, NodeAutoscaler
@@ -34,7 +35,7 @@ from memstack_capacity.components.spikes import fold_spikes
 from memstack_capacity.components.workers import WorkerTier
 from memstack_capacity.components.workload import ClosedPopulation, OpenSource, RequestMix
 from memstack_capacity.engine.des.events import prepare_events
-from memstack_capacity.engine.rng import Streams
+from memstack_capacity.engine.rng import Streams, stream
 from memstack_capacity.engine.scale import REQUEST_LOG_LIMIT, expected_requests
 from memstack_capacity.errors import Problem, ScenarioError
 from memstack_capacity.scenario.models import Scenario
@@ -217,9 +218,10 @@ def _autoscalers(model: Model, streams: Streams) -> None:
     config = ControllerConfig(sync_period_s=scenario.cluster.hpa_sync_period)
     errors = scenario.cluster.metrics_errors
     phases = loop_phases(scenario.cluster, autoscaled, streams("control-loops/phases"))
+    housekeeping = _housekeeping(model)
     model.metrics_server = MetricsServer(model.env, scenario.cluster.metrics_resolution, model.runtimes, errors,
                                          streams("metrics-server/errors") if errors is not None else None,
-                                         first_scrape=phases.scrape_at)
+                                         first_scrape=phases.scrape_at, housekeeping=housekeeping)
     jobs = model.jobs
     for name, dep in autoscaled.items():
         external = {}
@@ -227,6 +229,19 @@ def _autoscalers(model: Model, streams: Streams) -> None:
             external["queue_length"] = lambda name=name: [jobs.queue_length(name)]
         model.hpa[name] = HPAController(model.env, name, model.runtimes[name], dep.hpa, model.metrics_server,
                                         config, model.recorder, external, first_sync=phases.sync_at[name])
+
+
+def _housekeeping(model: Model) -> Housekeeping | None:
+    """With independent control loops metrics-server reads the kubelets' cAdvisor samples; every
+    container's housekeeping draws from its own stream (``kubelet/housekeeping/<pod>/<restarts>``)."""
+    cluster = model.scenario.cluster
+    if cluster.control_loops != "independent":
+        return None
+    seed = model.seed
+    housekeeping = Housekeeping(model.env, cluster.housekeeping_interval, lambda name: stream(seed, name))
+    for runtime in model.runtimes.values():
+        runtime.containers_watch = housekeeping
+    return housekeeping
 
 
 def request_log_stride(scenario: Scenario) -> int:

@@ -182,12 +182,18 @@ def _hpa_caveats(sim) -> list[str]:
     """What the HPA saw: the metric noise (engine.fluid_noise) and the decisions at the tolerance edge."""
     if not sim.hpa_resources:
         return []
+    out = []
+    if sim.sc.cluster.control_loops == "independent":
+        out.append("metrics-server reads each pod's counters at the scrape here: the kubelet's housekeeping "
+                   "window (cluster.housekeeping_interval; samples up to two intervals old, between 10 and 35 s "
+                   "apart) is modelled by the DES only, whose decisions come some 8 s later on average "
+                   "(docs/fluid.md, The control plane).")
     if sim.noise_rng is None:
-        return ["HPA metrics are the fluid means (metric noise off): a decision near the tolerance edge can "
-                "differ from the DES's, whose noisy metrics can tip it (docs/fluid.md, Metric noise)."]
-    out = ["HPA metrics carry noise drawn from the queueing model at every scrape (the in-flight count's variance, "
-           "compound-Poisson CPU over the scrape window), seeded from the run's seed; normal approximations, "
-           "scrapes taken as independent."]
+        return out + ["HPA metrics are the fluid means (metric noise off): a decision near the tolerance edge can "
+                      "differ from the DES's, whose noisy metrics can tip it (docs/fluid.md, Metric noise)."]
+    out.append("HPA metrics carry noise drawn from the queueing model at every scrape (the in-flight count's "
+               "variance, compound-Poisson CPU over the scrape window), seeded from the run's seed; normal "
+               "approximations, scrapes taken as independent.")
     for name, dep in sim.deps.items():
         if dep.edge_scrapes:
             out.append(f"{name}: at {dep.edge_scrapes} of {dep.scrapes} scrapes an HPA metric's mean sat "
