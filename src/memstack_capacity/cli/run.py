@@ -10,6 +10,7 @@ from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_OK, Progress, add
                                           anchor_problem, load_from_args, output_dir_problem, plan_line, say,
                                           scheduler_client)
 from memstack_capacity.cli.verdicts import seconds, verdict_line
+from memstack_capacity.outputs.units import money
 
 
 ENGINE_LABELS = {
@@ -147,5 +148,20 @@ def format_summary(summary: dict) -> str:
             f"cpu {'n/a' if cpu is None else f'{cpu:.0%}'} of requests, restarts {n(dep['restarts'])}, "
             f"OOMKills {n(dep['oom_kills'])}"
         )
+    if summary.get("cost"):
+        lines.append(cost_line(summary["cost"]))
     lines += ["  " + verdict_line(v) for v in summary.get("targets", [])]
     return "\n".join(lines)
+
+
+#: Whose prices a run's cost used, by the set of its prices' sources.
+_PRICES_FROM = {frozenset({"default"}): "OpenCost's default", frozenset({"scenario"}): "the scenario's"}
+
+
+def cost_line(cost: dict) -> str:
+    """``  cost: 0.0135 USD over the run, 118.47 USD per month (730 h), by requests at OpenCost's default prices``."""
+    sources = frozenset(cost["price_sources"].values()) - {"derived"}
+    where = _PRICES_FROM.get(sources, "the scenario's and OpenCost's default")
+    return (f"  cost: {money(cost['total'], cost['currency'])} over the run, "
+            f"{money(cost['per_month'], cost['currency'])} per month ({cost['hours_per_month']:g} h), "
+            f"by {cost['basis']} at {where} prices")

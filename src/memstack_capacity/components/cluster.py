@@ -149,6 +149,8 @@ class NodeAutoscaler:
         self.delay = float(spec.provisioning_delay)
         self.scan_interval = float(spec.scan_interval)
         self.provisioning = 0
+        #: When each node was asked for (a cloud bills an instance from its launch, before it is Ready).
+        self.requested_at: list[float] = []
 
     def run(self):
         while True:
@@ -191,6 +193,7 @@ class NodeAutoscaler:
         cluster.recorder.pod_event(self.env.now, "cluster", "", "TriggeredScaleUp",
                                    f"{add} node(s) for {len(pending)} pending pod(s)")
         for _ in range(add):
+            self.requested_at.append(self.env.now)
             self.env.process(self._provision())
 
     def _provision(self):

@@ -53,6 +53,7 @@ class DeploymentRuntime:
         self.spec_replicas = 0
         self._next_index = 0
         self.pod_seconds = 0.0
+        self.cpu_request_seconds = self.memory_request_seconds = 0.0  # ∫ the pods' requests dt (what costs count)
         self.oom_kills = 0
         self.restarts = 0
         self.endpoints_changed = None  # optional callback (balancer resets)
@@ -243,7 +244,7 @@ class DeploymentRuntime:
         self._fail_tasks(pod, reason)
         pod.phase = "Gone"
         pod.set_container_up(False)
-        self.pod_seconds += self.env.now - max(pod.created_at, 0.0)
+        self._account(pod, self.env.now)
         if pod in self.pods:
             self.pods.remove(pod)
         if pod in self.cluster.pending:
@@ -401,4 +402,11 @@ class DeploymentRuntime:
         """Account pod-seconds of pods still alive at the end."""
         for pod in self.pods:
             if pod.phase != "Gone":
-                self.pod_seconds += now - max(pod.created_at, 0.0)
+                self._account(pod, now)
+
+    def _account(self, pod, now: float) -> None:
+        """Add a pod's life (from its creation, or t = 0) to the pod-seconds and to its requests' integrals."""
+        life = now - max(pod.created_at, 0.0)
+        self.pod_seconds += life
+        self.cpu_request_seconds += life * pod.cpu_request
+        self.memory_request_seconds += life * pod.mem_request

@@ -15,6 +15,9 @@ class DeploymentTotals:
     pod_seconds: float
     oom_kills: int
     restarts: int
+    #: ∫ Σ pods' requests dt over the run: core-seconds and byte-seconds (what a cost by requests counts).
+    cpu_request_seconds: float = 0.0
+    memory_request_seconds: float = 0.0
 
 
 @dataclass
@@ -37,6 +40,8 @@ class RunRecord:
     events; ``request_stats`` the exact counts and latency sketches per class (None when the
     log keeps every request); ``jobs`` and ``datastores`` the summary's blocks of the same
     names (None when the scenario has none); ``flow`` is set only by a flow model.
+    ``nodes_requested_at`` holds when the node autoscaler asked for each node it added (the
+    scenario's ``cluster.nodes`` are there from t = 0).
     """
 
     scenario: Scenario
@@ -50,4 +55,5 @@ class RunRecord:
     jobs: dict | None = None
     datastores: dict | None = None
     flow: FlowFigures | None = None
+    nodes_requested_at: list[float] = field(default_factory=list)
     wall_s: float = 0.0

@@ -6,8 +6,8 @@ verdict first (targets met or missed, by how much; a tier whose pods were never 
 the binding constraint (its ceiling, what the target load needs, the change that lifts it,
 from the summary's one list of ceilings), the run, headline figures (with 95 %
 confidence intervals when given replications), the guide's capacity table beside
-the simulation, findings (:mod:`~memstack_capacity.outputs.findings`), alerts, the
-run's inputs, figures.
+the simulation, the cost (:mod:`~memstack_capacity.outputs.report_cost`), findings
+(:mod:`~memstack_capacity.outputs.findings`), alerts, the run's inputs, figures.
 
 Every report function accepts one Result or a list of Results (replications of one
 scenario): figures and alerts come from the first, headline numbers from all.
@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 from memstack_capacity.outputs import bottleneck
 from memstack_capacity.outputs import findings as findings_mod
+from memstack_capacity.outputs.report_cost import cost_blocks
 from memstack_capacity.outputs.units import percent, rps, seconds
 from memstack_capacity.results import alert_series
 from memstack_capacity.results.replications import mean_half_width, t975
@@ -229,6 +230,7 @@ def build_blocks(results, figure_names: Sequence[str] = (), manifest_note: str |
                 [row[: 3 if k > 1 else 2] for row in _headline_rows(results)])]  # fmt: skip
     blocks += [("h", 2, "The guide's capacity table beside the simulation"),
                ("table", ["", "guide (k8s/README.md)", "this scenario", "simulated"], _capacity_rows(results))]
+    blocks += cost_blocks(results)
     found = findings_mod.findings(sc, r0.summary, r0.series, alert_series.alert_frame(r0))
     blocks.append(("h", 2, "Findings"))
     blocks.append(("list", [f"**{f.title}.** {f.text}" for f in found]) if found

@@ -1,8 +1,8 @@
-"""Numbers as the report writes them, one way everywhere: durations, percentages, request rates."""
+"""Numbers as the report writes them, one way everywhere: durations, percentages, request rates, money."""
 
 from __future__ import annotations
 
-__all__ = ["percent", "rps", "seconds"]
+__all__ = ["money", "percent", "rps", "seconds"]
 
 
 def seconds(value: float) -> str:
@@ -21,3 +21,11 @@ def percent(fraction: float) -> str:
 def rps(value: float) -> str:
     """Requests per second: whole numbers as such (``900 req/s``), one decimal otherwise (``389.7 req/s``)."""
     return f"{value:.0f} req/s" if float(value).is_integer() else f"{value:.1f} req/s"
+
+
+def money(value: float, currency: str) -> str:
+    """An amount with its currency: cents from 1 up (``118.47 USD``, ``1,234.50 USD``), three significant
+    digits below (``0.0135 USD``), so a short run's small cost still shows its digits."""
+    if value == 0:
+        return f"0 {currency}"
+    return f"{value:,.2f} {currency}" if abs(value) >= 1 else f"{value:.3g} {currency}"

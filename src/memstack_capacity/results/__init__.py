@@ -1,7 +1,8 @@
 """A run's results as data: what a simulation found, before anything is written.
 
 ``frames`` (tidy DataFrames from a RunRecord), ``summary`` (what ``summary.json`` holds,
-target verdicts), ``ceilings`` (each tier's throughput ceiling, computed once), ``result``
+target verdicts), ``ceilings`` (each tier's throughput ceiling, computed once), ``cost`` (what
+the run cost, OpenCost's rule at the scenario's prices), ``result``
 (``Result``), ``alerts``, ``promql`` and ``alert_series`` (the deployment's Prometheus rules,
 Prometheus' window functions, and the rules evaluated on the series) and ``replications`` (means and 95 % intervals). It may import the engine,
 the components and the scenario layer; never the outputs, the api or the cli: writing

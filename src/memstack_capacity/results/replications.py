@@ -34,11 +34,12 @@ import math
 from collections.abc import Mapping, Sequence
 from functools import cached_property
 
+from memstack_capacity.results.cost import PRICE_KEYS
 from memstack_capacity.results.result import Result
 from memstack_capacity.results.summary import judge_targets
 
-#: Keys that describe the runs rather than measure them: no mean, no interval.
-_FIXED = {"scenario", "duration_s", "warmup_s", "replications", "seed"}
+#: Keys that describe the runs rather than measure them: no mean, no interval (prices among them).
+_FIXED = {"scenario", "duration_s", "warmup_s", "replications", "seed", "hours_per_month", "hourly", *PRICE_KEYS}
 #: Mappings of counts in which an absent key means zero.
 _COUNT_MAPS = {"errors"}
 

@@ -17,6 +17,7 @@ import pandas as pd
 from memstack_capacity.components.datastores.budget import connection_budget
 from memstack_capacity.components.recorder import STATUS_LABELS
 from memstack_capacity.results import ceilings
+from memstack_capacity.results.cost import cost_summary
 
 #: The error statuses ``requests.errors`` always lists (zero when none happened), as the contract shows.
 ERROR_STATUSES = tuple(STATUS_LABELS[1:])
@@ -117,6 +118,7 @@ def summarize(record, requests: pd.DataFrame, timeseries: pd.DataFrame, jobs: pd
         summary["datastores"] = with_budgets(record.datastores, sc)
     # Figured once here from the scenario; the report, its findings and the console read this list.
     summary["ceilings"] = ceilings.to_summary(sc)
+    summary["cost"] = cost_summary(record, timeseries)
     if record.flow is not None:
         summary["mode"] = "fluid"
         summary["fluid"] = record.flow.details

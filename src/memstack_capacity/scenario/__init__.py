@@ -1,8 +1,8 @@
 """The scenario: one YAML file as frozen, validated data that the rest of the package reads.
 
 ``quantities`` (durations, CPU, memory), ``base``, ``distributions``, ``workload``,
-``deployment``, ``hpa`` and ``infrastructure`` (the blocks, pydantic models that forbid
-unknown keys), ``models`` (``Scenario``), ``crossref`` and ``problems`` (every problem in
+``deployment``, ``hpa``, ``infrastructure`` and ``cost`` (the blocks, pydantic models that
+forbid unknown keys; ``cost`` holds the prices and OpenCost's defaults), ``models`` (``Scenario``), ``crossref`` and ``problems`` (every problem in
 a file at once, in plain words), ``load`` (YAML files to a ``Scenario``) and
 ``overrides`` (``--set dotted.key=value``), ``scale_model`` (a scenario at 1/k, the same
 autoscaling for a fraction of the work); ``safe_yaml`` reads YAML within limits (depth,

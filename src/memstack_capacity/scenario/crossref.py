@@ -116,7 +116,21 @@ def cross_reference_problems(data: Mapping[str, Any]) -> list[Problem]:
             problems.append(Problem(f"events[{i}].at",
                                     f"is after the end of the run (duration {q.format_duration(duration)})",
                                     _mapping(event).get("at"), True))
-    return problems + _cfs_burst_problems(data, deployments) + event_reference_problems(data)
+    return (problems + _cfs_burst_problems(data, deployments) + event_reference_problems(data)
+            + _cost_problems(data, datastores))
+
+
+def _cost_problems(data: Mapping, datastores: Mapping) -> list[Problem]:
+    """``cost.datastores`` must name datastores; an external API has no server whose memory to price."""
+    problems = []
+    for name, entry in _mapping(_mapping(data.get("cost")).get("datastores")).items():
+        where = f"cost.datastores.{name}"
+        if name not in datastores:
+            problems.append(Problem(where, _unknown_name("datastore", str(name), set(datastores))))
+        elif kind_of(datastores[name]).is_external and _mapping(entry).get("memory") is not None:
+            problems.append(Problem(f"{where}.memory", "an external API has no server of yours to price by memory; "
+                                    "give `hourly` (its price per hour) instead", _mapping(entry).get("memory"), True))
+    return problems
 
 
 def _cpu(value: object) -> float | None:

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from memstack_capacity.scenario.base import Count, Duration, PositiveDuration, SpecModel, raise_problems
+from memstack_capacity.scenario.cost import CostSpec
 from memstack_capacity.scenario.crossref import cross_reference_problems
 from memstack_capacity.scenario.deployment import Deployment
 from memstack_capacity.scenario.hpa import keep_given_fields
@@ -37,6 +38,7 @@ class Scenario(SpecModel):
     cluster: Cluster = Cluster()
     events: list[Event] = []
     targets: Targets = Targets()
+    cost: CostSpec = CostSpec()
 
     @model_validator(mode="after")
     def _cross_references(self) -> "Scenario":

@@ -71,7 +71,8 @@ def finish(model: Model, wall_s: float, engine: str) -> RunRecord:
     totals = {}
     for name, runtime in model.runtimes.items():
         runtime.close(now)
-        totals[name] = DeploymentTotals(runtime.pod_seconds, runtime.oom_kills, runtime.restarts)
+        totals[name] = DeploymentTotals(runtime.pod_seconds, runtime.oom_kills, runtime.restarts,
+                                        runtime.cpu_request_seconds, runtime.memory_request_seconds)
     datastores = model.datastores.finish(now) if model.datastores is not None else None
     jobs = model.jobs.finish(now) if model.jobs is not None else None
     return RunRecord(
@@ -85,5 +86,6 @@ def finish(model: Model, wall_s: float, engine: str) -> RunRecord:
         request_stats=model.ingress.stats,
         jobs=jobs,
         datastores=datastores,
+        nodes_requested_at=list(model.node_autoscaler.requested_at) if model.node_autoscaler is not None else [],
         wall_s=wall_s,
     )

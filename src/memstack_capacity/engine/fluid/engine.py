@@ -26,7 +26,7 @@ from memstack_capacity.engine.fluid.report import Totals, caveats_for, fluid_sum
 from memstack_capacity.engine.fluid.tiers import RHO_MAX, Tiers
 from memstack_capacity.components.hpa.phases import loop_phases
 from memstack_capacity.engine.rng import stream
-from memstack_capacity.engine.record import DeploymentTotals, FlowFigures, RunRecord
+from memstack_capacity.engine.record import FlowFigures, RunRecord
 from memstack_capacity.scenario.kinds import KINDS
 
 def default_step(scenario) -> float:
@@ -393,7 +393,7 @@ class FluidSim:
         self.win = self._new_window()
 
     def record(self, seed: int, wall_s: float) -> RunRecord:
-        deployments = {n: DeploymentTotals(d.pod_seconds, 0, 0) for n, d in self.deps.items()}
+        deployments = {n: d.totals() for n, d in self.deps.items()}
         summary = fluid_summary(self)
         details = summary["fluid"]
         details["caveats"] = caveats_for(self, summary)
@@ -401,4 +401,5 @@ class FluidSim:
                          arrived=int(round(self.totals.arrived_all)), in_flight_end=int(round(self.totals.in_flight_end)),
                          deployments=deployments, jobs=summary["jobs"] if self.jobs else None,
                          datastores=summary["datastores"] if self.sc.datastores else None,
-                         flow=FlowFigures(requests=summary["summary"]["requests"], details=details), wall_s=wall_s)
+                         flow=FlowFigures(requests=summary["summary"]["requests"], details=details),
+                         nodes_requested_at=list(self.cluster.requested_at), wall_s=wall_s)

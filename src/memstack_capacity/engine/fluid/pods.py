@@ -16,6 +16,7 @@ import math
 from memstack_capacity.components.hpa.decision import HPAState, reconcile
 from memstack_capacity.components.hpa.calc import ControllerConfig, MetricSample, PodInfo
 from memstack_capacity.components.hpa.controller import decision_row
+from memstack_capacity.engine.record import DeploymentTotals
 
 INITIAL_POD_AGE_S = 3600.0  # as components/deployments.py: pods present at t=0 have run an hour
 INF = math.inf
@@ -41,6 +42,7 @@ class VCluster:
         self.spec = spec
         self.free = [[spec.node.cpu, float(spec.node.memory)] for _ in range(spec.nodes)]
         self.provisioning: list[float] = []  # ready times of nodes being added
+        self.requested_at: list[float] = []  # when each added node was asked for (its cost starts then)
         self.next_scan = 0.0
 
     def place(self, cpu: float, mem: float):
@@ -73,6 +75,7 @@ class VCluster:
         room = auto.max_nodes - len(self.free) - len(self.provisioning)
         for _ in range(max(0, min(need, room))):
             self.provisioning.append(now + auto.provisioning_delay)
+            self.requested_at.append(now)
 
 
 class VDeployment:
@@ -124,6 +127,12 @@ class VDeployment:
         pod.ready = pod.running + self.to_ready
         pod.serving = pod.ready + s.endpoint_delay
         return True
+
+    def totals(self) -> DeploymentTotals:
+        """The run's totals: no OOMKill or restart is modelled, and every pod carries the deployment's
+        requests (the flow model runs no rollout), so the requests' integrals are pod-seconds × requests."""
+        return DeploymentTotals(self.pod_seconds, 0, 0, self.pod_seconds * self.cpu_req,
+                                self.pod_seconds * self.mem_req)
 
     def scale_to(self, replicas: int, now: float) -> None:
         self.spec_replicas = replicas
