@@ -18,6 +18,7 @@ import pytest
 
 from memstack_capacity import simulate
 from memstack_capacity.components.metrics import MetricsServer
+from memstack_capacity.engine.capabilities import reasons
 from memstack_capacity.scenario.infrastructure import MetricsErrors
 from memstack_capacity.scenario.load import parse_scenario
 from tests.test_hpa_engine import autoscaled
@@ -114,9 +115,20 @@ def test_background_cpu_is_usage_the_hpa_sees():
     assert idle.series.loc[15.0, "api/cpu_cores"] == pytest.approx(0.6, abs=0.02)
 
 
-def test_background_cpu_under_a_binding_limit_is_refused():
-    data = autoscaled(60.0)
+def test_background_cpu_under_a_binding_limit_is_held_to_it():
+    """``background_cpu: 800m`` with ``limits.cpu: 500m`` and no traffic: the background spends the
+    container's CFS quota and is throttled with it, so each pod uses 0.5 cores — its limit, 100 % of
+    its 500m request — and the HPA sees 100 %, not the 160 % the background alone would ask for:
+    ceil(3 × 100 / 70) = 5 pods at the first sync with a rate (t = 16 s). Such a scenario takes
+    the general engine (the quota couples the processes)."""
+    data = autoscaled(0.0, duration=30.0)
     api = data["deployments"]["api"]
-    api["processes"], api["background_cpu"] = 4, "100m"
-    with pytest.raises(Exception, match="background_cpu with limits.cpu below one core per process"):
-        parse_scenario(data)
+    api["background_cpu"] = "800m"
+    api["resources"]["limits"]["cpu"] = "500m"
+    scenario = parse_scenario(data)
+    assert any("CPU limit shared" in r for r in reasons(scenario, "hybrid"))
+    result = simulate(scenario)
+    row = result.scaling.set_index("t_s").loc[16.0]
+    assert row["cpu_utilization_pct"] == 100 and row["desired_replicas"] == 5
+    assert result.series.loc[15.0, "api/cpu_cores"] == pytest.approx(1.5, abs=1e-9)
+    assert result.series.loc[15.0, "api/throttled_periods_fraction"] == pytest.approx(1.0)

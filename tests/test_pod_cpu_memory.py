@@ -157,3 +157,44 @@ def test_the_oomkill_comes_with_the_admission_that_crosses_the_limit(base, kille
         pod.submit(Task(f"r{t:g}", t, mem=60 * MI))
     assert runtime.deaths == [(killed_at, "oom_killed", mem_at_kill)]
     assert pod.mem_peak == mem_at_kill
+
+
+# ---- background CPU under a binding quota ----------------------------------------------------------
+def make_background_pod(background: float, cpu_limit: float = 0.5):
+    data = pod_scenario(1.0, 0.01, processes=1, concurrency=1, cpu_limit=cpu_limit)
+    api = data["deployments"]["api"]
+    api["background_cpu"] = background
+    api["resources"] = {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": cpu_limit, "memory": "64Gi"}}
+    spec = parse_scenario(data).deployments["api"]
+    clock = Clock()
+    runtime = Runtime(clock, ALIGNED)
+    runtime.pod = pod = Pod(clock, runtime, 0, "api-0", spec)
+    pod.set_container_up(True)
+    return clock, runtime, pod
+
+
+def test_background_cpu_spends_the_quota_beside_the_request():
+    """``limits.cpu: 500m`` (50 ms per 100 ms period from t = 0) and ``background_cpu: 100m``: while
+    the lone 130 ms request runs, the container spends its runtime at 1.1 cores, so each period's
+    50 ms last 50/1.1 = 45.45 ms, of which the request gets 45.45 ms and the background 4.55 ms.
+    After two periods the request has 90.91 ms; the third period's 39.09 ms finish it at
+    200 + 39.09 = 239.09 ms (the background alone, 100m, never spends a quota of 500m after that).
+    Throttled: 2 × (100 − 45.45) = 109.09 ms. At 1 s the usage is 130 ms of the request plus the
+    background's 100m over the 1 s less its throttled time: 130 + 0.1 × (1000 − 109.09) ms."""
+    clock, runtime, pod = make_background_pod(0.1)
+    pod.submit(Task("lone", 0.0, work=0.13))
+    clock.run(until=1.0)
+    assert runtime.done["lone"] == pytest.approx(0.2 + 0.13 - 0.1 / 1.1, abs=1e-9)
+    assert pod.usage_now() == pytest.approx(0.13 + 0.1 * (1.0 - 2 * (0.1 - 0.05 / 1.1)), abs=1e-9)
+    assert pod.throttled_s == pytest.approx(2 * (0.1 - 0.05 / 1.1), abs=1e-9)
+
+
+def test_background_cpu_alone_is_held_to_the_limit():
+    """``background_cpu: 800m`` under ``limits.cpu: 500m``: each period's 50 ms of quota last 62.5 ms at
+    0.8 cores, then the container waits 37.5 ms. Over ten periods the background gets 0.5 s (the
+    limit, not its 0.8 s), 0.375 s throttled, every period active and throttled."""
+    clock, runtime, pod = make_background_pod(0.8)
+    clock.run(until=1.0)
+    assert pod.usage_now() == pytest.approx(0.5, abs=1e-9)
+    assert pod.throttled_s == pytest.approx(0.375, abs=1e-9)
+    assert pod.cfs_counts() == (10, 10)

@@ -71,11 +71,13 @@ class Bandwidth:
             self.runtime = min(self.runtime + (k - self.k) * self.quota, self.cap)
             self.k = k
 
-    def run(self, t0: float, t: float, busy: int, speed: float = 1.0) -> tuple[float, float]:
+    def run(self, t0: float, t: float, busy: int, speed: float = 1.0, extra: float = 0.0) -> tuple[float, float]:
         """``busy`` threads were runnable from ``t0`` to ``t``, each running at ``speed`` cores while
-        the container is not throttled (1 unless the node's cores are shared, :mod:`.nodecpu`);
-        returns the CPU-seconds each got and the time the container spent throttled."""
-        rate = busy * speed
+        the container is not throttled (1 unless the node's cores are shared, :mod:`.nodecpu`), and
+        the container's background work wanted ``extra`` cores beside them; returns the CPU-seconds
+        each thread got and the time the container spent throttled (the background got ``extra``
+        cores for the rest of the time)."""
+        rate = busy * speed + extra
         served = throttled = 0.0
         k, runtime, cur = self.k, self.runtime, t0
         while True:
@@ -114,10 +116,10 @@ class Bandwidth:
         runtime = min(runtime + n * (self.quota - rate * self.period), self.cap)
         return last, runtime
 
-    def due(self, t0: float, work: float, busy: int, speed: float = 1.0) -> float:
-        """When each of ``busy`` runnable threads, at ``speed`` cores each while not throttled, will
-        have had ``work`` more CPU-seconds, from ``t0``."""
-        rate = busy * speed
+    def due(self, t0: float, work: float, busy: int, speed: float = 1.0, extra: float = 0.0) -> float:
+        """When each of ``busy`` runnable threads, at ``speed`` cores each while not throttled (the
+        background spending ``extra`` more), will have had ``work`` more CPU-seconds, from ``t0``."""
+        rate = busy * speed + extra
         k, runtime, cur = self.k, self.runtime, t0
         while True:
             end = self._end(k)
@@ -137,10 +139,11 @@ class Bandwidth:
             return False  # a period boundary: the runtime is refilled
         return self.runtime <= _WORK_TOL
 
-    def next_change(self, t: float, busy: int, speed: float) -> float:
+    def next_change(self, t: float, busy: int, speed: float, extra: float = 0.0) -> float:
         """When the container next starts or stops being throttled, ``busy`` threads running at
-        ``speed`` from ``t`` (its runtime brought up to ``t``); inf when it never binds."""
-        rate = busy * speed
+        ``speed`` and the background at ``extra`` from ``t`` (its runtime brought up to ``t``); inf
+        when it never binds."""
+        rate = busy * speed + extra
         k, runtime, cur = self.k, self.runtime, t
         if cur >= self._end(k):
             k, runtime = k + 1, min(runtime + self.quota, self.cap)
@@ -175,9 +178,10 @@ class CfsSettings:
         """The CPU limit the container is held to: none without one or when quotas are not enforced."""
         return math.inf if limit_cores is None or not self.enforce else limit_cores
 
-    def bandwidth(self, limit: float, processes: int, now: float) -> Bandwidth | None:
-        """A new container's runtime; None when its quota cannot bind (a limit of at least one core per process)."""
-        if limit >= processes:
+    def bandwidth(self, limit: float, processes: int, now: float, background: float = 0.0) -> Bandwidth | None:
+        """A new container's runtime; None when its quota cannot bind (a limit of at least one core per
+        process, plus what the container burns in the background)."""
+        if limit >= processes + background:
             return None
         phase = self.rng.uniform(0.0, self.period) if self.phase == "random" else now % self.period
         return Bandwidth(limit, self.period, self.burst, phase, now)

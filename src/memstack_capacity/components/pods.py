@@ -112,10 +112,10 @@ class Pod:
         self.procs = [Proc(self.env.now) for _ in range(self.spec.processes)]
         # When the CPU limit cannot bind (limit >= processes) every process runs at full speed
         # whatever the others do, so each keeps its own clock and timer: O(log n) per event.
-        self.own_clocks = self.cpu_limit >= len(self.procs)
+        self.bandwidth = self.cfs.bandwidth(self.cpu_limit, len(self.procs), self.env.now, self.background_cpu)
+        self.own_clocks = self.bandwidth is None
         self.independent = self.own_clocks
         self.speed = 1.0  # cores per runnable thread while not throttled: below 1 only on a contended node
-        self.bandwidth = self.cfs.bandwidth(self.cpu_limit, len(self.procs), self.env.now)
         self.backlog: deque = deque()
         self.tasks: set = set()
         self.inflight = 0
@@ -282,21 +282,31 @@ class Pod:
             self.cpu_used = self._cpu_dead + used
             return
         dt = now - self.t_last
-        if dt > 0.0 and self.nbusy:
+        extra = self._background_in_quota()
+        if dt > 0.0 and (self.nbusy or extra):
             if self.bandwidth is None:
                 served, throttled = dt * self.speed, 0.0
             else:
-                served, throttled = self.bandwidth.run(self.t_last, now, self.nbusy, self.speed)
-            for p in self.procs:
-                n = len(p.heap)
-                if n:
-                    p.V += served / n
-            self.cpu_used += served * self.nbusy
-            self.busy_s += dt
+                served, throttled = self.bandwidth.run(self.t_last, now, self.nbusy, self.speed, extra)
+            if self.nbusy:
+                for p in self.procs:
+                    n = len(p.heap)
+                    if n:
+                        p.V += served / n
+                self.cpu_used += served * self.nbusy
+                self.busy_s += dt
+            self._background_used += (dt - throttled) * extra
             self.throttled_s += throttled
         elif dt > 0.0 and self.bandwidth is not None:
             self.bandwidth.idle(now)
         self.t_last = now
+
+    def _background_in_quota(self) -> float:
+        """The background cores that spend the container's CFS runtime (0 without a binding quota,
+        where the background is counted on its own, or while the container is down)."""
+        if self.bandwidth is None or not self.container_up:
+            return 0.0
+        return self.background_cpu
 
     def _set_busy(self) -> None:
         nbusy = 0
@@ -349,9 +359,10 @@ class Pod:
         bw = self.bandwidth
         if bw is None:
             return now + work / self.speed if work > 0.0 else now
-        due = bw.due(now, work, self.nbusy, self.speed) if work > 0.0 else now
+        extra = self._background_in_quota()
+        due = bw.due(now, work, self.nbusy, self.speed, extra) if work > 0.0 else now
         if self.node_cpu is not None and self.node_cpu.contended:
-            change = bw.next_change(now, self.nbusy, self.speed)
+            change = bw.next_change(now, self.nbusy, self.speed, extra)
             if change < due:
                 return change
         return due
@@ -441,7 +452,10 @@ class Pod:
 
     def set_container_up(self, up: bool) -> None:
         """The container started (True) or stopped (False); its background CPU runs only while it is up."""
-        self._accrue_background(self.env.now)
+        if self.bandwidth is not None and self.background_cpu:
+            self._sync(self.env.now)  # the background so far, under the quota
+        else:
+            self._accrue_background(self.env.now)
         self.container_up = up
 
     def _accrue_background(self, now: float) -> None:
@@ -466,6 +480,7 @@ class Pod:
         now = self.env.now
         self._sync(now)
         if self.background_cpu:
-            self._accrue_background(now)
+            if self.bandwidth is None:
+                self._accrue_background(now)
             return self.cpu_used + self._background_used
         return self.cpu_used

@@ -80,9 +80,13 @@ def _stateful_balancing(sc):
 
 
 def _cpu_limit_couples(sc):
+    """Whether the API's CFS quota can bind: a limit below one core per process plus the background."""
     api = sc.api
     limit = api.resources.limits.cpu
-    return f"limits.cpu {limit:g} < processes {api.processes}" if limit is not None and limit < api.processes else None
+    if limit is None:
+        return None
+    want = api.processes + (api.background_cpu or 0.0)
+    return f"limits.cpu {limit:g} < processes {api.processes} + background_cpu" if limit < want else None
 
 
 def _multi_step_requests(sc):

@@ -109,7 +109,8 @@ class Deployment(SpecModel):
     resources: Resources
     memory_base: Memory = Field(0, description="the container's working set with nothing in flight")
     background_cpu: Cpu | None = Field(None, description="CPU the container burns while it runs without serving anything "
-                                "(GC, agents, a sidecar's share): counted in its usage, as cAdvisor counts it")
+                                "(GC, agents, a sidecar's share): counted in its usage, as cAdvisor counts it, and "
+                                "spending the container's CFS quota beside its processes")
     load_balancing: LoadBalancing = "round_robin"
     image_pull: Duration = Field(5.0, description="time to pull the image once the pod is scheduled")
     startup: Duration = Field(8.0, description="time from container start until the app accepts requests")
@@ -122,15 +123,6 @@ class Deployment(SpecModel):
     hpa: HorizontalPodAutoscalerSpec | None = None
     pdb: PodDisruptionBudget | None = None
     consumes: list[str] = Field(default_factory=list, description="job names this deployment processes (workers)")
-
-    @model_validator(mode="after")
-    def _background_outside_the_quota(self) -> "Deployment":
-        limit = self.resources.limits.cpu
-        if self.background_cpu and limit is not None and limit < self.processes:
-            raise ValueError("background_cpu with limits.cpu below one core per process is not modelled yet "
-                             "(the background would spend the container's CFS quota): raise limits.cpu to at least "
-                             f"{self.processes} or leave background_cpu out")
-        return self
 
     @property
     def max_replicas(self) -> int:

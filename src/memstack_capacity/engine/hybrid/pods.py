@@ -55,7 +55,7 @@ class LazyPod(ProbeWakeups, Pod):
             self._cpu_dead += sum(p.cpu_used for p in self.procs)
         now = self.env.now
         self.procs = [Proc(now) for _ in range(self.spec.processes)]
-        self.independent = True  # the data plane takes only pods whose CPU limit cannot bind
+        self.independent = self.own_clocks = True  # the data plane takes only pods whose CPU limit cannot bind
         self.bandwidth = None
         self.dues = [INF] * len(self.procs)
         self.backlog: deque = deque()
