@@ -21,12 +21,14 @@ import numpy as np
 import pytest
 from factory import mean_and_se, measured, pod_scenario, run_seeds
 
+from memstack_capacity import simulate
 from memstack_capacity.components.cfs import CfsSettings
 from memstack_capacity.components.clock import Clock
 from memstack_capacity.components.cluster import Node
 from memstack_capacity.components.nodecpu import cpu_shares, weighted_shares
 from memstack_capacity.components.pods import Pod
 from memstack_capacity.engine.capabilities import reasons
+from memstack_capacity.errors import ScenarioError
 from memstack_capacity.outputs.findings import findings
 from memstack_capacity.scenario.load import parse_scenario
 from memstack_capacity.theory import queueing as theory
@@ -200,3 +202,24 @@ def test_engines_that_play_pods_alone_refuse_a_node_that_can_fill():
     assert reasons(scenario, "des") == []
     spread = pod_scenario(100.0, 0.01, processes=1, replicas=12)  # 12 one-thread pods over 6 nodes of 8 cores
     assert not any("oversubscribe" in r for r in reasons(parse_scenario(spread), "kernel"))
+
+
+def test_a_node_crowded_during_the_run_sends_the_run_to_the_general_engine(capsys):
+    """Two one-thread pods on two nodes of one core (requests 500m: two fit a node): one per node, so
+    nothing can fill and the batched data plane takes the scenario. A pod_kill at 5 s replaces a pod
+    while the killed one drains its requests: the scheduler puts the replacement beside a pod still
+    bound (least allocated, ties by name), and that node could run two threads on one core. The
+    plane cannot share a node's cores, so ``auto`` reruns on the general engine and says so on
+    stderr; naming the plane is refused with the reason (a ScenarioError: exit 2 at the CLI)."""
+    data = pod_scenario(50.0, 0.01, processes=1, replicas=2, duration=30.0, warmup=0.0)
+    data["cluster"] = {"nodes": 2, "node": {"cpu": 1, "memory": "32Gi"}}
+    data["events"] = [{"at": 5, "pod_kill": {"count": 1}}]
+    scenario = parse_scenario(data)
+    assert reasons(scenario, "hybrid") == []
+    result = simulate(scenario, seed=1)
+    assert "rerunning on the general engine" in capsys.readouterr().err
+    on_des = simulate(scenario, seed=1, engine="des")
+    assert result.summary["requests"] == on_des.summary["requests"]
+    assert result.summary["nodes"] == on_des.summary["nodes"]
+    with pytest.raises(ScenarioError, match="cannot share a node's cores"):
+        simulate(scenario, seed=1, engine="hybrid")

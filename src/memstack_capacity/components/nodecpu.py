@@ -24,6 +24,11 @@ and the simulator counts it at its stated rate whatever the node does.
 
 from __future__ import annotations
 
+class CoresNotShared(RuntimeError):
+    """A node that could run out of cores holds pods played alone (an engine that cannot share a
+    node's cores between pods); the run must be redone on an engine that can."""
+
+
 #: Kubernetes ``MinShares``: what a pod without a CPU request weighs.
 MIN_SHARES = 2
 
@@ -96,8 +101,8 @@ class NodeCpu:
         if watched:
             for pod in self.pods:
                 if not pod.shares_node_cores:
-                    raise RuntimeError(f"{pod.name} on {self.name}: this engine does not share a node's cores; "
-                                       "the capability table should have sent the scenario to the general engine")
+                    raise CoresNotShared(f"at t = {now:g} s the pods bound to {self.name} could run "
+                                         f"{self.possible_threads():g} threads on its {self.cores:g} cores")
                 if pod.node_cpu is not self:
                     pod.node_cpu = self
                     pod.node_busy = pod.busy_threads()

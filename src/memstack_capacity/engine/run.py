@@ -8,12 +8,16 @@ package with ``NAME`` and ``run(scenario, seed, progress) -> RunRecord``.
 
 from __future__ import annotations
 
+import sys
+
+from memstack_capacity.components.nodecpu import CoresNotShared
 from memstack_capacity.engine import capabilities
 from memstack_capacity.engine.des import run as des
 from memstack_capacity.engine.fluid import engine as fluid
 from memstack_capacity.engine.hybrid import engine as hybrid
 from memstack_capacity.engine.kernel import engine as kernel
 from memstack_capacity.engine.record import RunRecord
+from memstack_capacity.errors import Problem, ScenarioError
 from memstack_capacity.scenario.models import Scenario
 
 #: Each engine's ``run``, by name.
@@ -30,4 +34,13 @@ def run(scenario: Scenario, seed: int | None = None, progress=None, *, engine: s
     """
     seed = scenario.seed if seed is None else int(seed)
     choice = capabilities.choose(scenario, engine)
-    return RUNNERS[choice.engine](scenario, seed, progress)
+    try:
+        return RUNNERS[choice.engine](scenario, seed, progress)
+    except CoresNotShared as exc:
+        # The capability table bounds how many pods a node can hold; events can still crowd one
+        # (pods terminating beside their replacements). Only the general engine shares its cores.
+        what = f"{capabilities.TITLES[choice.engine]} cannot share a node's cores between pods: {exc}"
+        if engine != "auto":
+            raise ScenarioError([Problem("engine", what, engine, True)], scenario.name) from None
+        print(f"note: {what}; rerunning on the general engine", file=sys.stderr)
+        return RUNNERS["des"](scenario, seed, progress)
