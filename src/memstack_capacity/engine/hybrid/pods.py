@@ -21,7 +21,8 @@ from collections import deque
 from heapq import heappop, heappush
 
 from memstack_capacity.components.flows import Task
-from memstack_capacity.components.pods import _EPS_ABS, _EPS_REL, _TIME_ULPS, Pod, Proc
+from memstack_capacity.components.podcpu import _EPS_ABS, _EPS_REL, _TIME_ULPS, Proc
+from memstack_capacity.components.pods import Pod
 from memstack_capacity.components.recorder import E503, E504, REASON_CODE
 from memstack_capacity.engine.hybrid.probes import ProbeWakeups
 
