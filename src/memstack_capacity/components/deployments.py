@@ -352,7 +352,7 @@ class DeploymentRuntime:
             call_later(env, 0.0, lambda _e: self._fail_one(task, "node_lost"))
             return True
 
-        pod.submit = unreachable
+        pod.refuse = unreachable
 
     def _fail_one(self, task, reason: str) -> None:
         if task.alive:
@@ -361,7 +361,7 @@ class DeploymentRuntime:
 
     def node_back(self, pod) -> None:
         """The node is back: the kubelet restarts the pod's container (if the pod was not evicted)."""
-        pod.__dict__.pop("submit", None)
+        pod.refuse = None
         if not pod.deleting and pod.phase == "Running":
             pod.restarts += 1
             self.restarts += 1

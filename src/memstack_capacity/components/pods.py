@@ -74,6 +74,8 @@ class Pod(PodCpu):
         #: runnable threads it counts for this pod.
         self.node_cpu = None
         self.node_busy = 0
+        #: While the pod's node is lost: what answers each task still sent to it (set by the owner).
+        self.refuse = None
 
     def _reset_container(self) -> None:
         if hasattr(self, "procs"):
@@ -104,6 +106,8 @@ class Pod(PodCpu):
     # ---- admission -------------------------------------------------------------------------
     def submit(self, task) -> bool:
         """Accept a task into a process or the backlog; False when the backlog is full."""
+        if self.refuse is not None:
+            return self.refuse(task)
         proc = self._free_proc()
         if proc is not None:
             self._admit(task, proc)
