@@ -199,6 +199,8 @@ def test_a_half_done_swap_is_rolled_back_and_stale_folders_removed(tmp_path, run
     (staged / "summary.json").write_text("{", encoding="utf-8")
     rundir.write_marker(staged, "writing")
     (tmp_path / f".o.partial-{pid}-0def").mkdir()  # killed before its marker
+    (tmp_path / f".o.partial-{pid}-0fed").mkdir()  # killed between writing its marker and the rename
+    (tmp_path / f".o.partial-{pid}-0fed" / rundir.MARKER_TMP).write_text("{", encoding="utf-8")
     assert rundir.prepare(out) is None
     assert tree(out) == good and siblings(out) == []
 

@@ -36,6 +36,7 @@ from pathlib import Path
 
 #: The marker file; its presence, as written by the tool, makes a directory a previous run.
 MARKER = ".memstack-run.json"
+MARKER_TMP = f"{MARKER}.tmp"
 TOOL = "memstack-capacity"
 _AT_FDCWD, _RENAME_EXCHANGE = -100, 2
 
@@ -76,7 +77,7 @@ def write_marker(directory: Path, state: str) -> None:
         dirs += [(rel / d).as_posix() for d in dirnames]
         files += [(rel / f).as_posix() for f in filenames if (rel / f).as_posix() != MARKER]
     data = {"tool": TOOL, "version": tool_version(), "state": state, "files": sorted(files), "dirs": sorted(dirs)}
-    tmp = directory / f"{MARKER}.tmp"
+    tmp = directory / MARKER_TMP
     tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
     os.replace(tmp, directory / MARKER)
 
@@ -205,9 +206,12 @@ def remove_run(directory: Path) -> None:
     """Remove what the marker lists, the marker last, then the folders it lists if empty.
 
     Anything not listed stays (and so does the folder holding it): a user's file is never deleted.
-    An empty folder without a marker (a swap killed after its marker went) is removed too.
+    An empty folder without a marker (a swap killed after its marker went) is removed too, and so
+    is the marker's own temporary file (a writer killed while writing its first marker).
     """
     marker = read_marker(directory)
+    with _quiet():
+        (directory / MARKER_TMP).unlink()
     if marker is not None:
         for name in marker["files"]:
             with _quiet():
