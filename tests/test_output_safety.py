@@ -205,6 +205,31 @@ def test_a_half_done_swap_is_rolled_back_and_stale_folders_removed(tmp_path, run
     assert tree(out) == good and siblings(out) == []
 
 
+def test_a_removal_killed_halfway_keeps_the_marker_and_the_next_run_finishes_it(tmp_path, runs, monkeypatch):
+    """A stale staging folder is removed marker last: killed after a few files, the folder still
+    says it is ours, and the next run removes the rest (with the marker gone first it would stay)."""
+    out = tmp_path / "o"
+    write_run(runs[0], out, report=False)
+    staged = tmp_path / f".o.partial-{dead_pid()}-0abc"
+    write_run(runs[1], staged, report=False)
+    rundir.write_marker(staged, "writing")
+    unlinked = []
+
+    def killed_after_three(self, *args, **kwargs):
+        if len(unlinked) == 3:
+            raise KeyboardInterrupt("killed")
+        unlinked.append(self.name)
+        real_unlink(self, *args, **kwargs)
+
+    real_unlink = Path.unlink
+    monkeypatch.setattr(Path, "unlink", killed_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        rundir.prepare(out)
+    monkeypatch.undo()
+    assert len(unlinked) == 3 and rundir.read_marker(staged)["state"] == "writing"
+    assert rundir.prepare(out) is None and siblings(out) == []
+
+
 def test_stale_folders_of_a_live_writer_or_without_a_marker_are_left_alone(tmp_path, runs):
     out = tmp_path / "o"
     write_run(runs[0], out, report=False)
@@ -270,7 +295,9 @@ def test_killed_at_random_moments_of_writing_leaves_the_old_run_or_the_new_one(t
     print(f"{kills} kills in {tries} writes, {time.perf_counter() - start:.1f} s")
     assert kills >= 20, (kills, tries)
     _timed_write(runs[0], out, True)
-    assert tree(out) == refs[1] and siblings(out) == []
+    left = {name: sorted(p.relative_to(out.parent / name).as_posix() for p in (out.parent / name).rglob("*"))
+            for name in siblings(out)}
+    assert tree(out) == refs[1] and left == {}
 
 
 def test_the_command_killed_at_random_leaves_a_complete_run(tmp_path):

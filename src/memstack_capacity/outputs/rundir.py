@@ -31,7 +31,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 from pathlib import Path
 
 #: The marker file; its presence, as written by the tool, makes a directory a previous run.
@@ -242,7 +241,30 @@ class _quiet:
 
 def discard_staging(staging: Path) -> None:
     """Remove a staging folder this process created and never swapped in (a failed write)."""
-    shutil.rmtree(staging, ignore_errors=True)
+    _remove_staging_whole(staging)
+
+
+def _remove_staging_whole(staging: Path) -> None:
+    """Remove a staging folder and all it holds, its marker last.
+
+    A removal killed halfway thus leaves the marker naming the folder ours, and the next run
+    finishes it; with the marker gone first, the rest would look like someone else's files.
+    """
+    marker = staging / MARKER
+    for root, dirnames, filenames in os.walk(staging, topdown=False):
+        for name in filenames:
+            path = Path(root) / name
+            if path != marker:
+                with _quiet():
+                    path.unlink()
+        for name in dirnames:
+            path = Path(root) / name
+            with _quiet():
+                path.unlink() if path.is_symlink() else path.rmdir()
+    with _quiet():
+        marker.unlink()
+    with _quiet():
+        staging.rmdir()
 
 
 # ---- recovery from a killed run ----------------------------------------------------------------
@@ -274,7 +296,7 @@ def _remove_stale(kind: str, path: Path) -> None:
     """A dead writer's folder: a staging one still being written is ours whole; the others by their marker."""
     marker = read_marker(path)
     if kind == "partial" and marker is not None and marker.get("state") == "writing":
-        shutil.rmtree(path, ignore_errors=True)
+        _remove_staging_whole(path)
     else:
         remove_run(path)
 
