@@ -55,7 +55,7 @@ JITTER_FACTOR = 1.0
 class ContainerStats:
     """One container incarnation's housekeeping: its latest sample and the one before."""
 
-    __slots__ = ("pod", "incarnation", "start", "base", "interval", "rng", "t", "cpu", "memory", "before")
+    __slots__ = ("pod", "incarnation", "start", "base", "interval", "rng", "t", "cpu", "memory", "before", "t_before")
 
     def __init__(self, pod, start: float, base: float, interval: float, rng):
         self.pod = pod
@@ -68,6 +68,20 @@ class ContainerStats:
         self.cpu = 0.0
         self.memory = 0
         self.before: tuple | None = None  # (cpu, memory) of the sample before the latest
+        self.t_before: float | None = None  # when that sample was taken
+
+    def kubelet_rate(self) -> float | None:
+        """The kubelet's ``usageNanoCores`` (in cores): cAdvisor's rate between its last two samples.
+
+        kubernetes ``pkg/kubelet/stats/helper.go`` (``cadvisorInfoToCPUandMemoryStats``) serves
+        ``cstat.CpuInst.Usage.Total`` of the latest sample, and google/cadvisor
+        ``info/v2/conversion.go`` (``InstCpuStats(last, cur)``) computes it as the counter's
+        increase over the time between the sample before and that one; with one sample there is
+        no ``CpuInst`` (None).
+        """
+        if self.t_before is None:
+            return None
+        return (self.cpu - self.before[0]) / (self.t - self.t_before)
 
 
 class Housekeeping:
@@ -115,7 +129,7 @@ class Housekeeping:
 
     def _sample(self, c: ContainerStats) -> None:
         if c.t is not None:
-            c.before = (c.cpu, c.memory)
+            c.before, c.t_before = (c.cpu, c.memory), c.t
         c.t, c.cpu, c.memory = self.env.now, c.pod.usage_now(), int(c.pod.mem)
         self.samples += 1
 

@@ -24,6 +24,25 @@ Where the points come from depends on ``cluster.control_loops``:
 * ``aligned`` (the best case, which the hand-derived controller tests use): at the instant
   of the scrape, so every scrape is a new point; memory is served from the first scrape.
 
+That is metrics-server 0.5 and later, which computes the CPU rate itself from the cumulative
+counters. ``cluster.metrics_cpu_window`` gives the older pipeline (metrics-server 0.3/0.4, the
+kubelet's summary API): the kubelet served ``usageNanoCores``, the rate between cAdvisor's last
+two housekeeping samples of the container (kubernetes ``pkg/kubelet/stats/helper.go``:
+``UsageNanoCores = &cstat.CpuInst.Usage.Total`` of the latest sample; google/cadvisor
+``info/v2/conversion.go``: ``InstCpuStats(last, cur)``, Δcounter / Δtime of the two samples),
+and metrics-server copied it (kubernetes-sigs/metrics-server 0.3 ``pkg/sources/summary/summary.go``:
+``decodeCPU`` reads ``UsageNanoCores``; a pod with a container missing it is dropped from the
+batch, so a container with one sample is not served), stamped with the sample's time
+(``getScrapeTime``), each scrape's batch replacing the last (``pkg/provider/sink/sinkprov.go``:
+``Receive``) and served with a fixed window of 30 s (``kubernetesCadvisorWindow``). So a pod's
+CPU changes only when a scrape sees a new sample, and it describes the 10–20 s before that
+sample, not the time since the previous scrape:
+
+* ``housekeeping`` (with ``independent`` loops): exactly that, from :mod:`.cadvisor`'s samples;
+* a duration ``d`` (with ``aligned`` loops): the idealised kubelet whose window ends at the
+  scrape: CPU = (c(t) − c(t − d)) / d, served once the container's counter was read at
+  ``t − d`` (a container that came up later has no rate yet), window ``d``, memory at the scrape.
+
 Imperfect metrics (off unless the scenario asks, ``cluster.metrics_errors``): a pod's
 stats can be missing from a scrape ("no metrics returned" — a kubelet that timed out, a
 container the summary API skipped). metrics-server keeps only the pods of its latest scrape,
@@ -36,10 +55,15 @@ of variation.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 #: metrics-server ``pkg/storage/pod.go``: freshContainerMinMetricsResolution.
 FRESH_CONTAINER_MIN_S = 10.0
+#: metrics-server 0.3 ``pkg/provider/sink/sinkprov.go``: kubernetesCadvisorWindow, the window it serves.
+KUBELET_RATE_WINDOW_S = 30.0
+#: Two instants closer than this are the same (scrape times are sums of periods).
+SAME_INSTANT_S = 1e-6
 
 
 @dataclass
@@ -58,11 +82,20 @@ class MetricsServer:
     """Scrapes every pod of the given deployments on a fixed period."""
 
     def __init__(self, env, resolution_s: float, runtimes: dict, errors=None, rng=None, first_scrape: float = 0.0,
-                 housekeeping=None):
+                 housekeeping=None, cpu_window=None):
         self.env = env
         #: The kubelets' cAdvisor (:class:`.cadvisor.Housekeeping`) whose samples are scraped; None:
         #: each pod is read at the scrape's instant (``control_loops: aligned``).
         self.housekeeping = housekeeping
+        #: ``cluster.metrics_cpu_window``: None (the rate between two scrapes' points), ``housekeeping``
+        #: (the kubelet's rate between its last two samples) or seconds (the rate over that window).
+        if cpu_window == "housekeeping" and housekeeping is None:
+            raise ValueError("the kubelet's rate (housekeeping) needs the kubelets' housekeeping")
+        if isinstance(cpu_window, float) and housekeeping is not None:
+            raise ValueError("a CPU window in seconds reads the pods at the scrape, not the kubelets' samples")
+        self.kubelet_rate = cpu_window == "housekeeping"
+        self.cpu_window_s = cpu_window if isinstance(cpu_window, float) else None
+        self._window_starts: dict = {}  # pod -> deque of (t, incarnation, counter) read d before a scrape
         self.resolution_s = resolution_s
         self.first_scrape = first_scrape  # when the first scrape runs (components.hpa.phases)
         self.runtimes = runtimes
@@ -73,6 +106,8 @@ class MetricsServer:
         self.missed = 0  # pod scrapes that returned nothing
 
     def run(self):
+        if self.cpu_window_s is not None:
+            self.env.process(self._read_window_starts())
         if self.first_scrape > 0.0:
             yield self.env.timeout(self.first_scrape)
         while True:
@@ -90,13 +125,19 @@ class MetricsServer:
                     self.scrapes.pop(pod, None)
                     continue
                 if self.housekeeping is not None:
-                    self._store(pod, self.housekeeping.stats(pod))
+                    if self.kubelet_rate:
+                        self._store_kubelet_rate(pod, self.housekeeping.stats(pod))
+                    else:
+                        self._store(pod, self.housekeeping.stats(pod))
                     continue
                 state = self.scrapes.get(pod)
                 if state is None or state.incarnation != pod.restarts:
                     state = PodScrape(incarnation=pod.restarts)
                     self.scrapes[pod] = state
                 cpu = pod.usage_now()
+                if self.cpu_window_s is not None:
+                    self._store_windowed(pod, state, now, cpu)
+                    continue
                 state.t_prev, state.cpu_prev = state.t_last, state.cpu_last
                 state.t_last, state.cpu_last = now, cpu
                 state.memory_bytes = pod.mem
@@ -107,6 +148,55 @@ class MetricsServer:
                     self._add_noise(state)
         for pod in [p for p in self.scrapes if p.phase == "Gone"]:
             del self.scrapes[pod]
+        for pod in [p for p in self._window_starts if p.phase == "Gone"]:
+            del self._window_starts[pod]
+
+    def _read_window_starts(self):
+        """Read every running container's counter ``cpu_window_s`` before each scrape (aligned loops)."""
+        d, k = self.cpu_window_s, 0
+        while True:
+            at = self.first_scrape + k * self.resolution_s - d
+            k += 1
+            if at < self.env.now - SAME_INSTANT_S:
+                continue  # before the run (or already past): that scrape has no window start
+            yield self.env.timeout(max(0.0, at - self.env.now))
+            for runtime in self.runtimes.values():
+                for pod in runtime.pods:
+                    if pod.phase == "Running" and pod.container_up:
+                        self._window_starts.setdefault(pod, deque()).append((at, pod.restarts, pod.usage_now()))
+
+    def _store_windowed(self, pod, state: PodScrape, now: float, cpu: float) -> None:
+        """The rate over the ``cpu_window_s`` ending now, from the counter read at its start."""
+        state.t_last, state.cpu_last, state.memory_bytes = now, cpu, pod.mem
+        state.cpu_rate, state.window = None, 0.0
+        starts = self._window_starts.get(pod)
+        start = now - self.cpu_window_s
+        while starts and starts[0][0] < start - SAME_INSTANT_S:
+            starts.popleft()
+        if starts and abs(starts[0][0] - start) <= SAME_INSTANT_S and starts[0][1] == state.incarnation:
+            _, _, before = starts.popleft()
+            state.t_prev, state.cpu_prev = start, before
+            state.window = self.cpu_window_s
+            state.cpu_rate = (cpu - before) / self.cpu_window_s
+        if self.errors is not None:
+            self._add_noise(state)
+
+    def _store_kubelet_rate(self, pod, stats) -> None:
+        """metrics-server 0.3 with the kubelet's ``usageNanoCores``: the latest sample's rate, replaced
+        at each scrape; no rate (one sample) → the pod is not in the batch (see the module docstring)."""
+        rate = None if stats is None or stats.t is None else stats.kubelet_rate()
+        if rate is None:
+            self.scrapes.pop(pod, None)
+            return
+        held = self.scrapes.get(pod)
+        if held is not None and held.incarnation == stats.incarnation and held.t_last == stats.t:
+            return  # the same sample again: the same values (and the same noise draw)
+        state = PodScrape(t_prev=stats.t_before, cpu_prev=stats.before[0], t_last=stats.t, cpu_last=stats.cpu,
+                          memory_bytes=stats.memory, incarnation=stats.incarnation, cpu_rate=rate,
+                          window=KUBELET_RATE_WINDOW_S)
+        self.scrapes[pod] = state
+        if self.errors is not None:
+            self._add_noise(state)
 
     def _store(self, pod, stats) -> None:
         """metrics-server's ``Store`` for one container's point from the kubelet (see the module docstring)."""

@@ -151,6 +151,13 @@ def _metrics_errors(sc):
     return "cluster.metrics_errors"
 
 
+def _metrics_cpu_window(sc):
+    window = sc.cluster.metrics_cpu_window
+    if window is None:
+        return None
+    return f"cluster.metrics_cpu_window: {window if isinstance(window, str) else f'{window:g}s'}"
+
+
 def _background_cpu(sc):
     burning = [f"deployments.{name}.background_cpu" for name, d in sc.deployments.items() if d.background_cpu]
     return ", ".join(burning) or None
@@ -211,6 +218,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature("HPA on Pods or External metrics", GENERAL, _non_resource_metrics),
     Feature("CPU burnt without serving (background_cpu)", frozenset({"des", "hybrid"}), _background_cpu),
     Feature("missing or noisy resource metrics", frozenset({"des", "hybrid"}), _metrics_errors),
+    Feature("the kubelet's CPU rate window (metrics-server before 0.5)", frozenset({"des", "hybrid", "kernel"}),
+            _metrics_cpu_window),
     Feature("nodes whose cores the pods can oversubscribe", GENERAL, node_contention),
     Feature("readiness and liveness probes", frozenset({"des", "hybrid", "fluid"}), _probes),
     Feature("no API pod at the start", frozenset({"des", "hybrid", "fluid"}), _no_replicas),

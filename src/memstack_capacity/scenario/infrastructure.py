@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PlainSerializer, ValidationInfo, field_validator, model_validator
 
+from memstack_capacity.scenario import quantities as q
 from memstack_capacity.scenario.base import (MAX_REPEAT, Count, Cpu, Duration, Factor, Memory, Number,
                                              PositiveDuration, SpecModel)
 from memstack_capacity.scenario.distributions import Dist
@@ -112,6 +113,28 @@ class MetricsErrors(SpecModel):
     memory_noise_cv: Number = Field(0.0, ge=0.0, le=10.0, description="the same for the working set")
 
 
+def _cpu_window(value: object) -> object:
+    """``housekeeping``, a duration in seconds, or None (metrics-server's own rate between scrapes)."""
+    if value is None or value == "housekeeping":
+        return value
+    try:
+        seconds = q.parse_duration(value)
+    except ValueError:
+        raise ValueError("must be `housekeeping` (the kubelet's rate between its last two cAdvisor samples) or "
+                         "a duration such as 10s (the rate over that window before each scrape)") from None
+    if not 0.0 < seconds <= 3600.0:
+        raise ValueError("a window must be longer than 0s and at most 1h")
+    return seconds
+
+
+#: ``cluster.metrics_cpu_window``: None, ``housekeeping`` or seconds (written back as ``10s``).
+CpuWindow = Annotated[
+    Literal["housekeeping"] | float | None,
+    BeforeValidator(_cpu_window),
+    PlainSerializer(lambda v: v if v is None or isinstance(v, str) else q.format_duration(v), when_used="json"),
+]
+
+
 class Cluster(SpecModel):
     nodes: Count = Field(6, ge=1)
     node: NodeSpec = NodeSpec()
@@ -139,6 +162,12 @@ class Cluster(SpecModel):
         "and working set (10s; jittered up to 2x, 15s for an idle container); with independent control loops "
         "metrics-server reads these samples, so its CPU is the rate between two of them and up to one interval "
         "stale; from 1s to 60s")
+    metrics_cpu_window: CpuWindow = Field(
+        None, description="how the CPU rate metrics-server serves is taken. Unset (metrics-server 0.5 and later): "
+        "metrics-server's own rate between the two points it holds; `housekeeping` (metrics-server before 0.5): "
+        "the kubelet's usageNanoCores, the rate between cAdvisor's last two housekeeping samples, copied as is and "
+        "replaced at each scrape (needs control_loops: independent); a duration such as 10s: that rate over the "
+        "window ending at each scrape (needs control_loops: aligned)")
     metrics_errors: MetricsErrors | None = Field(
         None, description="imperfect metrics: missing pod samples and usage noise (none by default)")
     cpu_cfs_quota: bool = Field(
@@ -166,6 +195,18 @@ class Cluster(SpecModel):
         if not 1.0 <= value <= 60.0:
             raise ValueError("must be from 1s (cAdvisor's own default) to 60s (cAdvisor's default "
                              "max_housekeeping_interval)")
+        return value
+
+    @field_validator("metrics_cpu_window")
+    @classmethod
+    def _cpu_window_needs_its_loops(cls, value, info: ValidationInfo):
+        loops = info.data.get("control_loops")
+        if value == "housekeeping" and loops == "aligned":
+            raise ValueError("`housekeeping` needs control_loops: independent (the kubelet's samples exist only "
+                             "there); with aligned loops give a duration such as 10s")
+        if isinstance(value, float) and loops == "independent":
+            raise ValueError("a duration needs control_loops: aligned; with independent loops use `housekeeping` "
+                             "(the window is then the kubelet's own, between two cAdvisor samples)")
         return value
 
     @field_validator("metrics_scrape_offset", "hpa_sync_offset")

@@ -221,7 +221,8 @@ def _autoscalers(model: Model, streams: Streams) -> None:
     housekeeping = _housekeeping(model)
     model.metrics_server = MetricsServer(model.env, scenario.cluster.metrics_resolution, model.runtimes, errors,
                                          streams("metrics-server/errors") if errors is not None else None,
-                                         first_scrape=phases.scrape_at, housekeeping=housekeeping)
+                                         first_scrape=phases.scrape_at, housekeeping=housekeeping,
+                                         cpu_window=scenario.cluster.metrics_cpu_window)
     jobs = model.jobs
     for name, dep in autoscaled.items():
         external = {}
