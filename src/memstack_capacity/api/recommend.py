@@ -17,10 +17,11 @@ is paid for whatever the traffic is, so the costliest scenario is the budget).
    to the discrete-event engine. The flow model has no percentiles for chains of tiers, so a
    missing ``latency_pXX`` is stood in for by ``mean × ln(1 / (1 − q))`` (the quantile of an
    exponential response of that mean: ``× 4.6`` for p99). A point is discarded only when a
-   figure misses its target by more than ``margin`` (relative: above ``limit × (1 + margin)``
-   for a maximum, below ``limit × (1 − margin)`` for a minimum), so that an approximate figure
+   figure misses its target by more than a margin (relative: above ``limit × (1 + m)`` for a
+   maximum, below ``limit × (1 − m)`` for a minimum): ``margin`` (25 %) for the figures the flow
+   model computes, ``stand_in_margin`` (150 %) for the stand-ins, so that an approximate figure
    near the limit never discards a point the simulation would pass (docs/recommend.md has the
-   measured rates).
+   measurements; a saturated point misses by far more: seconds against milliseconds).
 2. **Confirm** the kept points in increasing estimated cost (the flow model's cost, or the
    static floor below) with ``run_many(scenario, seeds)`` — the discrete-event engine through
    :func:`memstack_capacity.api.batch.runner` — with the same seeds ``seed … seed+K−1`` for every
@@ -50,9 +51,13 @@ from memstack_capacity.results.cost import GIB, HOUR, HOURS_PER_MONTH, basis, da
 from memstack_capacity.results.replications import mean_ci95
 from memstack_capacity.scenario.models import Scenario
 
-#: The screen's default margin: a point is discarded only when a flow-model figure misses its
-#: target by more than 25 % (docs/recommend.md: the measurements behind it).
+#: The screen's default margins: a point is discarded only when a figure the flow model computes
+#: (throughput, error rate, mean latency) misses its target by more than 25 %, or a percentile
+#: stood in for from the mean by more than 150 % (docs/recommend.md: measured on 48 configurations
+#: of small.yaml, the flow model's throughput was within 3 % of the simulation's, its p99 stand-in
+#: between 0.75 and 2.14 times the simulated p99).
 DEFAULT_MARGIN = 0.25
+DEFAULT_STAND_IN_MARGIN = 1.5
 #: Quantile stand-ins from the mean: an exponential response's q-quantile is mean × ln(1/(1−q)).
 STAND_IN = {"latency_p50": math.log(2.0), "latency_p95": math.log(20.0), "latency_p99": math.log(100.0),
             "job_latency_p99": math.log(100.0)}
@@ -210,25 +215,27 @@ def cost_floor(scenario: Scenario) -> float:
     return (compute + stores) * HOURS_PER_MONTH
 
 
-def screen_verdict(summary: dict, margin: float) -> dict:
+def screen_verdict(summary: dict, margin: float, stand_in_margin: float = DEFAULT_STAND_IN_MARGIN) -> dict:
     """Keep or discard a point from a flow-model summary: the figures judged (with stand-ins) and the misses."""
     lat = summary["requests"]["latency_s"]
     jobs = (summary.get("jobs") or {}).get("latency_s") or {}
     figures, missed = [], []
     for t in summary.get("targets", []):
-        value, how = t["value"], "flow model"
+        value, how, m = t["value"], "flow model", margin
         if value is None and t["name"] in STAND_IN:
             mean = jobs.get("mean") if t["name"].startswith("job_") else lat.get("mean")
             if mean is not None:
                 value, how = mean * STAND_IN[t["name"]], f"mean × ln(1/(1 − q)) = mean × {STAND_IN[t['name']]:.2f}"
+                m = stand_in_margin
         limit = t["limit"]
         if value is None:
             verdict = "unknown"
         elif t["kind"] == "max":
-            verdict = "miss" if limit > 0 and value > limit * (1 + margin) else "ok"
+            verdict = "miss" if limit > 0 and value > limit * (1 + m) else "ok"
         else:
-            verdict = "miss" if value < limit * (1 - margin) else "ok"
-        row = {"name": t["name"], "kind": t["kind"], "limit": limit, "value": value, "how": how, "verdict": verdict}
+            verdict = "miss" if value < limit * (1 - m) else "ok"
+        row = {"name": t["name"], "kind": t["kind"], "limit": limit, "value": value, "how": how, "margin": m,
+               "verdict": verdict}
         figures.append(row)
         if verdict == "miss":
             missed.append(row)
@@ -239,7 +246,8 @@ def screen_verdict(summary: dict, margin: float) -> dict:
             "latency_p99": p99 if p99 is not None or lat.get("mean") is None else lat["mean"] * STAND_IN["latency_p99"]}
 
 
-def fluid_screen(scenario: Scenario, seed: int, margin: float, simulate=None) -> dict:
+def fluid_screen(scenario: Scenario, seed: int, margin: float, stand_in_margin: float = DEFAULT_STAND_IN_MARGIN,
+                 simulate=None) -> dict:
     """The screen of one configured scenario: the flow model's verdict, or ``unscreened`` with the reason."""
     from memstack_capacity.engine.capabilities import reasons
 
@@ -249,7 +257,7 @@ def fluid_screen(scenario: Scenario, seed: int, margin: float, simulate=None) ->
                 "figures": [], "missed": [], "cost": None}
     if simulate is None:
         from memstack_capacity.api.simulation import simulate
-    return screen_verdict(simulate(scenario, seed=seed, engine="fluid").summary, margin)
+    return screen_verdict(simulate(scenario, seed=seed, engine="fluid").summary, margin, stand_in_margin)
 
 
 # --------------------------------------------------------------------------- the result
@@ -291,6 +299,7 @@ class Recommendation:
     seeds: dict[str, list[int]]
     replications: int
     margin: float
+    stand_in_margin: float
     candidates: list[Candidate]
     best: Candidate | None
     base_values: dict  # key -> the input scenario's value (parsed)
@@ -412,7 +421,7 @@ class Recommendation:
             "scenarios": list(self.scenarios),
             "seeds": {k: list(v) for k, v in self.seeds.items()},
             "replications": self.replications,
-            "screen": {"engine": "fluid", "margin": self.margin,
+            "screen": {"engine": "fluid", "margin": self.margin, "stand_in_margin": self.stand_in_margin,
                        "stand_in": {k: f"mean × {v:.4f}" for k, v in STAND_IN.items()}},
             "space": self.space.to_dict(),
             "input": {k: v for k, v in self.base_values.items()},
@@ -434,7 +443,8 @@ class Recommendation:
         d = self.to_dict()
         n = d["counts"]
         lines = [f"space {self.space.source}: {n['points']} configurations, {n['screened_out']} screened out by the "
-                 f"flow model (margin {self.margin:.0%}), {n['confirmed']} confirmed in {n['runs']} simulated runs"]
+                 f"flow model (margins {self.margin:.0%}, {self.stand_in_margin:.0%} on stand-in percentiles), "
+                 f"{n['confirmed']} confirmed in {n['runs']} simulated runs"]
         if self.best is None:
             lines.append("no configuration in the space meets every target in every scenario")
             lines += [f"  {b}" for b in self.bounds]
@@ -485,7 +495,7 @@ def _bounds_text(cands: list[Candidate], configured: Callable, scenarios: list[S
         out.append("closest confirmed point " + ", ".join(f"{k}={v}" for k, v in close.overrides.items())
                    + ": missed " + "; ".join(misses))
     elif cands:
-        out.append("the flow model's screen discarded every point (docs/recommend.md: lower --margin only with care)")
+        out.append("the flow model's screen discarded every point; --no-screen (or a larger --margin) simulates them")
     return out
 
 
@@ -494,7 +504,7 @@ class _NoCeiling:
 
 
 def recommend(scenarios: Sequence[Scenario], space: Space, replications: int = 3, seed: int | None = None,
-              margin: float = DEFAULT_MARGIN, run_many=None, screen=True, neighbours: bool = True,
+              margin: float = DEFAULT_MARGIN, stand_in_margin: float = DEFAULT_STAND_IN_MARGIN, run_many=None, screen=True, neighbours: bool = True,
               notify: Callable[[str], None] | None = None,
               screen_progress: Callable[[float, int], None] | None = None) -> Recommendation:
     """Search ``space`` for the cheapest point that meets every target of every scenario in every run.
@@ -503,7 +513,8 @@ def recommend(scenarios: Sequence[Scenario], space: Space, replications: int = 3
         scenarios: Each must set ``targets:``; the point's overrides are applied to each.
         space: The points (:func:`memstack_capacity.api.recommend_space.load_space`).
         replications: Runs per point and scenario, seeds ``seed … seed+K−1`` (each scenario's own seed when None).
-        margin: The screen's relative margin (see the module docstring); ``screen=False`` confirms every point.
+        margin, stand_in_margin: The screen's relative margins, on the flow model's own figures and on the
+            percentiles stood in for (module docstring); ``screen=False`` screens nothing.
         run_many: ``run_many(scenario, seeds) -> [summary, …]`` on the discrete-event engine
             (:func:`memstack_capacity.api.batch.runner`); in this process one after another by default.
         neighbours: Also confirm the points one step from the answer along each key.
@@ -517,8 +528,8 @@ def recommend(scenarios: Sequence[Scenario], space: Space, replications: int = 3
         raise ValueError("give at least one scenario")
     if replications < 1:
         raise ValueError(f"replications must be at least 1 (got {replications})")
-    if not margin >= 0:
-        raise ValueError(f"the screen's margin must be 0 or more (got {margin})")
+    if not (margin >= 0 and stand_in_margin >= 0):
+        raise ValueError(f"the screen's margins must be 0 or more (got {margin}, {stand_in_margin})")
     for sc in scenarios:
         if not any(v is not None for v in sc.targets.model_dump().values()):
             raise ValueError(f"scenario {sc.name} sets no targets, so every configuration 'meets' them; add `targets:`")
@@ -549,7 +560,7 @@ def recommend(scenarios: Sequence[Scenario], space: Space, replications: int = 3
     for n, c in enumerate(cands):
         for sc in scenarios:
             if screen:
-                verdict = fluid_screen(configured(c, sc), seeds[sc.name][0], margin)
+                verdict = fluid_screen(configured(c, sc), seeds[sc.name][0], margin, stand_in_margin)
             else:
                 verdict = {"engine": None, "verdict": "unscreened", "reason": "the screen was turned off",
                            "figures": [], "missed": [], "cost": None}
@@ -606,7 +617,8 @@ def recommend(scenarios: Sequence[Scenario], space: Space, replications: int = 3
             base_values[d.key] = model_value(scenarios[0], d.key)
         except (KeyError, AttributeError, StopIteration, IndexError, TypeError):
             base_values[d.key] = None
-    result = Recommendation(space, [sc.name for sc in scenarios], seeds, replications, margin, cands, best,
+    result = Recommendation(space, [sc.name for sc in scenarios], seeds, replications, margin, stand_in_margin,
+                            cands, best,
                             _json_ready(base_values))
     if best is None:
         result.bounds = _bounds_text(cands, configured, list(scenarios))

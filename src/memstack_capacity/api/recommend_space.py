@@ -194,8 +194,8 @@ class _Reader:
             if any(x is None for x in parsed):
                 return None
             pairs = list(zip(parsed, spec))
-            units = {_unit_of(v, x) for v, x in pairs if isinstance(v, str) and isinstance(x, (int, float))}
-            unit = units.pop() if len(units) == 1 else "
+            units = {_unit_of(v, x) for x, v in pairs if isinstance(v, str) and isinstance(x, (int, float))}
+            unit = units.pop() if len(units) == 1 else ""
             if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in parsed):
                 # Ascending by what the scenario reads (250m before 1): neighbours are one step apart.
                 pairs.sort(key=lambda pair: pair[0])

@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     parser.add_argument("--margin", type=float, default=None, metavar="F",
                         help="the flow-model screen drops a configuration only when a figure misses its target by "
                              "more than F (relative; default 0.25); --no-screen simulates every configuration")
+    parser.add_argument("--stand-in-margin", type=float, default=None, metavar="F",
+                        help="the same for a percentile the flow model does not give, stood in for by its mean × "
+                             "ln(1/(1-q)) (default 1.5: dropped only above 2.5 × the target)")
     parser.add_argument("--no-screen", action="store_true",
                         help="simulate every configuration (no flow-model screen); slow, for checking the screen")
     parser.add_argument("--allow-large", action="store_true",
@@ -63,13 +66,15 @@ class _Args:
 
 
 def handle(args) -> int:
-    from memstack_capacity.api.recommend import DEFAULT_MARGIN
+    from memstack_capacity.api.recommend import DEFAULT_MARGIN, DEFAULT_STAND_IN_MARGIN
     from memstack_capacity.api.recommend_space import load_space
 
     margin = DEFAULT_MARGIN if args.margin is None else args.margin
-    if not margin >= 0 or margin != margin:
-        print(f"error: --margin must be 0 or more, got {args.margin}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    args.stand_in_margin = DEFAULT_STAND_IN_MARGIN if args.stand_in_margin is None else args.stand_in_margin
+    for flag, value in (("--margin", margin), ("--stand-in-margin", args.stand_in_margin)):
+        if not value >= 0 or not value < float("inf"):
+            print(f"error: {flag} must be a number 0 or more, got {value}", file=sys.stderr)
+            return EXIT_BAD_INPUT
     scenarios = []
     for path in args.scenarios:
         scenarios.append(load_from_args(_Args(args, path)))
@@ -113,7 +118,7 @@ def _search(args, scenarios, space, margin, out: Path) -> int:
     try:
         with runner(args.workers, client, "auto", run_bar) as run_many:
             result = recommend(scenarios, space, replications=args.replications, seed=args.seed, margin=margin,
-                               run_many=run_many, screen=not args.no_screen, notify=notify,
+                               stand_in_margin=args.stand_in_margin, run_many=run_many, screen=not args.no_screen, notify=notify,
                                screen_progress=screen_bar)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

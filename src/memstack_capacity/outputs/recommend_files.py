@@ -143,7 +143,8 @@ def report_text(doc: dict, base, recommended) -> str:
     lines = ["# Recommendation", ""]
     lines.append(f"Scenarios: {', '.join(doc['scenarios'])}; space `{doc['space']['source']}`, "
                  f"{n['points']} configurations. The flow model screened them (a point is dropped only when a figure "
-                 f"misses its target by more than {doc['screen']['margin']:.0%}: {n['screened_out']} dropped); "
+                 f"misses its target by more than {doc['screen']['margin']:.0%}, or a p99 stood in for from the mean "
+                 f"by more than {doc['screen']['stand_in_margin']:.0%}: {n['screened_out']} dropped); "
                  f"{n['confirmed']} were confirmed by simulation in {n['runs']} runs, {doc['replications']} per "
                  f"scenario with the same seeds for every configuration.")
     lines.append("")
