@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from memstack_capacity.api.capacity import clopper_pearson_lower, judge_trial
 from memstack_capacity.api.recommend_space import Space, model_value
 from memstack_capacity.results.ceilings import binding, ceilings, from_summary, needed
-from memstack_capacity.results.cost import GIB, HOUR, HOURS_PER_MONTH, basis, datastore_cost, prices
+from memstack_capacity.results.cost import GIB, HOURS_PER_MONTH, basis, datastore_cost, prices
 from memstack_capacity.results.replications import mean_ci95
 from memstack_capacity.scenario.models import Scenario
 

@@ -91,7 +91,7 @@ def pareto_figure(doc: dict):
             ax.set_yscale("log")
             plain = FuncFormatter(lambda v, _: f"{v:g}")
             ax.yaxis.set_major_formatter(plain)
-            ax.yaxis.set_minor_formatter(plain)
+            ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}".lstrip("0.")[:1] in "25" else ""))
             ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7, loc="best")
