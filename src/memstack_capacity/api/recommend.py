@@ -1,11 +1,12 @@
 """The cheapest configuration that meets every target in every scenario: screen, confirm, rank.
 
+>>> from memstack_capacity import load_scenario
 >>> from memstack_capacity.api.recommend import recommend
 >>> from memstack_capacity.api.recommend_space import load_space
 >>> base = load_scenario("scenarios/small.yaml")
 >>> result = recommend([base], load_space("scenarios/spaces/small.yaml", [base]), replications=3)
->>> result.best.overrides
-{'deployments.api.replicas': 2, 'datastores.postgres.cores': 1}
+>>> result.best.overrides  # small.yaml's 60 users need less than it has
+{'deployments.api.replicas': 1, 'deployments.api.resources.requests.cpu': '250m', 'datastores.postgres.cores': 1}
 
 A configuration is one point of the space (:mod:`.recommend_space`): overrides applied to every
 scenario. Its cost is the summary's ``cost.per_month`` (OpenCost's rule, results/cost.py): the
