@@ -15,7 +15,9 @@ pass; the truth lies in ``[lo, hi)`` up to run-to-run noise, which replications 
 
 Search with the fluid screen (``screen="fluid"``, :mod:`memstack_capacity.api.capacity_screen`):
 the same doubling and bisection first run on the flow model (about a second a run), judged
-with a stand-in for the latency percentiles it lacks. Then the discrete-event engine judges
+with a stand-in for the latency percentiles it lacks; then the screen walks on above its
+bracket on a ``1 + rel_tol`` grid to twice its highest pass, so that a dip where the flow model
+fails and then passes again is not taken for the edge (:func:`_past_dips`). Then the discrete-event engine judges
 the screen's bracket ends — the lower end first; the upper end only when the lower passed —
 and where the screen was wrong the bracket is widened with DES runs, the step growing
 geometrically from the screen's width (``1 + rel_tol``, then its square, …). Then the DES
@@ -336,7 +338,8 @@ def find_capacity(scenario, replications: int = 1, seed: int | None = None, rel_
         lo, hi = _bracket(des, 1.0, 2.0, False, bounds)
     else:
         fluid = trial_fn(screen, record.trials)
-        record.lo, record.hi = _bisect(fluid, *_bracket(fluid, 1.0, 2.0, False, bounds), rel_tol, mode)
+        lo, hi = _bisect(fluid, *_bracket(fluid, 1.0, 2.0, False, bounds), rel_tol, mode)
+        record.lo, record.hi = _past_dips(fluid, lo, hi, 1 + rel_tol, bounds)
         record.stand_ins = {f"{t['name']}.{t['kind']}": t["stand_in"] for tr in record.trials for t in tr.targets
                             if t.get("stand_in")}
         lo, hi = _recheck(des, record.lo, record.hi, rel_tol, bounds)
@@ -350,9 +353,10 @@ def _whole(m: float, mode: str, base: float) -> float:
     return max(round(base * m), 1) / base if mode == "users" else m
 
 
-def _next(m: float, step: float, up: bool, bounds) -> float | None:
+def _next(m: float, step: float, up: bool, bounds, clamp: bool = False) -> float | None:
     """The multiplier one step of ``step`` above (``up``) or below ``m``, at least one user away in
-    users mode; ``None`` past the search's bounds (or below one user)."""
+    users mode; ``None`` past the search's bounds (or below one user). With ``clamp`` a step that
+    would pass a bound lands on it, unless ``m`` is there already."""
     low, high, mode, base = bounds
     n = m * step if up else m / step
     if mode == "users":  # whole users: a step too small to change the load takes one user
@@ -360,6 +364,9 @@ def _next(m: float, step: float, up: bool, bounds) -> float | None:
         n = max(n, (users + 1) / base) if up else min(n, (users - 1) / base)
         if round(base * n) < 1:
             return None
+    if clamp:
+        n = min(n, high) if up else max(n, low)
+        return n if (n > m if up else n < m) else None
     return n if low <= n <= high else None
 
 
@@ -369,21 +376,21 @@ def _bracket(trial, start: float, step: float, grow: bool, bounds, lo=None, hi=N
 
     The step is ``step`` each time, or squared after each step with ``grow`` (1.05, 1.10, 1.22,
     1.48, …: a few runs when the bracket is near, still reaching the bounds quickly when it is
-    far). Returns ``(lo, hi)``; ``lo`` is ``None`` when every load down to the lower bound
+    far; a growing step that would jump past a bound tries the bound itself). Returns ``(lo, hi)``; ``lo`` is ``None`` when every load down to the lower bound
     fails, ``hi`` when every load up to the upper bound passes.
     """
     if lo is None and hi is None:
         t = trial(start)
         lo, hi = (t, None) if t.passed else (None, t)
     while lo is None:
-        m = _next(hi.multiplier, step, False, bounds)
+        m = _next(hi.multiplier, step, False, bounds, clamp=grow)
         if m is None:
             return None, hi
         t = trial(m)
         step = step * step if grow else step
         lo, hi = (t, hi) if t.passed else (None, t)
     while hi is None:
-        m = _next(lo.multiplier, step, True, bounds)
+        m = _next(lo.multiplier, step, True, bounds, clamp=grow)
         if m is None:
             return lo, None
         t = trial(m)
@@ -401,6 +408,31 @@ def _bisect(trial, lo, hi, rel_tol: float, mode: str):
         if t.multiplier in (lo.multiplier, hi.multiplier):  # whole users: nothing left between
             break
         lo, hi = (t, hi) if t.passed else (lo, t)
+    return lo, hi
+
+
+def _past_dips(trial, lo, hi, step: float, bounds):
+    """The screen's bracket moved past the flow model's dips: from ``hi`` walk up on a grid of ratio
+    ``step`` (``1 + rel_tol``) to twice the highest passing load; a load that passes there becomes
+    ``lo`` (and the first failure above it ``hi``), and the walk goes on to twice that.
+
+    The flow model need not fail monotonically: on ``peak.yaml`` (seed 1) it fails from 257 to
+    312 users, where Neo4j's cores saturate while the worker tier still runs its jobs, passes
+    again from 327 to 439 users, where the workers crash-loop and their jobs leave Neo4j, and
+    fails from 461 users on. Bisection alone stops at the first edge (244–257 users, half the
+    DES's answer); a failure is taken as the edge only when it lasts for a doubling of the
+    load. Flow-model runs take about a second, so the walk's ~15 runs cost seconds.
+    """
+    if lo is None or hi is None:
+        return lo, hi
+    m = hi.multiplier
+    while (m := _next(m, step, True, bounds)) is not None and m <= 2 * lo.multiplier:
+        t = trial(m)
+        if t.passed:
+            lo, hi = t, None
+        elif hi is None:
+            hi = t
+        m = t.multiplier
     return lo, hi
 
 
