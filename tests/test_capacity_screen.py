@@ -209,3 +209,14 @@ def test_the_runner_takes_an_engine_per_call():
         fluid, = run_many(sc, [7], engine="fluid")
         des, = run_many(sc, [7])
     assert fluid.get("mode") == "fluid" and des.get("mode") is None
+
+
+def test_a_widening_step_lands_on_the_upper_bound_and_stops_there():
+    """Every load passes: the widening from the screen's bracket lands on max_multiplier once (here
+    within half a user of a whole number of users), then stops with no failing load."""
+    sc = scenario(**{"workload.arrivals": None, "workload.users": {
+        "profile": [{"at": 0, "users": 10}], "think_time": {"dist": "exponential", "mean": "1s"}},
+        "targets": {"latency_p99": {"max": f"{LIMIT}s"}}})
+    result, fake = search(100.0, 1.5, "fluid", sc, max_multiplier=4.02)
+    assert result.found and result.hi is None and result.lo.load == 40
+    assert fake.des_runs == len(result.trials) <= 6

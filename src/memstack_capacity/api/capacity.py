@@ -366,8 +366,9 @@ def _next(m: float, step: float, up: bool, bounds, clamp: bool = False) -> float
             return None
     if clamp:
         n = min(n, high) if up else max(n, low)
-        return n if (n > m if up else n < m) else None
-    return n if low <= n <= high else None
+    elif not low <= n <= high:
+        return None
+    return n if _whole(n, mode, base) != m else None  # a bound within half a user of m: nothing new
 
 
 def _bracket(trial, start: float, step: float, grow: bool, bounds, lo=None, hi=None):
