@@ -233,19 +233,22 @@ def replicate(
 
 @contextlib.contextmanager
 def runner(workers: int | None = None, client=None, engine: str = "auto", progress: ProgressFn | None = None):
-    """``run_many(scenario, seeds) -> [summary, …]`` on one executor kept for the whole block.
+    """``run_many(scenario, seeds, engine=None) -> [summary, …]`` on one executor kept for the whole block.
 
     For a search that runs a few seeds of one scenario at a time (the capacity search):
     ``workers`` local processes (one per CPU by default; 1 runs them here), started once
-    on first need, or a Dask ``client``. ``progress(done, total)`` follows each call's runs.
+    on first need, or a Dask ``client``. The runs are on ``engine``, or on the ``engine`` a
+    call names (the capacity search's fluid screen). ``progress(done, total)`` follows each
+    call's runs.
     """
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
+    default = engine
     with contextlib.ExitStack() as stack:
         pools: list[ProcessPoolExecutor] = []
 
-        def run_many(scenario: Scenario, seeds: Sequence[int]) -> list[dict]:
-            tasks = [(scenario.model_dump_json(), int(s), engine) for s in seeds]
+        def run_many(scenario: Scenario, seeds: Sequence[int], engine: str | None = None) -> list[dict]:
+            tasks = [(scenario.model_dump_json(), int(s), engine or default) for s in seeds]
             n = min(workers or os.cpu_count() or 1, len(tasks))
             if client is None and n > 1 and not pools:
                 pools.append(stack.enter_context(_process_pool(workers or os.cpu_count() or 1)))

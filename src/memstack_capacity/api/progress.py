@@ -1,10 +1,13 @@
 """Progress of batches of runs (replications, sweeps): one updating line on a terminal (rich) or in Jupyter.
 
 Nothing is shown off a terminal (CI logs, pipes) or for batches that finish within a second.
+The capacity search, whose loads take minutes each, says instead one plain line per load
+tried (:class:`TrialLines`), on a terminal or not, so a CI log shows where the search is.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -112,3 +115,54 @@ def auto_progress(label: str, progress) -> ProgressFn | None:
             return None
     bar = TerminalProgress(label)
     return bar if bar.enabled else None
+
+
+#: Set to 0 to silence the progress lines written when stderr is not a terminal.
+PROGRESS_VARIABLE = "MEMSTACK_PROGRESS"
+
+#: What the engines are called in the progress lines.
+_ENGINE_WORDS = {"fluid": "fluid screen", "des": "general engine", "hybrid": "batched data plane",
+                 "kernel": "per-pod kernel"}
+
+
+def trial_line(label: str, trial) -> str:
+    """``capacity peak: ×0.5 = 600.0 on the general engine → 0/1 runs met every target; missed: latency_p99 (1/1)``.
+
+    A target judged on the screen's stand-in says so: ``latency_p99 on mean × ln(100) (1/1)``.
+    """
+    def missed(t: dict) -> str:
+        on = f" on {t['stand_in'].split(' (')[0]}" if t.get("stand_in") else ""
+        return f"{t['name']}{on} ({t['missed_runs']}/{trial.runs})"
+
+    engine = getattr(trial, "engine", None)
+    where = f" on the {_ENGINE_WORDS.get(engine, engine)}" if engine else ""
+    text = ", ".join(missed(t) for t in trial.missed)
+    return (f"{label}: ×{trial.multiplier:.3g} = {trial.load:,.1f}{where} → {trial.passed_runs}/{trial.runs} runs met "
+            "every target" + (f"; missed: {text}" if text else ""))
+
+
+class TrialLines:
+    """``progress(trial)`` for the capacity search: one plain line per load tried (:func:`trial_line`).
+
+    Written on a terminal and off one alike (a line per load is not noise in a CI log: loads
+    take seconds to minutes); ``MEMSTACK_PROGRESS=0`` silences it off a terminal, as it does
+    the commands' heartbeat lines.
+    """
+
+    def __init__(self, label: str, stream=None):
+        self.label = label
+        self.stream = stream or sys.stderr
+        tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.enabled = tty or os.environ.get(PROGRESS_VARIABLE, "") != "0"
+
+    def __call__(self, trial) -> None:
+        if self.enabled:
+            self.stream.write(trial_line(self.label, trial) + "\n")
+            self.stream.flush()
+
+
+def auto_trial_progress(label: str, progress):
+    """``progress`` as given; ``None``: :class:`TrialLines` on stderr; ``False``: nothing."""
+    if progress is False:
+        return None
+    return TrialLines(label) if progress is None else progress

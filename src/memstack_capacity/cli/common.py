@@ -9,6 +9,9 @@ import sys
 import time
 from pathlib import Path
 
+# PROGRESS_VARIABLE (MEMSTACK_PROGRESS=0 silences the progress lines off a terminal) is the API's,
+# which writes the capacity search's lines too.
+from memstack_capacity.api.progress import PROGRESS_VARIABLE  # noqa: F401  (the commands import it from here)
 from memstack_capacity.errors import Problem, ScenarioError
 from memstack_capacity.scenario import safe_yaml
 from memstack_capacity.scenario.load import load_scenario
@@ -244,8 +247,6 @@ def output_dir_problem(out: Path) -> str | None:
     return prepare(out)
 
 
-#: Set to 0 to silence the progress lines written when stderr is not a terminal.
-PROGRESS_VARIABLE = "MEMSTACK_PROGRESS"
 
 #: Off a terminal: the first progress line after this many seconds, then one every HEARTBEAT_EVERY_S.
 HEARTBEAT_FIRST_S, HEARTBEAT_EVERY_S = 5.0, 30.0
