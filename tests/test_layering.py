@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "memstack_capacity"
 ROOT = PACKAGE.name
 ORDER = {
     "errors": 0, "theory": 0,
-    "scenario": 1, "components": 2, "engine": 3, "results": 4, "outputs": 5,
+    "scenario": 1, "calibration": 1.5, "components": 2, "engine": 3, "results": 4, "outputs": 5,
     "api": 6, "plotting": 6, "reporting": 6, "cli": 7, "__main__": 7, "__init__": 7,
 }  # fmt: skip
 
