@@ -333,7 +333,12 @@ def think_time_estimate(w: Windows, scenario, seed: int, b: int) -> Estimate:
     if not w.has("users"):
         return Estimate(figure, "s", None, None, None, "no", "", "no user count measured")
     n = w.series["users"].to_numpy()
-    steady = w.series["users_steady"].to_numpy() if w.has("users_steady") else np.ones(len(n))
+    if w.has("users_steady"):
+        steady = w.series["users_steady"].to_numpy()
+    else:  # a sampled count: a window is steady when its neighbours have the same count
+        same_before = np.concatenate([[True], n[1:] == n[:-1]])
+        same_after = np.concatenate([n[:-1] == n[1:], [True]])
+        steady = (same_before & same_after).astype(float)
     x_c = w.throughput.to_numpy()
     r_c = w.response_s.reindex(columns=w.throughput.columns).to_numpy()
     x = x_c.sum(axis=1)
