@@ -69,9 +69,14 @@ class DemandFit:
     t: np.ndarray = field(default_factory=lambda: np.zeros(0))
     notes: list[str] = field(default_factory=list)
 
+    #: Classes with no request in any window: nothing could identify them, and nothing is written for them.
+    silent: tuple[str, ...] = ()
+
     @property
     def all_identified(self) -> bool:
-        return bool(self.demands) and all(c.identifiable for c in self.demands.values())
+        """Every class that was measured has its own demand identified (at least one was measured)."""
+        measured = [c for name, c in self.demands.items() if name not in self.silent]
+        return bool(measured) and all(c.identifiable for c in measured)
 
 
 def condition(design: np.ndarray) -> float:
@@ -149,7 +154,7 @@ def estimate_demands(throughput: np.ndarray, cores: np.ndarray, classes: list[st
         demands[name] = Coefficient(name, None, None, None, False, "no request of this class was measured")
     demands = {c: demands[c] for c in classes}
     return DemandFit(demands=demands, background=background, mix=mix, r2=r2, residual_sd=rsd, windows=len(cores),
-                     observed=cores, fitted=fitted, t=t, notes=notes)
+                     observed=cores, fitted=fitted, t=t, notes=notes, silent=tuple(silent))
 
 
 def _fit(x: np.ndarray, y: np.ndarray, classes: list[str], pods, rng, b: int, level: float, notes: list[str]):

@@ -176,7 +176,10 @@ def cpu_estimates(w: Windows, scenario, seed: int, b: int) -> tuple[list[Estimat
     if fit.all_identified:
         for c in classes:
             coef = fit.demands[c]
-            out.append(_cpu_estimate(requests[c], coef.estimate, coef.low, coef.high, "yes", quality, ""))
+            if c in fit.silent:
+                out.append(Estimate(f"CPU per request: {c}", "s", None, None, None, "no", "", coef.why))
+            else:
+                out.append(_cpu_estimate(requests[c], coef.estimate, coef.low, coef.high, "yes", quality, ""))
     else:
         shares = w.throughput[classes].sum()
         shares = shares / shares.sum() if shares.sum() > 0 else shares

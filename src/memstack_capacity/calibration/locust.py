@@ -105,7 +105,8 @@ def read_history(path: str | Path, window_s: float, mix: pd.DataFrame | None = N
     throughput, response = pd.DataFrame(x, index=index), pd.DataFrame(r, index=index)
     if not per_name:
         throughput, response = _split_by_mix(throughput[AGGREGATE], response[AGGREGATE], mix, path, notes)
-    bins = np.clip(np.searchsorted(edges, ts[agg_rows].to_numpy(), side="right") - 1, 0, n - 1)
+    # A cumulative row at time t counts the requests up to t: window k is (edge k, edge k+1], the users too.
+    bins = np.clip(np.searchsorted(edges, ts[agg_rows].to_numpy(), side="left") - 1, 0, n - 1)
     u = pd.Series(users[agg_rows].to_numpy()).groupby(bins)
     series = pd.DataFrame(index=index, columns=list(SERIES), dtype=float)
     series["users"] = pd.Series(u.mean().to_numpy(), index=edges[:-1][u.mean().index.to_numpy()])

@@ -20,8 +20,9 @@ quantity        the query that answers it (example)                             
 ==============  ========================================================================  =========
 
 Series of ``cpu``, ``memory``, ``replicas``, ``users`` and ``in_flight`` are summed over pods
-(a pod absent at a time counts nothing), after keeping only those whose labels match
-``prometheus.select``. ``requests`` and ``latency`` have one series per request class, named by
+(a pod absent at a time counts nothing), after leaving out those with a label that
+``prometheus.select`` gives another value (a series without the label is kept: a replicas
+series has no ``container``). ``requests`` and ``latency`` have one series per request class, named by
 the label ``prometheus.class_label`` (default: the one label their series differ in). Every
 file's points are put on the ``requests`` file's timestamps; the window is its step.
 """
@@ -157,7 +158,7 @@ def read(directory: str | Path, mapping: Mapping) -> Raw:
         path = directory / files[quantity]
         if not path.exists():
             continue
-        kept = [(m, s) for m, s in read_matrix(path) if all(m.get(k) == v for k, v in select.items())]
+        kept = [(m, s) for m, s in read_matrix(path) if all(m.get(k, v) == v for k, v in select.items())]
         if not kept:
             notes.append(f"{path}: no series matches prometheus.select {select}; left out")
             continue
