@@ -1,6 +1,6 @@
 """Imports point one way, down the flow (docs/architecture.md):
 
-errors, theory → scenario → components → engine → results → outputs → api → cli.
+errors, theory → scenario → calibration → components → engine → results → outputs → api → cli.
 A module may import its own layer and layers to its left, never to its right; and inside a
 layer no modules import each other round in a cycle (a function-level import counts: it is
 the same dependency, only deferred). Every package's docstring says what it owns and what
