@@ -1,6 +1,6 @@
 """Imports point one way, down the flow (docs/architecture.md):
 
-errors, theory → scenario → components → engine → results → outputs → api → cli.
+errors, theory → scenario → calibration → components → engine → results → outputs → api → cli.
 A module may import its own layer and layers to its left, never to its right; and inside a
 layer no modules import each other round in a cycle (a function-level import counts: it is
 the same dependency, only deferred). Every package's docstring says what it owns and what
@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "memstack_capacity"
 ROOT = PACKAGE.name
 ORDER = {
     "errors": 0, "theory": 0,
-    "scenario": 1, "components": 2, "engine": 3, "results": 4, "outputs": 5,
+    "scenario": 1, "calibration": 1.5, "components": 2, "engine": 3, "results": 4, "outputs": 5,
     "api": 6, "plotting": 6, "reporting": 6, "cli": 7, "__main__": 7, "__init__": 7,
 }  # fmt: skip
 

@@ -47,3 +47,16 @@ class ScenarioError(MemstackCapacityError):
 
 class SimulationError(MemstackCapacityError):
     """Raised when a valid scenario cannot be simulated (an internal inconsistency)."""
+
+
+class MeasurementError(ScenarioError):
+    """A measurement file (a load test's or Prometheus' output, a calibration mapping or overlay)
+    that cannot be read as its format says: bad input, exit 2, like a bad scenario. Each problem's
+    field names the line, column or series, and its message what was expected there."""
+
+    def render(self) -> str:
+        lines = [p.render(self.source) for p in self.problems]
+        head = f"{len(lines)} problem{'s' if len(lines) != 1 else ''} in measurements"
+        if self.source:
+            head += f" {self.source}"
+        return head + ":\n  " + "\n  ".join(lines)

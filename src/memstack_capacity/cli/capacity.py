@@ -16,7 +16,8 @@ from pathlib import Path
 from memstack_capacity.api.progress import TrialLines
 from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Progress,
                                           add_executor_arguments, add_format_argument, add_scenario_arguments,
-                                          load_from_args, output_dir_problem, plan_line, say, scheduler_client)
+                                          calibration_record, load_from_args, output_dir_problem, plan_line, say,
+                                          scheduler_client)
 from memstack_capacity.outputs.json_text import summary_json
 from memstack_capacity.outputs.rundir import discard_staging, new_staging, swap_in
 
@@ -82,7 +83,7 @@ def handle(args) -> int:
     say(args, header)
     say(args, result.describe())
     try:
-        write_capacity(result, header, out)
+        write_capacity(result, header, out, calibration_record(args))
     except OSError as exc:
         print(f"error: cannot write to {out}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -116,9 +117,9 @@ class _TrialProgress:
         self.bar.close()
 
 
-def write_capacity(result, header: str, out: Path) -> None:
-    """capacity.json (the figures) and capacity.md (the same for people), swapped in together
-    as a run's outputs are (:mod:`memstack_capacity.outputs.rundir`)."""
+def write_capacity(result, header: str, out: Path, calibration: list | None = None) -> None:
+    """capacity.json (the figures, with the --calibration overlays used) and capacity.md (the same
+    for people), swapped in together as a run's outputs are (:mod:`memstack_capacity.outputs.rundir`)."""
     lines = [f"# Capacity: {header.split(':')[0].removeprefix('scenario ')}", "", header + ".", ""]
     lines += ["    " + line for line in result.describe().splitlines()]
     lines += ["", "| load | engine | runs meeting every target | verdict | targets missed (runs) |",
@@ -133,7 +134,10 @@ def write_capacity(result, header: str, out: Path) -> None:
     if screened:
         lines += ["", "Rows on `fluid` are the screen's: they chose where the DES looked; the capacity comes "
                       "from the other rows alone."]
-    texts = {"capacity.json": summary_json(result.to_dict()), "capacity.md": "\n".join(lines) + "\n"}
+    if calibration:
+        lines += ["", "Calibration: " + ", ".join(f"`{c['file']}` (sha256 {c['sha256'][:12]}…)" for c in calibration)]
+    document = result.to_dict() | ({"calibration": calibration} if calibration else {})
+    texts = {"capacity.json": summary_json(document), "capacity.md": "\n".join(lines) + "\n"}
     staging = new_staging(out)
     try:
         for name, text in texts.items():

@@ -48,6 +48,11 @@ def add_scenario_arguments(parser, replications: bool = True, seed: bool = True)
         parser.add_argument("--allow-large", action="store_true",
                             help=f"run even beyond the limits on scale (users, pods, requests, duration, runs, "
                                  f"memory; also ${ALLOW_LARGE_VARIABLE}=1; docs/reference/limits.md)")
+    if seed:
+        parser.add_argument("--calibration", action="append", default=[], metavar="FILE",
+                            help="an overlay written by `calibrate` (calibration.yaml, replay.yaml): its keys are "
+                                 "applied like --set, before it (--set wins); repeatable; the summary records "
+                                 "each file's name and SHA-256")
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -104,6 +109,13 @@ def scheduler_client(address: str | None):
                                    "--scheduler to run on local processes") from None
 
 
+def calibration_record(args) -> list[dict] | None:
+    """What the summary records of the overlays given with --calibration: each file's name, path,
+    SHA-256 and number of keys, in the order applied; None without any."""
+    used = getattr(args, "calibration_used", None)
+    return [dict(u) for u in used] if used else None
+
+
 def plan_line(command: str, scenario, args, runs: int = 1, then: str = "", before: str = "") -> str:
     """What a command is about to simulate, said before it starts: ``check peak: simulating 3,600 s
     (warm-up 300 s) of 1,200 users, seed 1, on the general engine; then judging 3 targets``."""
@@ -122,6 +134,9 @@ def plan_line(command: str, scenario, args, runs: int = 1, then: str = "", befor
             f" on {min(getattr(args, 'workers', None) or os.cpu_count() or 1, runs)} local process(es)"
     text = (f"{command} {scenario.name}: {before}simulating {scenario.duration:,.0f} s (warm-up {scenario.warmup:,.0f} s) "
             f"at up to {load}, {seeds}{where}" + (f", {ENGINE_NAMES.get(engine, engine)} engine" if engine else ""))
+    used = getattr(args, "calibration_used", None)
+    if used:
+        text += ", calibrated by " + ", ".join(f"{u['file']} (sha256 {u['sha256'][:12]}…)" for u in used)
     return text + (f"; then {then}" if then else "")
 
 
@@ -173,15 +188,27 @@ def load_from_args(args, simulates: bool = True):
     """The scenario the arguments name, with its --set overrides; for a command that simulates,
     also settles ``args.engine`` (--engine, else $MEMSTACK_ENGINE, else auto) and checks that
     engine can run the scenario, saying on stderr when auto has to take the slow general engine."""
-    overrides = {}
+    overrides, origin = {}, {}
+    for path in getattr(args, "calibration", None) or ():
+        from memstack_capacity.calibration.overlay import load as load_overlay
+
+        keys, digest = load_overlay(path)
+        for key, value in keys.items():
+            overrides.pop(key, None)
+            overrides[key] = value
+            origin[key] = f"--calibration {path}: {key}"
+        args.calibration_used = [*getattr(args, "calibration_used", []),
+                                 {"file": Path(path).name, "path": str(path), "sha256": digest, "keys": len(keys)}]
     if args.overrides:
         from memstack_capacity.scenario.overrides import parse_set_argument
 
         for item in args.overrides:
             key, value = parse_set_argument(item)
+            overrides.pop(key, None)
             overrides[key] = value
+            origin.pop(key, None)
     check_scenario_file(args.scenario)
-    scenario = load_scenario(args.scenario, overrides or None)
+    scenario = load_scenario(args.scenario, overrides or None, label=lambda p: origin.get(p, f"--set {p}"))
     if simulates:
         engine = settle_engine(args, scenario)
         check_scale(args, scenario, engine)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_OK, Progress, add_anchor_argument,
                                           add_executor_arguments, add_format_argument, add_scenario_arguments,
-                                          anchor_problem, load_from_args, output_dir_problem, plan_line, say,
-                                          scheduler_client)
+                                          anchor_problem, calibration_record, load_from_args, output_dir_problem,
+                                          plan_line, say, scheduler_client)
 from memstack_capacity.cli.verdicts import seconds, verdict_line
 from memstack_capacity.outputs.units import money
 
@@ -75,6 +75,14 @@ def simulate_for(label: str, scenario, args):
     """One run, or ``--replications K`` runs on the executor (--workers, --scheduler); returns the
     Result whose frames are the outputs, the summary (combined over the replications) and the
     list of runs (None for one run). The first replication runs here, so K runs are simulated."""
+    result, summary, runs = _simulate_for(label, scenario, args)
+    record = calibration_record(args)
+    if record:
+        summary["calibration"] = record
+    return result, summary, runs
+
+
+def _simulate_for(label: str, scenario, args):
     if args.replications == 1:
         from memstack_capacity.api.simulation import simulate
 
@@ -150,6 +158,8 @@ def format_summary(summary: dict) -> str:
         )
     if summary.get("cost"):
         lines.append(cost_line(summary["cost"]))
+    for used in summary.get("calibration") or ():
+        lines.append(f"  calibration: {used['file']} (sha256 {used['sha256'][:12]}…, {used['keys']} keys)")
     lines += ["  " + verdict_line(v) for v in summary.get("targets", [])]
     return "\n".join(lines)
 

@@ -78,16 +78,17 @@ def _read_text(path: Path) -> str:
         raise ScenarioError([Problem("", f"cannot read the file: {exc.strerror or exc}")], str(path)) from None
 
 
-def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None) -> Scenario:
+def load_scenario(path: str | Path, overrides: Mapping[str, Any] | None = None, label=None) -> Scenario:
     """Load and validate a scenario file, then apply ``{"dotted.key": value}`` overrides.
 
     The file is checked on its own first (its problems name its own fields); the
     overrides then address the resolved scenario, so a default such as
-    ``cluster.nodes`` can be overridden even when the file leaves it out.
+    ``cluster.nodes`` can be overridden even when the file leaves it out. ``label(path)`` is the
+    field a bad override is reported at (default ``--set path``).
     """
     scenario = parse_scenario(read_yaml(path), str(path))
     if overrides:
-        scenario = _with_events_checked(scenario.with_overrides(overrides, source=str(path)),
+        scenario = _with_events_checked(scenario.with_overrides(overrides, source=str(path), label=label),
                                         f"{path} (with overrides)")
     return scenario
 
