@@ -113,25 +113,43 @@ def scenario_cpu(request) -> float:
     return total
 
 
-def _time(steps, datastores) -> tuple[float, float]:
-    """(call time, external latency) of a step list: sequential sums, a parallel block's slowest branch."""
-    calls = external = 0.0
+def _time(steps, datastores) -> tuple[float, float, float]:
+    """(call time, external latency, fixed call overhead) of a step list: sequential sums, a
+    parallel block's slowest branch. The overhead is what the model adds to a datastore call
+    beyond its stated time: the network round trip, a pre-ping's round trip on a pooled
+    connection, a key-value server's own op time."""
+    calls = external = fixed = 0.0
     for step in steps:
         repeat = getattr(step, "repeat", 1) or 1
-        if isinstance(step, CallStep) and step.time is not None:
-            calls += repeat * step.time.expected()
+        if isinstance(step, CallStep):
+            calls += repeat * (step.time.expected() if step.time is not None else 0.0)
+            fixed += repeat * _call_overhead(datastores.get(step.call))
         elif isinstance(step, ExternalStep):
             spec = datastores.get(step.external)
             latency = getattr(spec, "latency", None)
             external += repeat * (latency.expected() if latency is not None else 0.0)
         elif isinstance(step, RepeatStep):
-            c, e = _time(step.steps, datastores)
-            calls, external = calls + step.repeat * c, external + step.repeat * e
+            c, e, f = _time(step.steps, datastores)
+            calls, external, fixed = calls + step.repeat * c, external + step.repeat * e, fixed + step.repeat * f
         elif isinstance(step, ParallelStep):
             branches = [_time([s], datastores) for s in step.parallel]
-            slowest = max(branches, key=lambda b: b[0] + b[1])
-            calls, external = calls + repeat * slowest[0], external + repeat * slowest[1]
-    return calls, external
+            slowest = max(branches, key=sum)
+            calls, external, fixed = (calls + repeat * slowest[0], external + repeat * slowest[1],
+                                      fixed + repeat * slowest[2])
+    return calls, external, fixed
+
+
+def _call_overhead(spec) -> float:
+    """The mean time a call to ``spec`` takes beyond its step's own time, on a reused connection
+    (components/datastores: sql.py adds a round trip, and one more for ``pool_pre_ping``; kv.py
+    the server's op time and a round trip). A new connection's ``connect_time`` is left out:
+    pools reuse connections, so it is paid rarely."""
+    if spec is None:
+        return 0.0
+    round_trip = float(getattr(spec, "round_trip", 0.0) or 0.0)
+    pool = getattr(spec, "pool", None)
+    pre_ping = round_trip if getattr(pool, "pool_pre_ping", False) else 0.0
+    return round_trip + pre_ping + float(getattr(spec, "op_time", 0.0) or 0.0)
 
 
 def call_steps(request) -> list[tuple[str, float]]:
@@ -281,18 +299,20 @@ def _non_cpu(request, scenario, value, low, high, ident, fit, why) -> Estimate:
     figure = f"non-CPU time: {request.name}"
     if ident != "yes":
         return Estimate(figure, "s", value, low, high, ident, fit, why)
-    calls, external = _time(request.steps, scenario.datastores)
+    calls, external, fixed = _time(request.steps, scenario.datastores)
     steps = call_steps(request)
     settings: dict[str, Any] = {}
+    kept = external + fixed
     if not steps or calls <= 0:
         why = "the class has no datastore call with a mean time to carry it; not written"
-    elif value <= external:
-        why = f"at most its external calls' latency ({_ms(external)}); not written"
+    elif value <= kept:
+        why = (f"at most its external calls' latency and the calls' round trips ({_ms(kept)}); not written")
     else:
-        k = (value - external) / calls
+        k = (value - kept) / calls
         settings = {key: _round(mean * k) for key, mean in steps}
-        if external > 0:
-            why = f"its external calls' {_ms(external)} kept; the call times carry the rest"
+        kept_parts = [f"its external calls' {_ms(external)}"] * (external > 0) + \
+            [f"the calls' round trips {_ms(fixed)}"] * (fixed > 0)
+        why = f"{' and '.join(kept_parts)} kept; the call times carry the rest" if kept_parts else ""
     return Estimate(figure, "s", value, low, high, ident, fit, why, settings)
 
 
