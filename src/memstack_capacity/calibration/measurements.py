@@ -97,7 +97,8 @@ class Mapping:
 _MAPPING_KEYS = {"classes", "ignore", "deployment", "window", "prometheus"}
 PROMETHEUS_FILES = {"cpu": "cpu.json", "memory": "memory.json", "replicas": "replicas.json",
                     "requests": "requests.json", "latency": "latency.json", "users": "users.json",
-                    "in_flight": "in_flight.json"}  # fmt: skip
+                    "in_flight": "in_flight.json", "latency_p95": "latency_p95.json",
+                    "latency_p99": "latency_p99.json"}  # fmt: skip
 _PROMETHEUS_KEYS = {"files", "class_label", "select", "latency_unit"}
 
 

@@ -21,7 +21,8 @@ from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, 
 from memstack_capacity.errors import MemstackCapacityError, ScenarioError
 
 #: Command modules, in the order `--help` lists them.
-COMMAND_MODULES = ("run", "check", "sweep", "capacity", "recommend", "calibrate", "manifests", "scenario_commands")
+COMMAND_MODULES = ("run", "check", "sweep", "capacity", "recommend", "calibrate", "backtest", "manifests",
+                   "scenario_commands")
 
 #: Set to 1 to print the traceback of an internal error, as --debug does.
 DEBUG_VARIABLE = "MEMSTACK_DEBUG"

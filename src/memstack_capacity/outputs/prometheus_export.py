@@ -10,10 +10,15 @@ does:
   ``container_cpu_usage_seconds_total``), summed over the deployment's pods (the simulator keeps no
   per-pod CPU);
 - ``memory.json``: ``<deployment>/memory_bytes`` (``container_memory_working_set_bytes``, summed);
-- ``replicas.json``: ``<deployment>/pods`` (``kube_deployment_status_replicas``);
+- ``replicas.json``: every deployment's ``<name>/pods`` (``kube_deployment_status_replicas``), one
+  series per deployment with its label ``deployment`` (the written ``mapping.yaml`` selects the
+  calibrated one, so calibration sums only its pods; ``backtest`` compares each);
 - ``in_flight.json``: ``<deployment>/in_flight``;
 - ``requests.json`` and ``latency.json``: per request class (label ``handler``), the answers per
   second and their mean latency in the interval, from the request log (every status);
+- ``latency_p95.json`` and ``latency_p99.json``: over every class, the 95th and 99th percentile of
+  the latencies of the requests answered in the interval (``histogram_quantile`` of the whole
+  service's buckets; here exact from the request log), NaN (left out) where none was answered;
 - ``users.json``: closed users only, the profile's users at T (``locust_users``' role).
 
 Used to test calibration end to end (simulate with known service times, export, calibrate,
@@ -40,6 +45,13 @@ def _matrix(series: list[tuple[dict, np.ndarray, np.ndarray]]) -> dict:
     return {"status": "success", "data": {"resultType": "matrix", "result": result}}
 
 
+def _split(values: np.ndarray, slot: np.ndarray, n: int) -> list[np.ndarray]:
+    """``values`` grouped by ``slot`` (0..n-1), each group in its original order."""
+    order = np.argsort(slot, kind="stable")
+    bounds = np.searchsorted(slot[order], np.arange(n + 1))
+    return [values[order[bounds[i]:bounds[i + 1]]] for i in range(n)]
+
+
 def query_range_answers(result, deployment: str = "api", anchor=None) -> dict[str, dict]:
     """{file name: the answer} for ``result``'s run (see the module's docstring)."""
     series = result.series
@@ -49,15 +61,26 @@ def query_range_answers(result, deployment: str = "api", anchor=None) -> dict[st
     times = base + ends
     labels = {"namespace": "memstack", "container": deployment}
     out = {}
-    for name, column in (("cpu.json", "cpu_cores"), ("memory.json", "memory_bytes"), ("replicas.json", "pods"),
+    for name, column in (("cpu.json", "cpu_cores"), ("memory.json", "memory_bytes"),
                          ("in_flight.json", "in_flight")):
         key = f"{deployment}/{column}"
         if key in series.columns:
             out[name] = _matrix([(dict(labels), times, series[key].to_numpy(dtype=float))])
+    replicas = [({"namespace": "memstack", "deployment": name}, times, series[f"{name}/pods"].to_numpy(dtype=float))
+                for name in result.scenario.deployments if f"{name}/pods" in series.columns]
+    if replicas:
+        out["replicas.json"] = _matrix(replicas)
     log = result.requests
     every = float(result.summary["requests"].get("log_every") or 1)
     edges = np.concatenate([[ends[0] - step], ends])
     per_class, latency = [], []
+    everything = log["t_end_s"].to_numpy(dtype=float)
+    slot = np.searchsorted(edges, everything, side="left") - 1
+    keep = (slot >= 0) & (slot < len(ends))
+    by_window = _split(log["latency_s"].to_numpy(dtype=float)[keep], slot[keep], len(ends))
+    for q, name in ((0.95, "latency_p95.json"), (0.99, "latency_p99.json")):
+        values = np.array([np.quantile(v, q) if len(v) else np.nan for v in by_window])
+        out[name] = _matrix([({"job": "memstack-api", "quantile": f"{q:g}"}, times, values)])
     for cls in [r.name for r in result.scenario.workload.requests]:
         rows = log[log["class"].astype(str) == cls]
         which = np.searchsorted(edges, rows["t_end_s"].to_numpy(dtype=float), side="left") - 1
@@ -86,8 +109,8 @@ def write_query_range(result, out_dir: str | Path, deployment: str = "api", anch
     out.mkdir(parents=True, exist_ok=True)
     for name, answer in query_range_answers(result, deployment, anchor).items():
         (out / name).write_text(json.dumps(answer, separators=(",", ":")) + "\n", encoding="utf-8")
-    (out / "mapping.yaml").write_text(f"deployment: {deployment}\nprometheus:\n  class_label: {CLASS_LABEL}\n",
-                                      encoding="utf-8")
+    (out / "mapping.yaml").write_text(f"deployment: {deployment}\nprometheus:\n  class_label: {CLASS_LABEL}\n"
+                                      f"  select: {{deployment: {deployment}}}\n", encoding="utf-8")
     return out
 
 
