@@ -14,6 +14,8 @@ figures with intervals, and turns them into an overlay of dotted scenario keys (
 - ``estimates``: the other figures (non-CPU time, memory, think time, mix, load profile) and
   :func:`calibrate`, which runs them all on one set of measurements.
 - ``overlay``: the estimates as scenario keys and the overlay file (written and read).
+- ``recording``: a recorded test over time for ``backtest``: the load to replay and the figures
+  (throughput, latency, each deployment's pods) a run is compared with.
 
 It imports only ``errors``, ``theory`` and ``scenario`` (it sits between the scenario and the
 components): it never simulates; writing its report and figure is the outputs layer's job.

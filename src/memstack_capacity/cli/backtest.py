@@ -87,8 +87,13 @@ def handle(args) -> int:
         print(f"error: --max-latency-error: latency is not recorded in {rec.source} (no latency.json); leave the "
               "limit out or record it", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.engine_chosen == "fluid":
+        print("error: --engine fluid: a backtest compares each window's requests, and the flow model keeps no "
+              "request log; use auto or des", file=sys.stderr)
+        return EXIT_BAD_INPUT
     replayed, _ = replay_scenario(scenario, rec)
     check_scale(args, replayed, args.engine_chosen)
+    args.workers = 1  # the runs go one after the other here: each run's request log is compared
     say(args, plan_line("backtest", replayed, args, args.replications,
                         f"comparing with {rec.source} ({len(rec.end)} windows of {rec.window_s:g} s)"))
     progress = Progress(f"backtest {scenario.name}")

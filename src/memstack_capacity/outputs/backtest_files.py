@@ -101,6 +101,7 @@ def _band(ax, t, runs: list[np.ndarray], label: str, color: str, step: bool = Fa
             mean = np.nanmean(stack, axis=0)
             low, high = np.nanmin(stack, axis=0), np.nanmax(stack, axis=0)
     kw = {"where": "post"} if step else {}
+    label += " (mean)" if len(runs) > 1 else ""
     (ax.step if step else ax.plot)(t, mean, color=color, lw=1.4, label=label, **kw)
     if len(runs) > 1:
         ax.fill_between(t, low, high, color=color, alpha=0.15, lw=0, label=f"simulated range ({len(runs)} runs)",
@@ -134,10 +135,10 @@ def figures(bt) -> dict:
             ax.step(ends, pods, where="post", color=RECORDED, lw=2.2, alpha=0.6,
                     ls=("-", "--", ":")[i % 3], label=f"{name}: recorded")
             _band(ax, ends, [s["replicas"][name] for s in bt.simulated], f"{name}: simulated", SIMULATED, step=True)
+        ax.legend(loc="upper left", frameon=False, fontsize=8)
     else:
         fig, ax = _figure("Replicas: not recorded (the recording has no pod count); nothing to compare", "pods")
         ax.text(0.5, 0.5, "not recorded", transform=ax.transAxes, ha="center", va="center", color="#777777")
-    ax.legend(loc="upper left", frameon=False, fontsize=8)
     out[PLOTS[0]] = fig
     lat = bt.figures["latency"]
     title = "Latency per window: MAPE of the mean " + (_pct(lat["mean"]["mape"]) if isinstance(lat["mean"], dict)
