@@ -11,7 +11,7 @@ A ``--prometheus DIR`` holds a file per quantity (names from the mapping's
 quantity        the query that answers it (example)                                       needed
 ==============  ========================================================================  =========
 ``cpu``         ``rate(container_cpu_usage_seconds_total{container="api"}[1m])``, per pod  for CPU
-``requests``    ``sum by (handler) (rate(http_requests_total[1m]))``                      yes
+``requests``    ``sum by (handler) (rate(http_requests_total[1m]))``                      yes [1]_
 ``latency``     ``sum by (handler) (rate(…_duration_seconds_sum[1m])) / … _count …``      no
 ``memory``      ``container_memory_working_set_bytes{container="api"}``, per pod          no
 ``replicas``    ``kube_deployment_status_replicas{deployment="api"}``                     no
@@ -25,6 +25,9 @@ Series of ``cpu``, ``memory``, ``replicas``, ``users`` and ``in_flight`` are sum
 series has no ``container``). ``requests`` and ``latency`` have one series per request class, named by
 the label ``prometheus.class_label`` (default: the one label their series differ in). Every
 file's points are put on the ``requests`` file's timestamps; the window is its step.
+
+.. [1] Unless a load test (``--locust``, ``--k6``) is read beside it: then the load test gives the
+   throughput and the windows, and the other files are matched to them (``requests_needed``).
 """
 
 from __future__ import annotations
@@ -121,8 +124,12 @@ def _class_label(series: list[tuple[dict, pd.Series]], given: str | None, path) 
     return varying[0]
 
 
-def read(directory: str | Path, mapping: Mapping) -> Raw:
-    """The quantities in ``directory`` as one source (see the module's docstring)."""
+def read(directory: str | Path, mapping: Mapping, *, requests_needed: bool = True) -> Raw:
+    """The quantities in ``directory`` as one source (see the module's docstring).
+
+    ``requests_needed=False`` (a load test gives the throughput beside it): without ``requests``
+    the windows are the times of the other series, and the source gives those series only.
+    """
     directory = Path(directory)
     if not directory.is_dir():
         raise MeasurementError([Problem("", "not a directory; --prometheus takes a directory of query_range answers "
@@ -132,8 +139,10 @@ def read(directory: str | Path, mapping: Mapping) -> Raw:
     select = {str(k): str(v) for k, v in (prom.get("select") or {}).items()}
     requests_path = directory / files["requests"]
     if not requests_path.exists():
-        raise MeasurementError([Problem("", f"no {files['requests']} (the request rate per class; needed)")],
-                               str(directory))
+        if not requests_needed:
+            return _series_only(directory, files, select)
+        raise MeasurementError([Problem("", f"no {files['requests']} (the request rate per class; needed "
+                                            "unless a load test gives it)")], str(directory))
     requests = read_matrix(requests_path)
     if not requests:
         raise MeasurementError([Problem("data.result", "is empty; expected one series per request class")],
@@ -169,6 +178,34 @@ def read(directory: str | Path, mapping: Mapping) -> Raw:
         notes.append(f"{directory}: no CPU series ({files['cpu']}); CPU per request cannot be estimated")
     return Raw(source=str(directory), window_s=step, throughput=throughput, response_s=response, series=series,
                notes=notes)
+
+
+def _series_only(directory: Path, files: dict, select: dict) -> Raw:
+    """The summed series of ``directory`` without a request rate: on the union of their times,
+    the window their median step (a load test beside it gives the throughput and the windows)."""
+    found = {}
+    notes = []
+    for quantity, column in _SUMMED.items():
+        path = directory / files[quantity]
+        if not path.exists():
+            continue
+        kept = [(m, s) for m, s in read_matrix(path) if all(m.get(k, v) == v for k, v in select.items())]
+        if not kept:
+            notes.append(f"{path}: no series matches prometheus.select {select}; left out")
+            continue
+        found[column] = pd.concat([s for _, s in kept], axis=1).sum(axis=1, min_count=1).sort_index()
+    if not found:
+        raise MeasurementError([Problem("", f"none of {', '.join(files[q] for q in _SUMMED)} nor "
+                                            f"{files['requests']}; nothing to read")], str(directory))
+    index = pd.Index(sorted(set().union(*(s.index for s in found.values()))), name="t")
+    step = float(np.median(np.diff(index))) if len(index) > 1 else 60.0
+    series = pd.DataFrame(index=index, columns=list(SERIES), dtype=float)
+    for column, values in found.items():
+        series[column] = values.reindex(index)
+    if not series["cpu_cores"].notna().any():
+        notes.append(f"{directory}: no CPU series ({files['cpu']}); CPU per request cannot be estimated")
+    empty = pd.DataFrame(index=index)
+    return Raw(source=str(directory), window_s=step, throughput=empty, response_s=empty, series=series, notes=notes)
 
 
 def _per_class(series: list[tuple[dict, pd.Series]], label: str, index: pd.Index, mean: bool = False) -> pd.DataFrame:

@@ -55,7 +55,7 @@ def handle(args) -> int:
     if args.prometheus:
         from memstack_capacity.calibration import prometheus
 
-        raws.append(prometheus.read(args.prometheus, mapping))
+        raws.append(prometheus.read(args.prometheus, mapping, requests_needed=not (args.locust or args.k6)))
     if args.locust:
         from memstack_capacity.calibration import locust
 
