@@ -92,6 +92,19 @@ def test_ranges_lists_and_quantities(base, tmp_path):
      "space.deployments.api.resources.requests.cpu.min", "not accepted"),
     ({"deployments.api.replicas": {"min": 1, "max": 10**6, "step": 1}}, "space.deployments.api.replicas.step",
      str(MAX_POINTS)),
+    # Bounds whose difference or ratio overflows a float: refused by the size check, not an OverflowError.
+    ({"datastores.postgres.cores": {"min": -1e308, "max": 1e308, "step": 1e-300}},
+     "space.datastores.postgres.cores.step", "more than can be counted"),
+    ({"datastores.postgres.cores": {"min": 1e-300, "max": 1e300, "factor": 1.5}},
+     "space.datastores.postgres.cores.factor", str(MAX_POINTS)),
+    ({"deployments.api.replicas": {"min": 1, "max": 3, "step": 1e-320}}, "space.deployments.api.replicas.step",
+     "more than can be counted"),
+    # A list longer than a space may hold is refused before each value is validated.
+    ({"deployments.api.replicas": list(range(1, 2 + MAX_POINTS))}, "space.deployments.api.replicas",
+     f"lists {MAX_POINTS + 1} values"),
+    # Two spellings of one value would be two identical configurations.
+    ({"deployments.api.resources.requests.cpu": ["500m", "0.5"]}, "space.deployments.api.resources.requests.cpu",
+     "same value"),
 ])
 def test_bad_space_files_exit_2_in_one_line(spec, field, words, tmp_path, capsys):
     path = write_space(tmp_path, {"space": spec})

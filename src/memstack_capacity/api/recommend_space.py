@@ -108,6 +108,18 @@ def model_value(scenario, key: str):
 _UNITS = (("cpu", parse_cpu), ("memory", parse_memory), ("duration", parse_duration))
 
 
+def _same_reading(spec: list, parsed: list) -> tuple | None:
+    """Two listed values the scenario reads alike (``500m`` and ``"0.5"``), which would make two
+    identical configurations; None when every value reads differently."""
+    seen: dict = {}
+    for given, value in zip(spec, parsed):
+        key = repr(value)
+        if key in seen:
+            return seen[key], given
+        seen[key] = given
+    return None
+
+
 def _unit_of(bound: str, parsed: float) -> str:
     """Which spelling a string bound was written in: the first parser that reads it as the model did."""
     for unit, parse in _UNITS:
@@ -132,6 +144,24 @@ def _spell(unit: str, x: float):
 
 def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _linear_count(a: float, b: float, step: float) -> float:
+    """How many values ``a, a + step, …`` fall within ``b``; ``inf`` when the count overflows a float
+    (bounds of ±1e308, a step of 1e-320), so that the size check refuses it instead of crashing."""
+    ratio = (b - a) / step
+    return math.floor(ratio * (1 + 1e-12)) + 1 if math.isfinite(ratio) else math.inf
+
+
+def _log_count(a: float, b: float, factor: float) -> float:
+    """How many values ``a, a × factor, …`` fall within ``b`` (logarithms taken apart: ``b / a``
+    overflows for 1e-300 and 1e300); ``inf`` when the count overflows."""
+    ratio = (math.log(b) - math.log(a)) / math.log(factor)
+    return math.floor(ratio + 1e-9) + 1 if math.isfinite(ratio) else math.inf
+
+
+def _count_text(count: float) -> str:
+    return f"{count:,}" if math.isfinite(count) else "more than can be counted"
 
 
 class _Reader:
@@ -187,11 +217,20 @@ class _Reader:
                 self.problem(field, "list values must be single values (numbers, strings such as 500m), not "
                                     "lists, blocks or null", spec, True)
                 return None
+            if len(spec) > MAX_POINTS:
+                self.problem(field, f"lists {len(spec):,} values, more than the {MAX_POINTS} a space may hold",
+                             has_value=False)
+                return None
             if len({repr(v) for v in spec}) != len(spec):
                 self.problem(field, "a value is listed twice; list each value once", spec, True)
                 return None
             parsed = [self.accepted(key, v, field) for v in spec]
             if any(x is None for x in parsed):
+                return None
+            same = _same_reading(spec, parsed)
+            if same:
+                self.problem(field, f"{same[0]!r} and {same[1]!r} are the same value for the scenario; list it once",
+                             spec, True)
                 return None
             pairs = list(zip(parsed, spec))
             units = {_unit_of(v, x) for x, v in pairs if isinstance(v, str) and isinstance(x, (int, float))}
@@ -238,9 +277,9 @@ class _Reader:
             if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0 or not math.isfinite(step):
                 self.problem(f"{field}.step", "must be a number above 0", step, True)
                 return None
-            count = math.floor((b - a) / step * (1 + 1e-12)) + 1
+            count = _linear_count(a, b, step)
             if count > MAX_POINTS:
-                self.problem(f"{field}.step", f"gives {count:,} values, more than the {MAX_POINTS} a space may "
+                self.problem(f"{field}.step", f"gives {_count_text(count)} values, more than the {MAX_POINTS} a space may "
                                               "hold; give a larger step", step, True)
                 return None
             ints = not unit and all(_is_int(x) for x in (spec["min"], spec["max"], step))
@@ -254,9 +293,10 @@ class _Reader:
             if a <= 0:
                 self.problem(f"{field}.min", "a log-scale range (factor) needs min > 0", spec["min"], True)
                 return None
-            count = math.floor(math.log(b / a) / math.log(factor) + 1e-9) + 1
+            count = _log_count(a, b, factor)
             if count > MAX_POINTS:
-                self.problem(f"{field}.factor", f"gives {count:,} values, more than {MAX_POINTS}", factor, True)
+                self.problem(f"{field}.factor", f"gives {_count_text(count)} values, more than the {MAX_POINTS} a "
+                                                "space may hold; give a larger factor", factor, True)
                 return None
             ints = not unit and all(_is_int(x) for x in (spec["min"], spec["max"]))
             values = [a * factor**i for i in range(count)]
