@@ -102,6 +102,10 @@ def test_ranges_lists_and_quantities(base, tmp_path):
     # A list longer than a space may hold is refused before each value is validated.
     ({"deployments.api.replicas": list(range(1, 2 + MAX_POINTS))}, "space.deployments.api.replicas",
      f"lists {MAX_POINTS + 1} values"),
+    # Keys that state the question rather than the configuration: the search would pick the easiest question.
+    ({"targets.latency_p99.max": ["1s", "10s"]}, "space.targets.latency_p99.max", "deployments, datastores, cluster"),
+    ({"seed": [1, 2]}, "space.seed", "states the question"),
+    ({"workload.users.think_time.mean": ["1s", "2s"]}, "space.workload.users.think_time.mean", "states the question"),
     # Two spellings of one value would be two identical configurations.
     ({"deployments.api.resources.requests.cpu": ["500m", "0.5"]}, "space.deployments.api.resources.requests.cpu",
      "same value"),

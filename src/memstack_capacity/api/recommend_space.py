@@ -15,9 +15,13 @@ grid); its bounds may be Kubernetes quantities or durations where the key takes 
 (``250m``, ``512Mi``, ``30s``), and its values are then written back in that spelling (whole
 millicores, whole MiB from 1 MiB up, milliseconds). A range of whole numbers gives whole numbers.
 
+A space varies what is deployed: keys under ``deployments``, ``datastores`` and ``cluster``
+(:data:`CONFIGURATION_SECTIONS`). The workload, events, targets, costs, seed, duration and
+warm-up state the question; a space over them is refused.
+
 Every problem is reported before anything runs, naming the file, the key (``space.<key>`` or
 ``space.<key>.step``) and what is allowed: a key that names nothing in a scenario (with the
-nearest keys), an empty list, a range with a bad or missing bound, both or neither of ``step``
+nearest keys), a key outside the configuration's sections, an empty list, a range with a bad or missing bound, both or neither of ``step``
 and ``factor``, a value the scenario does not accept (each value is applied to every scenario
 and validated), and a space of more than :data:`MAX_POINTS` configurations.
 """
@@ -42,6 +46,12 @@ MAX_POINTS = 256
 #: The keys a space file may have at its top level.
 TOP_KEYS = ("description", "space")
 RANGE_KEYS = ("min", "max", "step", "factor")
+#: The scenario sections a space may vary: what is deployed. The others state the question — the
+#: traffic (workload, events), what passes (targets), the prices (cost), the seed, the duration
+#: and warm-up — and a search over them would find the point that asks the easiest question (the
+#: lightest traffic, the loosest target, the cheapest price); the seed is moreover set by the
+#: search itself (the same seeds for every point), so a space over it would hold identical points.
+CONFIGURATION_SECTIONS = ("deployments", "datastores", "cluster")
 _MIB = 2**20
 
 
@@ -335,6 +345,14 @@ def parse_space(data, source: str, scenarios: Sequence) -> Space:
             for p in exc.problems:
                 key = p.field.removeprefix("grid key ")
                 reader.problem(f"space.{key}", f"{p.message} (in scenario {sc.name})")
+    if reader.problems:
+        raise SpaceError(reader.problems, source)
+    for key in keys:
+        section = split_path(key)[0]
+        if section not in CONFIGURATION_SECTIONS:
+            reader.problem(f"space.{key}", f"`{section}` states the question, not the configuration: a space varies "
+                                           f"only {', '.join(CONFIGURATION_SECTIONS)} (set the rest in the "
+                                           "scenario or with --set)")
     if reader.problems:
         raise SpaceError(reader.problems, source)
     dims = [reader.dimension(str(k), v) for k, v in space.items()]
