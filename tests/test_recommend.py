@@ -121,6 +121,21 @@ def test_bad_space_files_exit_2_in_one_line(spec, field, words, tmp_path, capsys
     assert "Traceback" not in err and not out.exists()
 
 
+@pytest.mark.parametrize("spec, extra, words", [
+    # small.yaml is far inside the limits, but not at 20 000 API pods.
+    ({"deployments.api.replicas": [1, 20000]}, [], "at deployments.api.replicas=20000 in scenario small: the pods"),
+    # 16 points × 700 runs each is over the limit of 10 000 runs, though 700 runs of one point are not.
+    (SPACE["space"], ["--replications", "700"], "the runs are 11,200, over the limit of 10,000"),
+])
+def test_points_beyond_the_limits_on_scale_exit_2(spec, extra, words, tmp_path, capsys):
+    path = write_space(tmp_path, {"space": spec})
+    out = tmp_path / "out"
+    assert main(["recommend", SMALL, *CLI_SETS, "--space", path, "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert path in err and words in err and "--allow-large" in err, err
+    assert "Traceback" not in err and not out.exists()
+
+
 @pytest.mark.parametrize("text, words", [("space: {}\n", "at least one"), ("spaces: {a: [1]}\n", "unknown key"),
                                          ("space: [1, 2\n", "not valid YAML")])
 def test_bad_space_shapes(text, words, tmp_path, base):
