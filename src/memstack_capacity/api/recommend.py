@@ -189,6 +189,26 @@ class Candidate:
         return rank, self.cost if self.cost is not None else self.estimate, self.index
 
 
+# --------------------------------------------------------------------------- the order of the answer
+
+
+def could_beat(cost: float, index: int, best: Candidate) -> bool:
+    """Whether a passing point at ``cost`` and position ``index`` would be the answer rather than
+    ``best``: cheaper by more than :data:`REL`, or as cheap within it and earlier in the space.
+
+    The search's one ordering: with a point's cost floor for ``cost`` it is the stop rule (a point
+    whose floor cannot beat the best is skipped), with its simulated cost the choice of the answer.
+    """
+    if cost < best.cost * (1 - REL):
+        return True
+    return cost <= best.cost * (1 + REL) and index < best.index
+
+
+def beats(c: Candidate, best: Candidate | None) -> bool:
+    """Whether the passing ``c`` is a better answer than ``best`` (:func:`could_beat`)."""
+    return best is None or could_beat(c.cost, c.index, best)
+
+
 # --------------------------------------------------------------------------- costs and screens
 
 
@@ -589,11 +609,10 @@ def recommend(scenarios: Sequence[Scenario], space: Space, replications: int = 3
     best: Candidate | None = None
     kept = sorted((c for c in cands if not c.screened_out), key=lambda c: (c.estimate, c.index))
     for c in kept:
-        if best is not None and (c.floor > best.cost * (1 + REL)
-                                 or (c.floor >= best.cost * (1 - REL) and c.index > best.index)):
+        if best is not None and not could_beat(c.floor, c.index, best):
             continue
         confirm(c)
-        if c.passed and (best is None or (c.cost, c.index) < (best.cost, best.index)):
+        if c.passed and beats(c, best):
             best = c
 
     # 4. neighbours
@@ -609,7 +628,7 @@ def recommend(scenarios: Sequence[Scenario], space: Space, replications: int = 3
                     if not other.screened_out and not other.confirmed:
                         other.neighbour = True
                         confirm(other)
-                        if other.passed and (other.cost, other.index) < (best.cost, best.index):
+                        if other.passed and beats(other, best):
                             best = other  # a cost estimate that ranked it late; the floor rule makes this rare
 
     base_values = {}
