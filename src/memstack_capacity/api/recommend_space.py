@@ -21,9 +21,10 @@ warm-up state the question; a space over them is refused.
 
 Every problem is reported before anything runs, naming the file, the key (``space.<key>`` or
 ``space.<key>.step``) and what is allowed: a key that names nothing in a scenario (with the
-nearest keys), a key outside the configuration's sections, an empty list, a range with a bad or missing bound, both or neither of ``step``
-and ``factor``, a value the scenario does not accept (each value is applied to every scenario
-and validated), and a space of more than :data:`MAX_POINTS` configurations.
+nearest keys), a key outside the configuration's sections, an empty list, two values the
+scenario reads alike, a range with a bad or missing bound, both or neither of ``step`` and
+``factor``, a value the scenario does not accept (each value is applied to every scenario and
+validated), and a range, a list or a space of more than :data:`MAX_POINTS` configurations.
 """
 
 from __future__ import annotations
