@@ -284,3 +284,36 @@ def test_cli_bad_input_exit_2(tmp_path, capsys):
     help_text = capsys.readouterr().out
     for flag in ("--space", "--out", "--seed", "--replications", "--workers", "--scheduler", "--set"):
         assert flag in help_text
+
+
+def test_an_error_inside_a_simulation_is_not_bad_input(tmp_path, capsys, monkeypatch):
+    """A ValueError raised while simulating is the simulator's error (exit 1, "internal error"),
+    not the user's input (exit 2): the inputs were all checked before the search began."""
+    import contextlib
+
+    from memstack_capacity.api import batch
+
+    @contextlib.contextmanager
+    def failing_runner(*args, **kwargs):
+        def run_many(scenario, seeds, engine=None):
+            raise ValueError("a model invariant broke")
+        yield run_many
+
+    monkeypatch.setattr(batch, "runner", failing_runner)
+    out = tmp_path / "out"
+    code = main(["recommend", SMALL, *CLI_SETS, "--space", write_space(tmp_path, SPACE), "--out", str(out),
+                 "--no-screen", "--replications", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "internal error" in err and "a model invariant broke" in err, err
+    assert not out.exists()
+
+
+def test_same_bytes_with_one_worker_or_two(cli_run, tmp_path):
+    """The runs of a point go to a process pool with --workers 2 and stay in this process with 1:
+    both rebuild the scenario from the same JSON and run the same seeds, so the files are identical."""
+    _, out, space = cli_run
+    two = tmp_path / "two"
+    assert main(["recommend", SMALL, *CLI_SETS, "--space", space, "--out", str(two), "--replications", str(K),
+                 "--workers", "2"]) == 0
+    for name in ("recommend.json", "recommend.md", "manifests.diff"):
+        assert (two / name).read_bytes() == (out / name).read_bytes(), name

@@ -143,14 +143,12 @@ def _search(args, scenarios, space, margin, out: Path) -> int:
         if not quiet:
             print(f"{label}: {line}", file=sys.stderr, flush=True)
 
+    # Every input was checked by handle(); an error from here on is the simulator's (exit 1), not bad input.
     try:
         with runner(args.workers, client, "auto", run_bar) as run_many:
             result = recommend(scenarios, space, replications=args.replications, seed=args.seed, margin=margin,
-                               stand_in_margin=args.stand_in_margin, run_many=run_many, screen=not args.no_screen, notify=notify,
-                               screen_progress=screen_bar)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+                               stand_in_margin=args.stand_in_margin, run_many=run_many, screen=not args.no_screen,
+                               notify=notify, screen_progress=screen_bar)
     finally:
         screen_bar.close()
         run_bar.close()
