@@ -92,6 +92,23 @@ def test_ranges_lists_and_quantities(base, tmp_path):
      "space.deployments.api.resources.requests.cpu.min", "not accepted"),
     ({"deployments.api.replicas": {"min": 1, "max": 10**6, "step": 1}}, "space.deployments.api.replicas.step",
      str(MAX_POINTS)),
+    # Bounds whose difference or ratio overflows a float: refused by the size check, not an OverflowError.
+    ({"datastores.postgres.cores": {"min": -1e308, "max": 1e308, "step": 1e-300}},
+     "space.datastores.postgres.cores.step", "more than can be counted"),
+    ({"datastores.postgres.cores": {"min": 1e-300, "max": 1e300, "factor": 1.5}},
+     "space.datastores.postgres.cores.factor", str(MAX_POINTS)),
+    ({"deployments.api.replicas": {"min": 1, "max": 3, "step": 1e-320}}, "space.deployments.api.replicas.step",
+     "more than can be counted"),
+    # A list longer than a space may hold is refused before each value is validated.
+    ({"deployments.api.replicas": list(range(1, 2 + MAX_POINTS))}, "space.deployments.api.replicas",
+     f"lists {MAX_POINTS + 1} values"),
+    # Keys that state the question rather than the configuration: the search would pick the easiest question.
+    ({"targets.latency_p99.max": ["1s", "10s"]}, "space.targets.latency_p99.max", "deployments, datastores, cluster"),
+    ({"seed": [1, 2]}, "space.seed", "states the question"),
+    ({"workload.users.think_time.mean": ["1s", "2s"]}, "space.workload.users.think_time.mean", "states the question"),
+    # Two spellings of one value would be two identical configurations.
+    ({"deployments.api.resources.requests.cpu": ["500m", "0.5"]}, "space.deployments.api.resources.requests.cpu",
+     "same value"),
 ])
 def test_bad_space_files_exit_2_in_one_line(spec, field, words, tmp_path, capsys):
     path = write_space(tmp_path, {"space": spec})
@@ -101,6 +118,21 @@ def test_bad_space_files_exit_2_in_one_line(spec, field, words, tmp_path, capsys
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, err
     assert path in lines[0] and field in lines[0] and words in lines[0], lines[0]
+    assert "Traceback" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("spec, extra, words", [
+    # small.yaml is far inside the limits, but not at 20 000 API pods.
+    ({"deployments.api.replicas": [1, 20000]}, [], "at deployments.api.replicas=20000 in scenario small: the pods"),
+    # 16 points × 700 runs each is over the limit of 10 000 runs, though 700 runs of one point are not.
+    (SPACE["space"], ["--replications", "700"], "the runs are 11,200, over the limit of 10,000"),
+])
+def test_points_beyond_the_limits_on_scale_exit_2(spec, extra, words, tmp_path, capsys):
+    path = write_space(tmp_path, {"space": spec})
+    out = tmp_path / "out"
+    assert main(["recommend", SMALL, *CLI_SETS, "--space", path, "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    assert path in err and words in err and "--allow-large" in err, err
     assert "Traceback" not in err and not out.exists()
 
 
@@ -252,3 +284,36 @@ def test_cli_bad_input_exit_2(tmp_path, capsys):
     help_text = capsys.readouterr().out
     for flag in ("--space", "--out", "--seed", "--replications", "--workers", "--scheduler", "--set"):
         assert flag in help_text
+
+
+def test_an_error_inside_a_simulation_is_not_bad_input(tmp_path, capsys, monkeypatch):
+    """A ValueError raised while simulating is the simulator's error (exit 1, "internal error"),
+    not the user's input (exit 2): the inputs were all checked before the search began."""
+    import contextlib
+
+    from memstack_capacity.api import batch
+
+    @contextlib.contextmanager
+    def failing_runner(*args, **kwargs):
+        def run_many(scenario, seeds, engine=None):
+            raise ValueError("a model invariant broke")
+        yield run_many
+
+    monkeypatch.setattr(batch, "runner", failing_runner)
+    out = tmp_path / "out"
+    code = main(["recommend", SMALL, *CLI_SETS, "--space", write_space(tmp_path, SPACE), "--out", str(out),
+                 "--no-screen", "--replications", "1"])
+    err = capsys.readouterr().err
+    assert code == 1 and "internal error" in err and "a model invariant broke" in err, err
+    assert not out.exists()
+
+
+def test_same_bytes_with_one_worker_or_two(cli_run, tmp_path):
+    """The runs of a point go to a process pool with --workers 2 and stay in this process with 1:
+    both rebuild the scenario from the same JSON and run the same seeds, so the files are identical."""
+    _, out, space = cli_run
+    two = tmp_path / "two"
+    assert main(["recommend", SMALL, *CLI_SETS, "--space", space, "--out", str(two), "--replications", str(K),
+                 "--workers", "2"]) == 0
+    for name in ("recommend.json", "recommend.md", "manifests.diff"):
+        assert (two / name).read_bytes() == (out / name).read_bytes(), name

@@ -15,11 +15,16 @@ grid); its bounds may be Kubernetes quantities or durations where the key takes 
 (``250m``, ``512Mi``, ``30s``), and its values are then written back in that spelling (whole
 millicores, whole MiB from 1 MiB up, milliseconds). A range of whole numbers gives whole numbers.
 
+A space varies what is deployed: keys under ``deployments``, ``datastores`` and ``cluster``
+(:data:`CONFIGURATION_SECTIONS`). The workload, events, targets, costs, seed, duration and
+warm-up state the question; a space over them is refused.
+
 Every problem is reported before anything runs, naming the file, the key (``space.<key>`` or
 ``space.<key>.step``) and what is allowed: a key that names nothing in a scenario (with the
-nearest keys), an empty list, a range with a bad or missing bound, both or neither of ``step``
-and ``factor``, a value the scenario does not accept (each value is applied to every scenario
-and validated), and a space of more than :data:`MAX_POINTS` configurations.
+nearest keys), a key outside the configuration's sections, an empty list, two values the
+scenario reads alike, a range with a bad or missing bound, both or neither of ``step`` and
+``factor``, a value the scenario does not accept (each value is applied to every scenario and
+validated), and a range, a list or a space of more than :data:`MAX_POINTS` configurations.
 """
 
 from __future__ import annotations
@@ -42,6 +47,12 @@ MAX_POINTS = 256
 #: The keys a space file may have at its top level.
 TOP_KEYS = ("description", "space")
 RANGE_KEYS = ("min", "max", "step", "factor")
+#: The scenario sections a space may vary: what is deployed. The others state the question — the
+#: traffic (workload, events), what passes (targets), the prices (cost), the seed, the duration
+#: and warm-up — and a search over them would find the point that asks the easiest question (the
+#: lightest traffic, the loosest target, the cheapest price); the seed is moreover set by the
+#: search itself (the same seeds for every point), so a space over it would hold identical points.
+CONFIGURATION_SECTIONS = ("deployments", "datastores", "cluster")
 _MIB = 2**20
 
 
@@ -108,6 +119,18 @@ def model_value(scenario, key: str):
 _UNITS = (("cpu", parse_cpu), ("memory", parse_memory), ("duration", parse_duration))
 
 
+def _same_reading(spec: list, parsed: list) -> tuple | None:
+    """Two listed values the scenario reads alike (``500m`` and ``"0.5"``), which would make two
+    identical configurations; None when every value reads differently."""
+    seen: dict = {}
+    for given, value in zip(spec, parsed):
+        key = repr(value)
+        if key in seen:
+            return seen[key], given
+        seen[key] = given
+    return None
+
+
 def _unit_of(bound: str, parsed: float) -> str:
     """Which spelling a string bound was written in: the first parser that reads it as the model did."""
     for unit, parse in _UNITS:
@@ -132,6 +155,24 @@ def _spell(unit: str, x: float):
 
 def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _linear_count(a: float, b: float, step: float) -> float:
+    """How many values ``a, a + step, …`` fall within ``b``; ``inf`` when the count overflows a float
+    (bounds of ±1e308, a step of 1e-320), so that the size check refuses it instead of crashing."""
+    ratio = (b - a) / step
+    return math.floor(ratio * (1 + 1e-12)) + 1 if math.isfinite(ratio) else math.inf
+
+
+def _log_count(a: float, b: float, factor: float) -> float:
+    """How many values ``a, a × factor, …`` fall within ``b`` (logarithms taken apart: ``b / a``
+    overflows for 1e-300 and 1e300); ``inf`` when the count overflows."""
+    ratio = (math.log(b) - math.log(a)) / math.log(factor)
+    return math.floor(ratio + 1e-9) + 1 if math.isfinite(ratio) else math.inf
+
+
+def _count_text(count: float) -> str:
+    return f"{count:,}" if math.isfinite(count) else "more than can be counted"
 
 
 class _Reader:
@@ -187,11 +228,20 @@ class _Reader:
                 self.problem(field, "list values must be single values (numbers, strings such as 500m), not "
                                     "lists, blocks or null", spec, True)
                 return None
+            if len(spec) > MAX_POINTS:
+                self.problem(field, f"lists {len(spec):,} values, more than the {MAX_POINTS} a space may hold",
+                             has_value=False)
+                return None
             if len({repr(v) for v in spec}) != len(spec):
                 self.problem(field, "a value is listed twice; list each value once", spec, True)
                 return None
             parsed = [self.accepted(key, v, field) for v in spec]
             if any(x is None for x in parsed):
+                return None
+            same = _same_reading(spec, parsed)
+            if same:
+                self.problem(field, f"{same[0]!r} and {same[1]!r} are the same value for the scenario; list it once",
+                             spec, True)
                 return None
             pairs = list(zip(parsed, spec))
             units = {_unit_of(v, x) for x, v in pairs if isinstance(v, str) and isinstance(x, (int, float))}
@@ -238,9 +288,9 @@ class _Reader:
             if isinstance(step, bool) or not isinstance(step, (int, float)) or not step > 0 or not math.isfinite(step):
                 self.problem(f"{field}.step", "must be a number above 0", step, True)
                 return None
-            count = math.floor((b - a) / step * (1 + 1e-12)) + 1
+            count = _linear_count(a, b, step)
             if count > MAX_POINTS:
-                self.problem(f"{field}.step", f"gives {count:,} values, more than the {MAX_POINTS} a space may "
+                self.problem(f"{field}.step", f"gives {_count_text(count)} values, more than the {MAX_POINTS} a space may "
                                               "hold; give a larger step", step, True)
                 return None
             ints = not unit and all(_is_int(x) for x in (spec["min"], spec["max"], step))
@@ -254,9 +304,10 @@ class _Reader:
             if a <= 0:
                 self.problem(f"{field}.min", "a log-scale range (factor) needs min > 0", spec["min"], True)
                 return None
-            count = math.floor(math.log(b / a) / math.log(factor) + 1e-9) + 1
+            count = _log_count(a, b, factor)
             if count > MAX_POINTS:
-                self.problem(f"{field}.factor", f"gives {count:,} values, more than {MAX_POINTS}", factor, True)
+                self.problem(f"{field}.factor", f"gives {_count_text(count)} values, more than the {MAX_POINTS} a "
+                                                "space may hold; give a larger factor", factor, True)
                 return None
             ints = not unit and all(_is_int(x) for x in (spec["min"], spec["max"]))
             values = [a * factor**i for i in range(count)]
@@ -295,6 +346,14 @@ def parse_space(data, source: str, scenarios: Sequence) -> Space:
             for p in exc.problems:
                 key = p.field.removeprefix("grid key ")
                 reader.problem(f"space.{key}", f"{p.message} (in scenario {sc.name})")
+    if reader.problems:
+        raise SpaceError(reader.problems, source)
+    for key in keys:
+        section = split_path(key)[0]
+        if section not in CONFIGURATION_SECTIONS:
+            reader.problem(f"space.{key}", f"`{section}` states the question, not the configuration: a space varies "
+                                           f"only {', '.join(CONFIGURATION_SECTIONS)} (set the rest in the "
+                                           "scenario or with --set)")
     if reader.problems:
         raise SpaceError(reader.problems, source)
     dims = [reader.dimension(str(k), v) for k, v in space.items()]

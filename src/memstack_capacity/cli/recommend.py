@@ -87,6 +87,7 @@ def handle(args) -> int:
             raise ScenarioError([Problem("targets", "the scenario sets no targets, so every configuration would "
                                                     "'meet' them; add a `targets:` block")], path)
     space = load_space(args.space, scenarios)  # SpaceError → exit 2, one line
+    check_points_scale(args, scenarios, space)
     out = Path(args.out) if args.out else Path("out") / f"{scenarios[0].name}-recommend"
     problem = output_dir_problem(out)
     if problem:
@@ -97,6 +98,33 @@ def handle(args) -> int:
               + ("" if not args.no_screen else " turned off") + f", then simulating the candidates in increasing cost, "
               f"{args.replications} run(s) per scenario; writing {out}/")
     return _search(args, scenarios, space, margin, out)
+
+
+def check_points_scale(args, scenarios, space) -> None:
+    """Every configuration of the space, in every scenario, within the limits on scale, and the
+    search's runs at most (every point, K runs per scenario) within the limit on runs; a
+    ScenarioError naming the space file and the first configuration over a limit otherwise.
+
+    The scenarios were checked as given, but a space can take them past a limit (20 000 API
+    replicas), and a search runs many points: both are refused before anything is simulated,
+    unless --allow-large lifts the limits.
+    """
+    from types import SimpleNamespace
+
+    from memstack_capacity.cli.common import check_scale
+    from memstack_capacity.engine.capabilities import choose
+
+    for path, sc in zip(args.scenarios, scenarios):
+        view = SimpleNamespace(scenario=path, allow_large=args.allow_large, replications=args.replications,
+                               variants=space.size * len(scenarios), workers=args.workers)
+        for point in space.points():
+            configured = sc.with_overrides(point)
+            try:
+                check_scale(view, configured, choose(configured, "auto").engine)
+            except ScenarioError as exc:
+                where = ", ".join(f"{k}={v}" for k, v in point.items())
+                raise ScenarioError([Problem("space", f"at {where} in scenario {sc.name}: {p.message}", p.value,
+                                             p.has_value) for p in exc.problems], space.source) from None
 
 
 def _search(args, scenarios, space, margin, out: Path) -> int:
@@ -115,14 +143,12 @@ def _search(args, scenarios, space, margin, out: Path) -> int:
         if not quiet:
             print(f"{label}: {line}", file=sys.stderr, flush=True)
 
+    # Every input was checked by handle(); an error from here on is the simulator's (exit 1), not bad input.
     try:
         with runner(args.workers, client, "auto", run_bar) as run_many:
             result = recommend(scenarios, space, replications=args.replications, seed=args.seed, margin=margin,
-                               stand_in_margin=args.stand_in_margin, run_many=run_many, screen=not args.no_screen, notify=notify,
-                               screen_progress=screen_bar)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+                               stand_in_margin=args.stand_in_margin, run_many=run_many, screen=not args.no_screen,
+                               notify=notify, screen_progress=screen_bar)
     finally:
         screen_bar.close()
         run_bar.close()

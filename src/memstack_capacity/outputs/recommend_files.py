@@ -50,7 +50,8 @@ def manifests_diff(old: dict[str, str], new: dict[str, str]) -> str:
     return "".join(out)
 
 
-def _fmt(value, name: str) -> str:
+def target_value_text(value, name: str) -> str:
+    """A target's figure for people: latencies in ms or s, an error rate in %, else 4 digits; ``n/a`` for None."""
     if value is None:
         return "n/a"
     if name.startswith("latency") or name.startswith("job_latency"):
@@ -114,16 +115,16 @@ def ranked_table(doc: dict) -> list[str]:
                 parts = []
                 for t in scen["targets"]:
                     ci = t["ci95"]
-                    interval = f" [{_fmt(ci[0], t['name'])}, {_fmt(ci[1], t['name'])}]" if ci else ""
+                    interval = f" [{target_value_text(ci[0], t['name'])}, {target_value_text(ci[1], t['name'])}]" if ci else ""
                     ok = "✓" if t["met_runs"] == scen["runs"] else f"✗ {t['met_runs']}/{scen['runs']}"
-                    parts.append(f"{t['name']} {_fmt(t['mean'], t['name'])}{interval} {ok}")
+                    parts.append(f"{t['name']} {target_value_text(t['mean'], t['name'])}{interval} {ok}")
                 cells.append("<br>".join(parts))
             elif scen.get("screen"):
                 s = scen["screen"]
                 if s["verdict"] == "unscreened":
                     cells.append("not run")
                 else:
-                    cells.append("flow model: " + ", ".join(f"{f['name']} ≈ {_fmt(f['value'], f['name'])}"
+                    cells.append("flow model: " + ", ".join(f"{f['name']} ≈ {target_value_text(f['value'], f['name'])}"
                                                             f"{' ✗' if f['verdict'] == 'miss' else ''}"
                                                             for f in s["figures"]))
             else:
@@ -162,8 +163,8 @@ def report_text(doc: dict, base, recommended) -> str:
         b = rec["binding"]
         if b:
             ceiling = b.get("ceiling")
-            text = (f"Binding constraint: {b['target']} in {b['scenario']}, {_fmt(b['mean'], b['target'])} against "
-                    f"{_fmt(b['limit'], b['target'])} ({b['headroom']:.0%} headroom)")
+            text = (f"Binding constraint: {b['target']} in {b['scenario']}, {target_value_text(b['mean'], b['target'])} against "
+                    f"{target_value_text(b['limit'], b['target'])} ({b['headroom']:.0%} headroom)")
             if ceiling:
                 text += f"; the lowest throughput ceiling is {ceiling['name']}, ≈ {ceiling['rps']:,.0f} req/s ({ceiling['how']})"
             lines += ["", text + "."]
