@@ -4,7 +4,14 @@
 >>> result = simulate(load_scenario("scenarios/peak.yaml"))
 >>> result.summary["requests"]["throughput_rps"]
 
-Figures for notebooks: :mod:`memstack_capacity.plotting`.
+The cheapest configuration of a search space that meets the targets (docs/recommend.md):
+
+>>> base = load_scenario("scenarios/small.yaml")
+>>> found = recommend(base, load_space({"deployments.api.replicas": [1, 2, 3]}, base))
+>>> found.best.overrides, found.to_dict()["recommended"]["binding"]
+
+Figures for notebooks: :mod:`memstack_capacity.plotting`; reports and manifests:
+:mod:`memstack_capacity.reporting`.
 
 This module owns only the public names, re-exported from the modules that define them;
 it imports those and nothing else, and no module of the package imports it.
@@ -12,6 +19,8 @@ it imports those and nothing else, and no module of the package imports it.
 
 from memstack_capacity.api.simulation import simulate
 from memstack_capacity.api.batch import compare, replicate, sweep
+from memstack_capacity.api.recommend import Recommendation, recommend
+from memstack_capacity.api.recommend_space import load_space
 from memstack_capacity.errors import MemstackCapacityError, ScenarioError, SimulationError
 from memstack_capacity.results.result import Result
 from memstack_capacity.scenario.load import find_scenario, load_scenario
@@ -26,6 +35,9 @@ __all__ = [
     "replicate",
     "sweep",
     "compare",
+    "recommend",
+    "load_space",
+    "Recommendation",
     "Scenario",
     "Result",
     "MemstackCapacityError",

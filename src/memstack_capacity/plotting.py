@@ -10,6 +10,8 @@ One run (the report's figures; time in simulated minutes, the warm-up shaded):
 Several runs: ``plot_runs`` (series of labelled Results overlaid in time), ``plot_sweep`` and
 ``sweep_table`` (a sweep's figures against the parameter varied, means with 95 % intervals).
 
+A search: ``plot_pareto`` (``recommend``'s pareto.png: cost per month against p99 and throughput).
+
 >>> from memstack_capacity import load_scenario, scale_model, simulate
 >>> from memstack_capacity.plotting import plot_replicas, show
 >>> show(plot_replicas(simulate(scale_model(load_scenario("scenarios/peak.yaml"), 8))))
@@ -28,10 +30,20 @@ from memstack_capacity.outputs.plots import (
     plot_replicas,
     plot_utilisation,
 )
+from memstack_capacity.outputs.recommend_plot import pareto_figure
 from memstack_capacity.outputs.whatif_plots import plot_runs, plot_sweep, sweep_table
 
 __all__ = ["show", "figure_png", "plot_replicas", "plot_utilisation", "plot_latency", "plot_datastores",
-           "plot_jobs", "plot_runs", "plot_sweep", "sweep_table"]
+           "plot_jobs", "plot_runs", "plot_sweep", "sweep_table", "plot_pareto"]
+
+
+def plot_pareto(recommendation):
+    """``recommend``'s trade-off figure (pareto.png) for a ``Recommendation`` or its ``to_dict()``
+    (recommend.json): cost per month against p99 latency and against throughput, one marker per
+    configuration (filled: simulated, green every target met, red a miss; hollow: the flow
+    model's screen only), the targets dashed, the recommendation a star."""
+    doc = recommendation.to_dict() if hasattr(recommendation, "to_dict") else recommendation
+    return pareto_figure(doc)
 
 
 def show(fig) -> None:

@@ -6,6 +6,9 @@
 - :func:`manifests`: the Kubernetes manifests of a scenario, file name → YAML text;
   :func:`upstream_manifests` the same for the real deployment, to diff a what-if against it.
 - :func:`connection_budget`: the connections each PostgreSQL store's pools may open at worst.
+- :func:`manifests_diff`: what to apply to go from one scenario's manifests to another's, as
+  ``recommend``'s manifests.diff (``diff -u -N``, file by file).
+- :func:`recommend_markdown`: ``recommend``'s recommend.md for a search's result.
 
 >>> from memstack_capacity import load_scenario, simulate
 >>> from memstack_capacity.reporting import findings, manifests
@@ -21,10 +24,13 @@ from memstack_capacity.components.datastores.budget import connection_budget
 from memstack_capacity.outputs.findings import findings as _findings
 from memstack_capacity.outputs.manifests.files import ManifestInputs, build_manifests, render_manifests
 from memstack_capacity.outputs.manifests.scenario import inputs_from_scenario
+from memstack_capacity.outputs.recommend_files import manifests_diff as _manifests_diff
+from memstack_capacity.outputs.recommend_files import report_text as _recommend_text
 from memstack_capacity.outputs.report import render_markdown as report_markdown
 from memstack_capacity.results.alert_series import alert_frame
 
-__all__ = ["report_markdown", "findings", "alert_frame", "manifests", "upstream_manifests", "connection_budget"]
+__all__ = ["report_markdown", "findings", "alert_frame", "manifests", "upstream_manifests", "connection_budget",
+           "manifests_diff", "recommend_markdown"]
 
 
 def findings(result) -> list:
@@ -40,3 +46,20 @@ def manifests(scenario) -> dict[str, str]:
 def upstream_manifests() -> dict[str, str]:
     """The real deployment's manifests (its ``k8s/`` directory), in the same form as :func:`manifests`."""
     return render_manifests(build_manifests(ManifestInputs.upstream()))
+
+
+def manifests_diff(before, after) -> str:
+    """``diff -u -N`` from ``before``'s manifests to ``after``'s (two scenarios), file by file: the
+    change to apply, as ``recommend`` writes it to manifests.diff; empty when nothing differs."""
+    return _manifests_diff(manifests(before), manifests(after))
+
+
+def recommend_markdown(recommendation, scenario) -> str:
+    """``recommend``'s recommend.md: the answer, why each change, requests and limits, the ranked table.
+
+    ``scenario`` is the (first) scenario the search was given; the recommended configuration is
+    applied to it for the requests/limits table.
+    """
+    best = recommendation.best
+    recommended = scenario.with_overrides(best.overrides) if best is not None and best.overrides else scenario
+    return _recommend_text(recommendation.to_dict(), scenario, recommended)

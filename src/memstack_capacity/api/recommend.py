@@ -75,20 +75,24 @@ def cost_floor(scenario: Scenario) -> float:
     return (compute + stores) * HOURS_PER_MONTH
 
 
-def recommend(scenarios: Sequence[Scenario], space: Space, replications: int = 3, seed: int | None = None,
-              margin: float = DEFAULT_MARGIN, stand_in_margin: float = DEFAULT_STAND_IN_MARGIN, run_many=None,
-              screen: bool = True, neighbours: bool = True, notify: Callable[[str], None] | None = None,
-              screen_progress: Callable[[float, int], None] | None = None) -> Recommendation:
+def recommend(scenarios: Sequence[Scenario] | Scenario, space: Space, replications: int = 3,
+              seed: int | None = None, margin: float = DEFAULT_MARGIN,
+              stand_in_margin: float = DEFAULT_STAND_IN_MARGIN, run_many=None, screen: bool = True,
+              neighbours: bool = True, notify: Callable[[str], None] | None = None,
+              screen_progress: Callable[[float, int], None] | None = None,
+              workers: int | None = 1) -> Recommendation:
     """Search ``space`` for the cheapest point that meets every target of every scenario in every run.
 
     Args:
-        scenarios: Each must set ``targets:``; the point's overrides are applied to each.
+        scenarios: Each must set ``targets:``; the point's overrides are applied to each. One scenario
+            may be given alone.
         space: The points (:func:`memstack_capacity.api.recommend_space.load_space`).
         replications: Runs per point and scenario, seeds ``seed … seed+K−1`` (each scenario's own seed when None).
         margin, stand_in_margin: The screen's relative margins, on the flow model's own figures and on the
             percentiles stood in for (:mod:`.recommend_screen`); ``screen=False`` screens nothing.
         run_many: ``run_many(scenario, seeds) -> [summary, …]`` on the discrete-event engine
-            (:func:`memstack_capacity.api.batch.runner`); in this process one after another by default.
+            (:func:`memstack_capacity.api.batch.runner`); by default the runs of a point go to ``workers``
+            local processes (``None``: one per CPU), or run one after another in this process (1).
         neighbours: Also confirm the points one step from the answer along each key.
         notify: Called with a line as each point is confirmed.
         screen_progress: ``fn(done, total)`` over the screen.
@@ -96,7 +100,16 @@ def recommend(scenarios: Sequence[Scenario], space: Space, replications: int = 3
     Raises:
         ValueError: Without scenarios or targets, or for replications < 1 or a negative margin.
     """
+    if isinstance(scenarios, Scenario):
+        scenarios = [scenarios]
     _check_arguments(scenarios, replications, margin, stand_in_margin)
+    if run_many is None and workers != 1:
+        from memstack_capacity.api.batch import runner
+
+        with runner(workers) as pool:  # the processes live as long as the search
+            return recommend(scenarios, space, replications=replications, seed=seed, margin=margin,
+                             stand_in_margin=stand_in_margin, run_many=pool, screen=screen, neighbours=neighbours,
+                             notify=notify, screen_progress=screen_progress)
     if run_many is None:
         from memstack_capacity.api.simulation import simulate
 

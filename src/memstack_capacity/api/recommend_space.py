@@ -367,8 +367,17 @@ def parse_space(data, source: str, scenarios: Sequence) -> Space:
     return result
 
 
-def load_space(path: str | Path, scenarios: Sequence) -> Space:
-    """Read and check a space file against the scenarios (each must accept every value)."""
+def load_space(path: str | Path | Mapping, scenarios: Sequence) -> Space:
+    """Read and check a space file against the scenarios (each must accept every value).
+
+    ``path`` may also be the ``space:`` block itself, a mapping of dotted keys to a list or a
+    range (from a notebook or a script); its problems name ``<python>`` as the file. A single
+    scenario may be given alone.
+    """
+    if not isinstance(scenarios, (list, tuple)):
+        scenarios = [scenarios]
+    if isinstance(path, Mapping):
+        return parse_space({"space": dict(path)}, "<python>", scenarios)
     try:
         data = read_yaml(path)
     except ScenarioError as exc:
