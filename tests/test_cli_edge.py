@@ -76,6 +76,25 @@ def test_an_internal_error_is_one_line_and_exit_1(tmp_path, capsys, monkeypatch)
     assert "report it to the memstack-capacity issue tracker" in line and "--debug" in line
 
 
+def test_capacity_refuses_a_search_it_cannot_ask_before_simulating_and_a_value_error_inside_is_internal(
+        tmp_path, capsys, monkeypatch):
+    """A scenario without targets is bad input (exit 2, nothing simulated); a ValueError raised by a
+    run is the tool's error (exit 1), not the user's."""
+    monkeypatch.delenv("MEMSTACK_DEBUG", raising=False)
+
+    def value_error(*args, **kwargs):
+        raise ValueError("math domain error")
+
+    monkeypatch.setattr("memstack_capacity.api.simulation.simulate", value_error)
+    path = write(tmp_path, tiny_scenario())
+    assert main(["capacity", path, "--screen", "none", "--out", str(tmp_path / "a")]) == 2
+    assert "sets no targets" in capsys.readouterr().err and not (tmp_path / "a").exists()
+    path = write(tmp_path, tiny_scenario(targets={"latency_mean": {"max": "1s"}}), "t.yaml")
+    assert main(["capacity", path, "--screen", "none", "--workers", "1", "--out", str(tmp_path / "b")]) == 1
+    err = capsys.readouterr().err
+    assert "internal error in `capacity`: ValueError: math domain error" in err and "Traceback" not in err
+
+
 def test_debug_flag_and_variable_show_the_traceback(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr("memstack_capacity.api.simulation.simulate", _boom)
     path = write(tmp_path, tiny_scenario())

@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-__all__ = ["CapacityResult", "Trial", "scale_load", "peak_load", "find_capacity", "judge_trial"]
+__all__ = ["CapacityResult", "Trial", "scale_load", "peak_load", "find_capacity", "check_search", "judge_trial"]
 
 
 @dataclass(frozen=True)
@@ -242,6 +242,23 @@ def scale_load(scenario, multiplier: float):
     return scenario.model_copy(update=update)
 
 
+def check_search(scenario, replications: int = 3, rel_tol: float = 0.05, screen: str | None = None) -> None:
+    """Raise ValueError, saying why, when a capacity search of ``scenario`` cannot be asked; called
+    before anything is simulated, so a ValueError from a run is never taken for bad input."""
+    from memstack_capacity.api import capacity_screen
+
+    if replications < 1:
+        raise ValueError(f"replications must be at least 1 (got {replications})")
+    if not rel_tol > 0:
+        raise ValueError(f"rel_tol must be > 0 (got {rel_tol})")
+    if screen is not None and screen not in capacity_screen.SCREENS:
+        raise ValueError(f"screen must be None or one of {', '.join(capacity_screen.SCREENS)} (got {screen!r})")
+    if not any(v is not None for v in scenario.targets.model_dump().values()):
+        raise ValueError("the scenario sets no targets, so any load 'meets' them; add `targets:`")
+    if peak_load(scenario)[1] <= 0:
+        raise ValueError("the scenario's load profile is zero everywhere; nothing to scale")
+
+
 def find_capacity(scenario, replications: int = 1, seed: int | None = None, rel_tol: float = 0.05,
                   max_multiplier: float = 64.0, min_multiplier: float = 1 / 64, simulate=None,
                   progress=None, run_many=None, *, screen: str | None = None,
@@ -279,14 +296,7 @@ def find_capacity(scenario, replications: int = 1, seed: int | None = None, rel_
     from memstack_capacity.api.progress import auto_trial_progress
     from memstack_capacity.engine.capabilities import choose
 
-    if replications < 1:
-        raise ValueError(f"replications must be at least 1 (got {replications})")
-    if not rel_tol > 0:
-        raise ValueError(f"rel_tol must be > 0 (got {rel_tol})")
-    if screen is not None and screen not in capacity_screen.SCREENS:
-        raise ValueError(f"screen must be None or one of {', '.join(capacity_screen.SCREENS)} (got {screen!r})")
-    if not any(v is not None for v in scenario.targets.model_dump().values()):
-        raise ValueError("the scenario sets no targets, so any load 'meets' them; add `targets:`")
+    check_search(scenario, replications, rel_tol, screen)
     if simulate is None:
         from memstack_capacity.api.simulation import simulate
     if run_many is None:
@@ -295,8 +305,6 @@ def find_capacity(scenario, replications: int = 1, seed: int | None = None, rel_
         def run_many(scaled, seeds, engine=None):
             return [simulate(scaled, seed=s, engine=engine or own_engine).summary for s in seeds]
     mode, base = peak_load(scenario)
-    if base <= 0:
-        raise ValueError("the scenario's load profile is zero everywhere; nothing to scale")
     first = scenario.seed if seed is None else int(seed)
     seeds = [first + i for i in range(replications)]
     rules = scaled_target_rules(scenario)

@@ -50,7 +50,7 @@ def register(subparsers) -> None:
 
 def handle(args) -> int:
     from memstack_capacity.api.batch import runner
-    from memstack_capacity.api.capacity import find_capacity
+    from memstack_capacity.api.capacity import check_search, find_capacity
 
     if args.replications < 1 or not args.rel_tol > 0:
         print("error: --replications must be >= 1 and --rel-tol > 0", file=sys.stderr)
@@ -62,6 +62,11 @@ def handle(args) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     screen = None if args.screen == "none" else args.screen
+    try:
+        check_search(scenario, args.replications, args.rel_tol, screen)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     how = ("locating the bracket on the flow model, judging its ends and bisecting on the DES" if screen
            else "scaling the load up or down and bisecting")
     say(args, plan_line("capacity", scenario, args, args.replications, f"{how}; writing {out}/"))
@@ -72,9 +77,6 @@ def handle(args) -> int:
             result = find_capacity(scenario, replications=args.replications, seed=args.seed, rel_tol=args.rel_tol,
                                    progress=progress.trial_done, run_many=run_many, screen=screen,
                                    engine=args.engine)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
     finally:
         progress.close()
         if client is not None:
