@@ -99,3 +99,29 @@ def test_scheduler_that_cannot_be_reached_exits_3(scenario, capsys, monkeypatch)
     err = capsys.readouterr().err
     assert "cannot connect to the Dask scheduler at tcp://127.0.0.1:9" in err
     assert "problem" not in err  # not reported as a problem in the scenario
+
+
+def test_a_grid_variant_past_a_limit_on_scale_is_refused_before_simulating(tmp_path, capsys, monkeypatch):
+    """The scenario is within the limits (docs/reference/limits.md: 10 000 pods), one variant is
+    not: refused with that variant named, nothing simulated, nothing written; --allow-large lifts it."""
+    import memstack_capacity.api.batch as batch
+
+    monkeypatch.delenv("MEMSTACK_ALLOW_LARGE", raising=False)
+    ran = []
+    monkeypatch.setattr(batch, "sweep", lambda *a, **k: ran.append(1) or pd.DataFrame({"variant": []}))
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(pod_scenario(5.0, 0.05, duration=60, warmup=10)), encoding="utf-8")
+    out = tmp_path / "sweep.csv"
+    argv = ["sweep", str(path), "--grid", "deployments.api.replicas=2,20000", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--grid (deployments.api.replicas=20000)" in err and "over the limit of 10,000" in err
+    assert not ran and not out.exists()
+    from types import SimpleNamespace
+
+    from memstack_capacity.cli.sweep import check_variants_scale
+    from memstack_capacity.scenario.load import parse_scenario
+
+    lifted = SimpleNamespace(allow_large=True, engine=None, scenario=str(path), replications=1, variants=2, workers=1)
+    check_variants_scale(lifted, parse_scenario(pod_scenario(5.0, 0.05, duration=60, warmup=10)),
+                         {"deployments.api.replicas": [2, 20000]})

@@ -96,6 +96,7 @@ def handle(args) -> int:
               file=sys.stderr)
         return EXIT_BAD_INPUT
     scenario = load_from_args(args)
+    check_variants_scale(args, scenario, grid)
     runs = args.variants * args.replications
     where = "stdout" if args.out == "-" else (args.out or f"out/{scenario.name}-sweep.csv")
     line = plan_line("sweep", scenario, args, runs, f"writing one CSV row per run to {where}",
@@ -132,6 +133,25 @@ def handle(args) -> int:
     if args.format == "json":
         print(summary_json(rows_document(frame)), end="", flush=True)
     return EXIT_OK
+
+
+def check_variants_scale(args, scenario, grid: dict[str, list]) -> None:
+    """Every variant of the grid within the limits on scale, as the scenario itself was checked:
+    a grid can take it past one (``deployments.api.replicas=2,20000``). A ScenarioError naming
+    the first variant over a limit, before anything is simulated, unless --allow-large."""
+    from memstack_capacity.api.batch import check_grid_keys, expand_grid
+    from memstack_capacity.cli.common import check_scale
+    from memstack_capacity.engine.capabilities import choose
+
+    check_grid_keys(scenario, grid)
+    for point in expand_grid(grid):
+        configured = scenario.with_overrides(point)
+        try:
+            check_scale(args, configured, choose(configured, args.engine or "auto").engine)
+        except ScenarioError as exc:
+            where = ", ".join(f"{k}={v}" for k, v in point.items())
+            raise ScenarioError([Problem(f"--grid ({where})", p.message, p.value, p.has_value)
+                                 for p in exc.problems], str(args.scenario)) from None
 
 
 def rows_document(frame) -> list[dict]:
