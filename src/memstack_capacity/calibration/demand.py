@@ -11,9 +11,19 @@ approaches compared, with LibReDE's implementations, by Spinner, Casale, Brosig 
 ``nnls``): a demand is never negative.
 
 Uncertainty: a pairs bootstrap over windows (windows drawn with replacement, the fit redone;
-seeded, so the same data and seed give the same interval), percentile intervals. It treats
-windows as independent given their throughputs; windows much shorter than the system's
-memory (a queue carried from one to the next) make the intervals too narrow.
+seeded, so the same data and seed give the same interval), percentile intervals. Windows are
+drawn within their recording (a stratified bootstrap: each resample keeps every recording's
+window count, so a recording of one mix is never replaced by another's), and in moving blocks
+of consecutive windows when the fit's residuals are correlated from one window to the next
+(Künsch, "The jackknife and the bootstrap for general stationary observations", Annals of
+Statistics 17 (1989) 1217–1241; Lahiri, *Resampling Methods for Dependent Data*, Springer 2003).
+Windows much shorter than the system's memory (a queue carried from one to the next, a
+5-minute ``rate`` sampled every 30 s) are not independent, and drawing them one by one would
+make the intervals too narrow. The block length (:func:`block_length`) is 1 (windows drawn one
+by one) unless the residuals' lag-1 autocorrelation ρ is significantly above 0 (ρ > 2/√n), and
+then Carlstein's rule for an AR(1) dependence, ``ℓ = (2ρ/(1−ρ²))^(2/3) (3n/2)^(1/3)``
+(Carlstein, Annals of Statistics 14 (1986) 1171–1179; Lahiri 2003, §7.2), at most a third of
+the recording so that it holds three blocks or more.
 
 What the data cannot identify is said, not invented: a coefficient is unidentifiable when
 there are fewer than ``p + 3`` windows for ``p`` coefficients, when its column is (nearly) a
@@ -71,6 +81,10 @@ class DemandFit:
 
     #: Classes with no request in any window: nothing could identify them, and nothing is written for them.
     silent: tuple[str, ...] = ()
+    #: The residuals' lag-1 autocorrelation (None: too few windows) and the bootstrap's block length.
+    rho: float | None = None
+    block: int = 1
+    recordings: int = 1
 
     @property
     def all_identified(self) -> bool:
@@ -93,18 +107,73 @@ def _percentiles(draws: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarra
     return np.quantile(draws, alpha, axis=0), np.quantile(draws, 1.0 - alpha, axis=0)
 
 
-def bootstrap_nnls(design: np.ndarray, y: np.ndarray, rng: np.random.Generator, b: int = BOOTSTRAP):
-    """The NNLS coefficients of ``b`` pairs-bootstrap resamples (rows drawn with replacement)."""
-    n = len(y)
+#: The most a residual autocorrelation is taken as (Carlstein's rule diverges as ρ → 1).
+MAX_RHO = 0.95
+
+
+def _groups(groups, n: int) -> np.ndarray:
+    """Each window's recording as 0, 1, … (all 0 when ``groups`` is None)."""
+    if groups is None:
+        return np.zeros(n, dtype=int)
+    return np.unique(np.asarray(groups), return_inverse=True)[1].reshape(-1)
+
+
+def lag1_autocorrelation(residuals: np.ndarray, groups=None) -> float | None:
+    """The residuals' lag-1 autocorrelation, pairs of consecutive windows within one recording
+    (each recording's residuals centred on its own mean); None with fewer than 3 pairs."""
+    residuals = np.asarray(residuals, dtype=float)
+    g = _groups(groups, len(residuals))
+    centred = residuals - np.bincount(g, residuals)[g] / np.bincount(g)[g]
+    same = g[1:] == g[:-1]
+    denominator = float(centred @ centred)
+    if same.sum() < 3 or denominator <= 0:
+        return None
+    return float((centred[1:] * centred[:-1])[same].sum() / denominator)
+
+
+def block_length(residuals: np.ndarray, groups=None) -> int:
+    """The moving block's length in windows (see the module's docstring): 1 unless the lag-1
+    autocorrelation ρ passes 2/√n (a one-sided 2.3 % test of ρ = 0 for independent windows),
+    else Carlstein's AR(1) rule on the mean recording's n windows."""
+    n = len(residuals)
+    rho = lag1_autocorrelation(residuals, groups)
+    if rho is None or rho <= 2.0 / np.sqrt(n):
+        return 1
+    rho = min(rho, MAX_RHO)
+    per_recording = n / (int(_groups(groups, n).max()) + 1)
+    return max(1, int(round((2 * rho / (1 - rho**2)) ** (2 / 3) * (1.5 * per_recording) ** (1 / 3))))
+
+
+def resample(rng: np.random.Generator, b: int, groups, n: int, block: int = 1) -> np.ndarray:
+    """``b`` resamples of ``n`` window indices (b × n): each recording's windows drawn within it,
+    as many as it has, in moving blocks of ``block`` consecutive windows (at most a third of the
+    recording's; block 1 is the ordinary pairs bootstrap)."""
+    g = _groups(groups, n)
+    if block <= 1 and g.max() == 0:
+        return rng.integers(0, n, (b, n))
+    out = np.empty((b, n), dtype=int)
+    for k in range(int(g.max()) + 1):
+        rows = np.flatnonzero(g == k)
+        size = len(rows)
+        length = max(1, min(block, size // 3))
+        count = -(-size // length)
+        starts = rng.integers(0, size - length + 1, (b, count))
+        picked = (starts[:, :, None] + np.arange(length)).reshape(b, -1)[:, :size]
+        out[:, rows] = rows[picked]
+    return out
+
+
+def bootstrap_nnls(design: np.ndarray, y: np.ndarray, rng: np.random.Generator, b: int = BOOTSTRAP,
+                   groups=None, block: int = 1):
+    """The NNLS coefficients of ``b`` pairs-bootstrap resamples (:func:`resample`)."""
     draws = np.empty((b, design.shape[1]))
-    for i in range(b):
-        rows = rng.integers(0, n, n)
+    for i, rows in enumerate(resample(rng, b, groups, len(y), block)):
         draws[i] = nnls(design[rows], y[rows])[0]
     return draws
 
 
 def mix_demand(throughput: np.ndarray, cores: np.ndarray, rng: np.random.Generator, b: int = BOOTSTRAP,
-               level: float = LEVEL) -> Coefficient:
+               level: float = LEVEL, groups=None, block: int = 1) -> Coefficient:
     """The utilisation law on the totals: CPU seconds per request of the measured mix, ``ΣU/ΣX``."""
     total = throughput.sum(axis=1) if throughput.ndim == 2 else throughput
     if total.sum() <= 0:
@@ -112,19 +181,22 @@ def mix_demand(throughput: np.ndarray, cores: np.ndarray, rng: np.random.Generat
     estimate = float(cores.sum() / total.sum())
     if len(total) < 5:
         return Coefficient("mix", estimate, None, None, True, f"{len(total)} window(s): no interval")
-    rows = rng.integers(0, len(total), (b, len(total)))
+    rows = resample(rng, b, groups, len(total), block)
     ratios = cores[rows].sum(axis=1) / np.maximum(total[rows].sum(axis=1), 1e-300)
     low, high = _percentiles(ratios, level)
     return Coefficient("mix", estimate, float(low), float(high), True)
 
 
 def estimate_demands(throughput: np.ndarray, cores: np.ndarray, classes: list[str], pods: np.ndarray | None = None,
-                     t: np.ndarray | None = None, seed: int = 0, b: int = BOOTSTRAP, level: float = LEVEL) -> DemandFit:
+                     t: np.ndarray | None = None, seed: int = 0, b: int = BOOTSTRAP, level: float = LEVEL,
+                     groups: np.ndarray | None = None, block: int | None = None) -> DemandFit:
     """Fit ``cores ≈ b·pods + throughput @ D`` (see the module's docstring).
 
     ``throughput`` is windows × classes (req/s), ``cores`` the CPU cores used in each window,
-    ``pods`` the running pods (None: no background term). Windows with a missing value are
-    left out. The same ``seed`` gives the same intervals.
+    ``pods`` the running pods (None: no background term), ``groups`` each window's recording
+    (None: one recording; windows in time order within each), ``block`` the bootstrap's block
+    length (None: :func:`block_length`'s rule). Windows with a missing value are left out. The
+    same ``seed`` gives the same intervals.
     """
     throughput = np.asarray(throughput, dtype=float).reshape(len(cores), -1)
     cores = np.asarray(cores, dtype=float)
@@ -134,18 +206,31 @@ def estimate_demands(throughput: np.ndarray, cores: np.ndarray, classes: list[st
         keep &= np.isfinite(pods)
     throughput, cores = throughput[keep], cores[keep]
     pods = pods[keep] if pods is not None else None
+    groups = _groups(groups, len(keep))[keep]
     t = (np.asarray(t, dtype=float)[keep] if t is not None else np.arange(len(cores), dtype=float))
     rng = np.random.default_rng(seed)
-    mix = mix_demand(throughput, cores, rng, b, level)
-    notes: list[str] = []
     # Classes with no request in any window are not in the design: nothing could identify them.
     active = [i for i in range(len(classes)) if throughput[:, i].sum() > 0]
     silent = [classes[i] for i in range(len(classes)) if i not in active]
-    fit = _fit(throughput[:, active], cores, [classes[i] for i in active], pods, rng, b, level, notes)
+    # The block length from the full design's residuals (no random draw: the same seed gives
+    # the same intervals as before whenever the block is 1 and there is one recording).
+    design = throughput[:, active] if pods is None else np.column_stack([throughput[:, active], pods])
+    rho, chosen = None, 1
+    if len(cores) and design.shape[1]:
+        residuals = cores - design @ nnls(design, cores)[0]
+        rho, chosen = lag1_autocorrelation(residuals, groups), block_length(residuals, groups)
+    block = chosen if block is None else int(block)
+    mix = mix_demand(throughput, cores, rng, b, level, groups, block)
+    notes: list[str] = []
+    if block > 1:
+        notes.append(f"the fit's residuals are correlated from one window to the next (lag-1 autocorrelation "
+                     f"{rho:.2f}): the bootstrap draws blocks of {block} consecutive windows")
+    fit = _fit(throughput[:, active], cores, [classes[i] for i in active], pods, rng, b, level, notes, groups, block)
     if pods is not None and not fit[1].identifiable:
         notes.append(f"the background CPU per pod is not identified ({fit[1].why}); fitted without it (assumed 0)")
         background_why = fit[1].why
-        fit = _fit(throughput[:, active], cores, [classes[i] for i in active], None, rng, b, level, notes)
+        fit = _fit(throughput[:, active], cores, [classes[i] for i in active], None, rng, b, level, notes, groups,
+                   block)
         background = Coefficient("background", None, None, None, False, background_why)
     else:
         background = fit[1] if pods is not None else Coefficient("background", None, None, None, False, "no pod count")
@@ -154,10 +239,12 @@ def estimate_demands(throughput: np.ndarray, cores: np.ndarray, classes: list[st
         demands[name] = Coefficient(name, None, None, None, False, "no request of this class was measured")
     demands = {c: demands[c] for c in classes}
     return DemandFit(demands=demands, background=background, mix=mix, r2=r2, residual_sd=rsd, windows=len(cores),
-                     observed=cores, fitted=fitted, t=t, notes=notes, silent=tuple(silent))
+                     observed=cores, fitted=fitted, t=t, notes=notes, silent=tuple(silent), rho=rho, block=block,
+                     recordings=int(groups.max()) + 1 if len(groups) else 1)
 
 
-def _fit(x: np.ndarray, y: np.ndarray, classes: list[str], pods, rng, b: int, level: float, notes: list[str]):
+def _fit(x: np.ndarray, y: np.ndarray, classes: list[str], pods, rng, b: int, level: float, notes: list[str],
+         groups=None, block: int = 1):
     """NNLS with bootstrap; (demands, background, fitted values, R², residual sd)."""
     design = x if pods is None else np.column_stack([x, pods])
     p, n = design.shape[1], len(y)
@@ -184,7 +271,7 @@ def _fit(x: np.ndarray, y: np.ndarray, classes: list[str], pods, rng, b: int, le
         for i, name in enumerate(names):
             out[name] = Coefficient(name, float(coef[i]), None, None, False, reason)
     else:
-        draws = bootstrap_nnls(design, y, rng, b)
+        draws = bootstrap_nnls(design, y, rng, b, groups, block)
         low, high = _percentiles(draws, level)
         for i, name in enumerate(names):
             half = (high[i] - low[i]) / 2.0

@@ -186,10 +186,13 @@ def cpu_estimates(w: Windows, scenario, seed: int, b: int) -> tuple[list[Estimat
         return [Estimate(f"CPU per request: {c}", "s", None, None, None, "no", "", why) for c in classes], None
     pods = w.series["replicas"].to_numpy() if w.has("replicas") else None
     fit = demand_mod.estimate_demands(w.throughput[classes].to_numpy(), w.series["cpu_cores"].to_numpy(), classes,
-                                      pods=pods, t=w.t, seed=seed, b=b)
-    quality = (f"NNLS over {fit.windows} windows, R² {fit.r2:.3f}, residual sd {fit.residual_sd:.3g} cores"
-               if fit.r2 is not None else f"NNLS over {fit.windows} windows, residual sd "
+                                      pods=pods, t=w.t, seed=seed, b=b, groups=w.recording)
+    over = f"{fit.windows} windows" + (f" of {w.recordings} recordings" if w.recordings > 1 else "")
+    quality = (f"NNLS over {over}, R² {fit.r2:.3f}, residual sd {fit.residual_sd:.3g} cores"
+               if fit.r2 is not None else f"NNLS over {over}, residual sd "
                f"{(fit.residual_sd or 0):.3g} cores (R² undefined: the CPU never changed)")
+    if fit.block > 1:
+        quality += f", bootstrap in blocks of {fit.block} windows"
     out = []
     if fit.all_identified:
         for c in classes:
@@ -283,7 +286,7 @@ def non_cpu_estimates(w: Windows, scenario, cpu: dict[str, float | None], seed: 
             continue
         x, r = x[ok], r[ok]
         value = float((x * r).sum() / x.sum()) - d
-        rows = rng.integers(0, len(x), (b, len(x)))
+        rows = demand_mod.resample(rng, b, None if w.recording is None else w.recording[low][ok], len(x))
         draws = (x[rows] * r[rows]).sum(axis=1) / x[rows].sum(axis=1) - d
         lo, hi = (float(v) for v in np.quantile(draws, [0.025, 0.975]))
         fit = (f"throughput-weighted mean response time over the {len(x)} lowest-load windows minus CPU "
@@ -331,7 +334,7 @@ def memory_estimates(w: Windows, scenario, deployment: str, seed: int, b: int) -
         inflight[~np.isfinite(w.response_s.to_numpy()).any(axis=1)] = np.nan
         how = "in flight by Little's law (Σ X·R)"
     fit = demand_mod.estimate_demands(inflight.reshape(-1, 1), w.series["memory_bytes"].to_numpy(), ["per_request"],
-                                      pods=w.series["replicas"].to_numpy(), seed=seed + 2, b=b)
+                                      pods=w.series["replicas"].to_numpy(), seed=seed + 2, b=b, groups=w.recording)
     quality = (f"NNLS over {fit.windows} windows, {how}, R² "
                f"{'n/a' if fit.r2 is None else f'{fit.r2:.3f}'}, residual sd {(fit.residual_sd or 0) / 2**20:.3g} MiB")
     base, per = fit.background, fit.demands["per_request"]
@@ -359,8 +362,11 @@ def think_time_estimate(w: Windows, scenario, seed: int, b: int) -> Estimate:
     if w.has("users_steady"):
         steady = w.series["users_steady"].to_numpy()
     else:  # a sampled count: a window is steady when its neighbours have the same count
-        same_before = np.concatenate([[True], n[1:] == n[:-1]])
-        same_after = np.concatenate([n[:-1] == n[1:], [True]])
+        same = n[1:] == n[:-1]
+        if w.recording is not None:  # a recording's first and last windows have no neighbour across the seam
+            same &= w.recording[1:] == w.recording[:-1]
+        same_before = np.concatenate([[True], same])
+        same_after = np.concatenate([same, [True]])
         steady = (same_before & same_after).astype(float)
     x_c = w.throughput.to_numpy()
     r_c = w.response_s.reindex(columns=w.throughput.columns).to_numpy()
@@ -379,7 +385,7 @@ def think_time_estimate(w: Windows, scenario, seed: int, b: int) -> Estimate:
         return Estimate(figure, "s", value, None, None, ident, f"N = X(R + Z) over {len(n)} window(s): no interval",
                         "" if value > 0 else "N/X is below the response time", settings if value > 0 else {})
     rng = np.random.default_rng(seed + 3)
-    rows = rng.integers(0, len(n), (b, len(n)))
+    rows = demand_mod.resample(rng, b, None if w.recording is None else w.recording[ok], len(n))
     draws = (n[rows].sum(axis=1) - xr[rows].sum(axis=1)) / x[rows].sum(axis=1)
     lo, hi = (float(v) for v in np.quantile(draws, [0.025, 0.975]))
     ident = value > 0 and (hi - lo) / 2 <= demand_mod.MAX_RELATIVE_HALF_WIDTH * value
@@ -403,16 +409,19 @@ def mix_estimates(w: Windows, scenario, seed: int, b: int) -> list[Estimate]:
     interval = None
     if len(x) >= 5:
         rng = np.random.default_rng(seed + 4)
-        rows = rng.integers(0, len(x), (b, len(x)))
+        rows = demand_mod.resample(rng, b, w.recording if len(x) == len(w.t) else None, len(x))
         sums = x[rows].sum(axis=1)
         interval = np.quantile(sums / sums.sum(axis=1, keepdims=True), [0.025, 0.975], axis=0)
     out = []
+    several = w.recordings > 1
     for i, c in enumerate(classes):
         lo, hi = (None, None) if interval is None else (float(interval[0, i]), float(interval[1, i]))
+        why = "no request of this class was measured" if shares[i] <= 0 else ""
+        if several:  # the recordings' mixes pooled are the mix of none of them
+            why = (why + "; " if why else "") + f"pooled over {w.recordings} recordings; not written"
         out.append(Estimate(f"share of requests: {c}", "fraction", float(shares[i]), lo, hi, "yes",
-                            f"{int(round(x[:, i].sum())):,} of {int(round(total)):,} requests",
-                            "" if shares[i] > 0 else "no request of this class was measured",
-                            {f"workload.requests[{c}].weight": _round(float(shares[i]))}))
+                            f"{int(round(x[:, i].sum())):,} of {int(round(total)):,} requests", why,
+                            {} if several else {f"workload.requests[{c}].weight": _round(float(shares[i]))}))
     return out
 
 
@@ -420,6 +429,10 @@ def profile_estimates(w: Windows, scenario) -> list[Estimate]:
     """The measured load over time as the scenario's profile, and the test's duration."""
     if w.one_window or len(w.t) < 2:
         return [Estimate("load profile", "", None, None, None, "no", "", "one window has no profile over time")]
+    if w.recordings > 1:
+        return [Estimate("load profile", "", None, None, None, "no", "",
+                         f"{w.recordings} recordings are not one test to replay; calibrate one of them alone for its "
+                         "replay.yaml")]
     closed = scenario.workload.users is not None
     if closed:
         if not w.has("users"):

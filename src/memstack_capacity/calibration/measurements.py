@@ -55,7 +55,9 @@ class Windows:
 
     ``throughput`` (req/s) and ``response_s`` (mean seconds, NaN where the window had none)
     have the scenario's class names as columns; ``series`` holds the columns of
-    :data:`SERIES` that were measured. ``t`` is seconds from the first window.
+    :data:`SERIES` that were measured. ``t`` is seconds from the first window. ``recording`` is
+    each window's recording (0, 1, … in the order given) when several were combined
+    (:func:`combine`), None for one.
     """
 
     sources: tuple[str, ...]
@@ -68,6 +70,12 @@ class Windows:
     one_window: bool
     notes: tuple[str, ...]
     ignored: tuple[str, ...]
+    recording: np.ndarray | None = None
+
+    @property
+    def recordings(self) -> int:
+        """How many recordings the windows come from."""
+        return 1 if self.recording is None or len(self.recording) == 0 else int(self.recording.max()) + 1
 
     def has(self, name: str) -> bool:
         """Whether the series ``name`` (users, cpu_cores, …) was measured in some window."""
@@ -316,6 +324,50 @@ def to_windows(raws: list[Raw], mapping: Mapping, scenario) -> Windows:
                    throughput=throughput.reset_index(drop=True), response_s=response.reset_index(drop=True),
                    series=series.reset_index(drop=True).astype(float), totals=totals,
                    one_window=all(r.one_window for r in raws), notes=tuple(notes), ignored=tuple(sorted(ignored)))
+
+
+def combine(recordings: list[Windows]) -> Windows:
+    """Several recordings' windows as one set, each window marked with its recording.
+
+    For recordings of the same system under different loads, such as one load test per mix of
+    endpoints: classes whose shares never change within one test can be told apart across tests
+    (docs/calibration.md). The windows follow one another in the order given; ``t`` runs on,
+    each recording starting one window after the previous one ends. Every recording must have
+    the same window width (the estimators turn rates into counts with it): a mismatch is an
+    error naming both. The whole-test totals are added when every recording has them.
+    """
+    if len(recordings) == 1:
+        return recordings[0]
+    summaries = [s for w in recordings if w.one_window for s in w.sources]
+    if summaries:
+        raise MeasurementError([Problem("", "a whole-test summary (one window) cannot be combined with other "
+                                            "recordings; give its windows (k6's CSV, Locust's history)")],
+                               " + ".join(summaries))
+    widths = sorted({w.window_s for w in recordings})
+    if len(widths) > 1:
+        raise MeasurementError([Problem("window", "the recordings have windows of "
+                                        + " and ".join(f"{w:g} s" for w in widths)
+                                        + "; combine recordings of one window width (set the mapping's window, or "
+                                          "Prometheus' step, alike)")],
+                               " + ".join(s for w in recordings for s in w.sources))
+    step = widths[0]
+    t, offset = [], 0.0
+    for w in recordings:
+        t.append(w.t + offset)
+        offset += (float(w.t[-1]) if len(w.t) else -step) + 2 * step
+    totals = None
+    if all(w.totals is not None for w in recordings):
+        counts = sum(w.totals["count"].fillna(0.0) for w in recordings)
+        time = sum((w.totals["count"] * w.totals["mean_response_s"]).fillna(0.0) for w in recordings)
+        totals = pd.DataFrame({"count": counts, "mean_response_s": time / counts.where(counts > 0)})
+    notes = [f"recording {k + 1} ({', '.join(w.sources)}): {n}" for k, w in enumerate(recordings) for n in w.notes]
+    return Windows(sources=tuple(s for w in recordings for s in w.sources), window_s=step, t=np.concatenate(t),
+                   throughput=pd.concat([w.throughput for w in recordings], ignore_index=True),
+                   response_s=pd.concat([w.response_s for w in recordings], ignore_index=True),
+                   series=pd.concat([w.series for w in recordings], ignore_index=True),
+                   totals=totals, one_window=all(w.one_window for w in recordings), notes=tuple(notes),
+                   ignored=tuple(sorted({i for w in recordings for i in w.ignored})),
+                   recording=np.concatenate([np.full(len(w.t), k) for k, w in enumerate(recordings)]))
 
 
 def _align(raw: Raw, index: pd.Index, step: float, same: bool) -> dict[str, pd.DataFrame]:

@@ -48,7 +48,8 @@ def render(calibration, group: str = "service") -> str:
     lines = [f"# Calibration of scenario {calibration.scenario}: {what}.",
              f"# From {', '.join(calibration.sources)}: {calibration.windows} window(s) of {calibration.window_s:g} s;",
              f"# deployment {calibration.deployment}; seed {calibration.seed}; intervals are 95 % percentile intervals",
-             "# of a pairs bootstrap over windows. Use: run SCENARIO --calibration THIS_FILE (--set wins).",
+             "# of a pairs bootstrap over windows (drawn within each recording, in blocks where the fit's",
+             "# residuals are correlated). Use: run SCENARIO --calibration THIS_FILE (--set wins).",
              ""]
     body = []
     for e in calibration.estimates:

@@ -4,8 +4,12 @@
 ``calibration.yaml`` (for ``--calibration``), ``replay.yaml`` (the measured load),
 ``calibration.md`` and ``calibration-fit.png``. ``--prometheus`` may be given with one of
 ``--locust``/``--k6``: Prometheus gives the CPU and memory, the load test the users and response
-times. A file that cannot be read as its format says is bad input (exit 2), named with the line
-or series and what was expected.
+times. Each option may be repeated to calibrate from several recordings of the same system
+(e.g. one load test per mix of endpoints, which tells apart classes whose shares never change
+within one test): their windows are fitted together, each bootstrap drawing within its
+recording; with both kinds given, the k-th ``--prometheus`` goes with the k-th load test (no
+replay.yaml then: several tests are not one load to replay). A file that cannot be read as its
+format says is bad input (exit 2), named with the line or series and what was expected.
 """
 
 from __future__ import annotations
@@ -21,12 +25,16 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("calibrate", help="estimate service times from load-test and Prometheus "
                                                      "measurements; write an overlay for --calibration")
     parser.add_argument("--scenario", required=True, metavar="SCENARIO", help="the scenario the estimates are for")
-    parser.add_argument("--locust", metavar="PREFIX", help="the prefix given to locust --csv (reads "
-                                                          "PREFIX_stats.csv and PREFIX_stats_history.csv)")
-    parser.add_argument("--k6", metavar="FILE", help="k6's --out csv=FILE (or .gz) or its --summary-export JSON")
-    parser.add_argument("--prometheus", metavar="DIR", help="a directory of /api/v1/query_range answers: cpu.json, "
-                                                            "requests.json, memory.json, replicas.json, … "
-                                                            "(calibration/prometheus.py)")
+    parser.add_argument("--locust", metavar="PREFIX", action="append",
+                        help="the prefix given to locust --csv (reads PREFIX_stats.csv and PREFIX_stats_history.csv); "
+                             "repeat it for several recordings")
+    parser.add_argument("--k6", metavar="FILE", action="append",
+                        help="k6's --out csv=FILE (or .gz) or its --summary-export JSON; repeat it for several "
+                             "recordings")
+    parser.add_argument("--prometheus", metavar="DIR", action="append",
+                        help="a directory of /api/v1/query_range answers: cpu.json, requests.json, memory.json, "
+                             "replicas.json, … (calibration/prometheus.py); repeat it for several recordings, in the "
+                             "order of their --locust/--k6 when those are given too")
     parser.add_argument("--mapping", metavar="M", help="a YAML file: measured names → classes, the deployment, the "
                                                        "window, Prometheus' file and label names")
     parser.add_argument("--out", required=True, metavar="DIR", help="where to write the files")
@@ -48,23 +56,31 @@ def handle(args) -> int:
     if args.seed < 0:
         print(f"error: --seed must be a whole number 0 or more, got {args.seed}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    proms, tests = args.prometheus or [], args.locust or args.k6 or []
+    if proms and tests and len(proms) != len(tests):
+        print(f"error: --prometheus given {len(proms)} time(s) and --{'locust' if args.locust else 'k6'} "
+              f"{len(tests)}: with both, give one of each per recording, in the same order", file=sys.stderr)
+        return EXIT_BAD_INPUT
     check_scenario_file(args.scenario)
     scenario = load_scenario(args.scenario)
     mapping = measurements.load_mapping(args.mapping)
-    raws = []
-    if args.prometheus:
-        from memstack_capacity.calibration import prometheus
+    recordings = []
+    for k in range(max(len(proms), len(tests))):
+        raws = []
+        if proms:
+            from memstack_capacity.calibration import prometheus
 
-        raws.append(prometheus.read(args.prometheus, mapping, requests_needed=not (args.locust or args.k6)))
-    if args.locust:
-        from memstack_capacity.calibration import locust
+            raws.append(prometheus.read(proms[k], mapping, requests_needed=not tests))
+        if args.locust:
+            from memstack_capacity.calibration import locust
 
-        raws.append(locust.read(args.locust, mapping.window_s))
-    if args.k6:
-        from memstack_capacity.calibration import k6
+            raws.append(locust.read(tests[k], mapping.window_s))
+        if args.k6:
+            from memstack_capacity.calibration import k6
 
-        raws.append(k6.read(args.k6, mapping.window_s))
-    windows = measurements.to_windows(raws, mapping, scenario)
+            raws.append(k6.read(tests[k], mapping.window_s))
+        recordings.append(measurements.to_windows(raws, mapping, scenario))
+    windows = measurements.combine(recordings)
     calibration = estimates.calibrate(windows, scenario, mapping.deployment, seed=args.seed)
     out = Path(args.out)
     try:

@@ -27,7 +27,8 @@ def markdown(calibration) -> str:
     lines = [f"# Calibration of `{calibration.scenario}`", "",
              f"From {', '.join(f'`{s}`' for s in calibration.sources)}: {calibration.windows} window(s) of "
              f"{calibration.window_s:g} s; CPU and memory of deployment `{calibration.deployment}`; "
-             f"95 % intervals by a pairs bootstrap over windows (seed {calibration.seed}).", "",
+             f"95 % intervals by a pairs bootstrap over windows, drawn within each recording, in blocks where "
+             f"the CPU fit's residuals are correlated (seed {calibration.seed}).", "",
              "| estimate | value | interval | fit | identifiable | note |", "|---|---|---|---|---|---|"]
     for e in calibration.estimates:
         interval = "—" if e.low is None else f"{overlay._fmt(e.low, e.unit)} – {overlay._fmt(e.high, e.unit)}"
