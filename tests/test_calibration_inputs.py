@@ -55,3 +55,54 @@ def test_a_device_is_refused_before_it_is_read(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "/dev/zero" in err and "not a regular file" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def _history(rows_per_second) -> str:
+    """A Locust history in the column order of Locust's stats.py (stats_history_csv_columns, the
+    default percentiles), from ``[(second, [(type, name, users, p95_ms, p99_ms, total, mean_ms)])]``."""
+    head = ("Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%,"
+            "Total Request Count,Total Failure Count,Total Median Response Time,Total Average Response Time,"
+            "Total Min Response Time,Total Max Response Time,Total Average Content Size")
+    lines = [head]
+    for second, rows in rows_per_second:
+        for typ, name, users, p95, p99, total, mean in rows:
+            pct = ["N/A"] * 11 if not total else [p95] * 5 + [p95, p99, p99, p99, p99, p99]
+            lines.append(",".join(str(v) for v in [1_700_000_000 + second, users, typ, name, "1.000000", "0.000000",
+                                                     *pct, total, 0, mean, mean, mean, mean, 100]))
+    return "\n".join(lines) + "\n"
+
+
+def test_locust_full_history_gives_the_windows_percentiles(tmp_path):
+    """With --csv-full-history (a row per endpoint, then Aggregated) the percentile columns are
+    Locust's current window, compared per window: the Aggregated row last in each window."""
+    from memstack_capacity.calibration import recording
+    from memstack_capacity.scenario.load import load_scenario
+
+    seconds = []
+    for s in range(0, 21):  # 20 s, 10 search requests a second at 40 ms; p95 30 ms in the first 10 s, 50 after
+        total = 10 * s
+        p95 = 30 if s <= 10 else 50
+        seconds.append((s, [("GET", "/v1/search", 10, p95, p95 + 5, total, 40.0),
+                            ("", "Aggregated", 10, p95, p95 + 5, total, 40.0)]))
+    prefix = tmp_path / "full"
+    Path(f"{prefix}_stats_history.csv").write_text(_history(seconds))
+    rec = recording.read(load_scenario(SCENARIO), locust=str(prefix),
+                         mapping=measurements.Mapping(window_s=10.0))
+    assert rec.latency_p95.tolist() == pytest.approx([0.030, 0.050])
+    assert rec.latency_p99.tolist() == pytest.approx([0.035, 0.055])
+
+
+def test_locust_windows_are_whole_the_last_row_on_an_edge_or_inside_one(tmp_path):
+    """Rows every second at 10 requests a second. To 20 s: windows (0, 10], (10, 20], no third (a row
+    on an edge opens none, and an empty third window read 0 req/s). To 25 s: still two — the
+    history stops inside (20, 30], whose 50 requests over 10 s would read 5 req/s, half the load."""
+    from memstack_capacity.calibration import locust
+
+    for last in (20, 25):
+        seconds = [(s, [("GET", "/v1/search", 10, 30, 35, 10 * s, 40.0), ("", "Aggregated", 10, 30, 35, 10 * s, 40.0)])
+                   for s in range(0, last + 1)]
+        prefix = tmp_path / f"to{last}"
+        Path(f"{prefix}_stats_history.csv").write_text(_history(seconds))
+        raw = locust.read(prefix, window_s=10.0)
+        assert raw.throughput["/v1/search"].tolist() == [10.0, 10.0], last
+        assert raw.series["users"].tolist() == [10.0, 10.0], last
