@@ -232,3 +232,25 @@ def test_locust_recording_has_no_replicas_and_the_gate_on_them_is_bad_input(tmp_
     assert data["latency"]["mean"]["windows"] == 6
     assert "| replicas | not recorded |" in (out / "backtest.md").read_text()
     assert (out / "plots" / "backtest-replicas.png").exists()
+
+
+def test_simulated_windows_follow_the_recordings_windows_across_a_gap():
+    """Prometheus windows ending at 10, 20 and 40 s (the scrape at 30 s missing): (0, 10], (10, 20],
+    (30, 40]. One request a second, answered at 1, 2, …, 40 s: 10 in each window, 1 req/s — the
+    requests of (20, 30] belong to none (they were counted into the third, which read 2 req/s)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    t_end = np.arange(1.0, 41.0)
+    result = SimpleNamespace(requests=pd.DataFrame({"t_end_s": t_end, "latency_s": t_end / 1000}),
+                             summary={"requests": {"log_every": 1}},
+                             series=pd.DataFrame({"api/pods": [1.0, 2.0, 3.0, 4.0, 5.0]},
+                                                 index=[0.0, 10.0, 20.0, 30.0, 40.0]))
+    recording = SimpleNamespace(start=np.array([0.0, 10.0, 30.0]), end=np.array([10.0, 20.0, 40.0]),
+                                replicas={"api": np.array([2.0, 3.0, 5.0])})
+    sim = bt.simulated_windows(result, recording)
+    assert sim["throughput"].tolist() == [1.0, 1.0, 1.0]
+    # The mean latency of (30, 40]: answers at 31..40 s, latency t/1000 → 35.5 ms.
+    assert sim["latency_mean"].tolist() == pytest.approx([0.0055, 0.0155, 0.0355])
+    assert sim["replicas"]["api"].tolist() == [2.0, 3.0, 5.0]
