@@ -106,3 +106,27 @@ def test_locust_windows_are_whole_the_last_row_on_an_edge_or_inside_one(tmp_path
         raw = locust.read(prefix, window_s=10.0)
         assert raw.throughput["/v1/search"].tolist() == [10.0, 10.0], last
         assert raw.series["users"].tolist() == [10.0, 10.0], last
+
+
+def test_calibrate_replaces_its_directory_whole_and_refuses_a_foreign_one(tmp_path, capsys):
+    """One recording writes replay.yaml (its load to replay); two recordings write none. Calibrating
+    twice into one directory must leave the second's files only — a replay.yaml left from the first
+    would replay a test the calibration no longer describes."""
+    out = tmp_path / "cal"
+    prefix = str(DATA / "locust")
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("window: 2s\n")
+    common = ["calibrate", "--scenario", str(SCENARIO), "--mapping", str(mapping), "--locust", prefix]
+    assert main([*common, "--out", str(out)]) == 0
+    assert (out / "replay.yaml").exists()
+    assert main([*common, "--locust", prefix, "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["calibration.md",
+                                                                                   "calibration.yaml"]
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    capsys.readouterr()
+    code = main([*common, "--out", str(foreign)])
+    err = capsys.readouterr().err
+    assert code == 2 and "not a previous run's outputs" in err and "Traceback" not in err
+    assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
