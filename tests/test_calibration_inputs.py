@@ -130,3 +130,13 @@ def test_calibrate_replaces_its_directory_whole_and_refuses_a_foreign_one(tmp_pa
     err = capsys.readouterr().err
     assert code == 2 and "not a previous run's outputs" in err and "Traceback" not in err
     assert [p.name for p in foreign.iterdir()] == ["notes.txt"]
+
+
+def test_a_mapping_file_name_must_stay_inside_the_prometheus_directory(tmp_path):
+    mapping = tmp_path / "m.yaml"
+    mapping.write_text("prometheus:\n  files: {cpu: /etc/hostname, memory: ../memory.json, users: users.json}\n")
+    with pytest.raises(MeasurementError) as info:
+        measurements.load_mapping(mapping)
+    text = str(info.value)
+    assert "prometheus.files.cpu" in text and "prometheus.files.memory" in text and str(mapping) in text
+    assert "prometheus.files.users" not in text

@@ -163,6 +163,9 @@ def load_mapping(path: str | Path | None) -> Mapping:
         files = {}
     problems += [Problem(f"prometheus.files.{k}", f"unknown quantity; allowed: {', '.join(PROMETHEUS_FILES)}")
                  for k in files if k not in PROMETHEUS_FILES]
+    problems += [Problem(f"prometheus.files.{k}", "expected a file name inside the --prometheus directory (no "
+                                                  "folder, no '..')", v, True)
+                 for k, v in files.items() if not isinstance(v, str) or v in ("", ".", "..") or "/" in v or "\\" in v]
     if prom.get("latency_unit", "s") not in ("s", "ms"):
         problems.append(Problem("prometheus.latency_unit", "expected s or ms", prom.get("latency_unit"), True))
     if not isinstance(prom.get("select") or {}, dict):
