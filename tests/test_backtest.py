@@ -191,7 +191,8 @@ def test_bad_input_exits_2_naming_the_file_and_writes_nothing(recorded, tmp_path
 
 
 def test_locust_recording_has_no_replicas_and_the_gate_on_them_is_bad_input(tmp_path, capsys):
-    """A Locust history (hand-made, Locust's columns): users and latency are there, pods are not."""
+    """A Locust history (hand-made, Locust's columns): users and latency are there, pods are not; without
+    --csv-full-history (Aggregated rows only) its percentile columns are the whole test's, so not compared."""
     rows = ["Timestamp,User Count,Type,Name,Requests/s,Failures/s,95%,99%,Total Request Count,"
             "Total Average Response Time"]
     total, mean = 0, 0.0
@@ -213,7 +214,8 @@ def test_locust_recording_has_no_replicas_and_the_gate_on_them_is_bad_input(tmp_
     # Window k is (t0 + 10k, t0 + 10k + 10]: the first holds seconds 1–10 (10 req/s at 10 ms), the fourth 31–40.
     assert rec.throughput[:3].tolist() == [10.0, 10.0, 10.0] and rec.throughput[3] == pytest.approx(20.0)
     assert rec.latency_mean[0] == pytest.approx(0.010) and rec.latency_mean[4] == pytest.approx(0.012)
-    assert rec.latency_p95[0] == pytest.approx(0.020) and rec.latency_p99[5] == pytest.approx(0.036)
+    assert rec.latency_p95 is None and rec.latency_p99 is None
+    assert any("--csv-full-history" in n for n in rec.notes)
     assert [p["users"] for p in rec.replay["workload.users.profile"]] == [10, 10, 20]
     figures = bt.compare(rec, {"throughput": rec.throughput, "latency_mean": rec.latency_mean,
                                "latency_p95": rec.latency_p95, "latency_p99": rec.latency_p99, "replicas": {}})
@@ -226,6 +228,29 @@ def test_locust_recording_has_no_replicas_and_the_gate_on_them_is_bad_input(tmp_
                  "--locust", str(prefix), "--out", str(out), "--seed", "3"])
     assert code == 0, capsys.readouterr().err
     data = json.loads((out / "backtest.json").read_text())
-    assert data["replicas"] == "not recorded" and data["latency"]["p99"]["windows"] == 6
+    assert data["replicas"] == "not recorded" and data["latency"]["p99"] == "not recorded"
+    assert data["latency"]["mean"]["windows"] == 6
     assert "| replicas | not recorded |" in (out / "backtest.md").read_text()
     assert (out / "plots" / "backtest-replicas.png").exists()
+
+
+def test_simulated_windows_follow_the_recordings_windows_across_a_gap():
+    """Prometheus windows ending at 10, 20 and 40 s (the scrape at 30 s missing): (0, 10], (10, 20],
+    (30, 40]. One request a second, answered at 1, 2, …, 40 s: 10 in each window, 1 req/s — the
+    requests of (20, 30] belong to none (they were counted into the third, which read 2 req/s)."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    t_end = np.arange(1.0, 41.0)
+    result = SimpleNamespace(requests=pd.DataFrame({"t_end_s": t_end, "latency_s": t_end / 1000}),
+                             summary={"requests": {"log_every": 1}},
+                             series=pd.DataFrame({"api/pods": [1.0, 2.0, 3.0, 4.0, 5.0]},
+                                                 index=[0.0, 10.0, 20.0, 30.0, 40.0]))
+    recording = SimpleNamespace(start=np.array([0.0, 10.0, 30.0]), end=np.array([10.0, 20.0, 40.0]),
+                                replicas={"api": np.array([2.0, 3.0, 5.0])})
+    sim = bt.simulated_windows(result, recording)
+    assert sim["throughput"].tolist() == [1.0, 1.0, 1.0]
+    # The mean latency of (30, 40]: answers at 31..40 s, latency t/1000 → 35.5 ms.
+    assert sim["latency_mean"].tolist() == pytest.approx([0.0055, 0.0155, 0.0355])
+    assert sim["replicas"]["api"].tolist() == [2.0, 3.0, 5.0]

@@ -78,9 +78,8 @@ def read_history(path: str | Path, window_s: float, mix: pd.DataFrame | None = N
             raise MeasurementError([Problem(f"line {line}, column 'Timestamp'",
                                             f"goes back in time for {name!r}; expected rows in time order",
                                             frame.at[line, "Timestamp"], True)], str(path))
-    start = float(np.floor(ts.min()))
-    n = max(1, int(np.ceil((ts.max() - start + 1e-9) / window_s)))
-    edges = start + window_s * np.arange(n + 1)
+    edges = window_edges(ts, window_s)
+    n = len(edges) - 1
     agg_rows = names == AGGREGATE
     if not agg_rows.any():
         raise MeasurementError([Problem("column 'Name'", "has no Aggregated rows; expected Locust's history, which "
@@ -106,14 +105,38 @@ def read_history(path: str | Path, window_s: float, mix: pd.DataFrame | None = N
     if not per_name:
         throughput, response = _split_by_mix(throughput[AGGREGATE], response[AGGREGATE], mix, path, notes)
     # A cumulative row at time t counts the requests up to t: window k is (edge k, edge k+1], the users too.
-    bins = np.clip(np.searchsorted(edges, ts[agg_rows].to_numpy(), side="left") - 1, 0, n - 1)
-    u = pd.Series(users[agg_rows].to_numpy()).groupby(bins)
+    bins = row_windows(ts[agg_rows], edges)
+    inside = bins < n
+    u = pd.Series(users[agg_rows].to_numpy()[inside]).groupby(bins[inside])
     series = pd.DataFrame(index=index, columns=list(SERIES), dtype=float)
     series["users"] = pd.Series(u.mean().to_numpy(), index=edges[:-1][u.mean().index.to_numpy()])
     steady = (u.max() == u.min()).astype(float)
     series["users_steady"] = pd.Series(steady.to_numpy(), index=edges[:-1][steady.index.to_numpy()])
     return Raw(source=str(path), window_s=window_s, throughput=throughput, response_s=response, series=series,
                notes=notes)
+
+
+def window_edges(ts: pd.Series, window_s: float) -> np.ndarray:
+    """The windows' edges: from the first whole second, every ``window_s``, up to the last row.
+
+    Only whole windows: a window the history does not reach to its end (the test stopped inside
+    it) would count its requests over the whole width and read low, and a last row on an edge
+    ends the last window (it opens none). A history shorter than one window is one window to
+    its last row.
+    """
+    start = float(np.floor(ts.min()))
+    span = float(ts.max()) - start
+    n = int(np.floor(span / window_s + 1e-9))
+    if n < 1:
+        return np.array([start, start + max(span, 1.0)])
+    return start + window_s * np.arange(n + 1)
+
+
+def row_windows(ts: pd.Series, edges: np.ndarray) -> np.ndarray:
+    """The window of each row: a row at t closes window k when edge k < t ≤ edge k + 1 (its
+    cumulative counts end there); the first row (at edge 0) goes to window 0; a row past the
+    last edge gets ``len(edges) - 1`` (no window)."""
+    return np.maximum(np.searchsorted(edges, np.asarray(ts, dtype=float), side="left") - 1, 0)
 
 
 def _as_of(ts: pd.Series, values: pd.Series, edges: np.ndarray) -> np.ndarray:

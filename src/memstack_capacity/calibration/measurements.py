@@ -118,7 +118,7 @@ def load_mapping(path: str | Path | None) -> Mapping:
     from memstack_capacity.scenario.quantities import parse_duration
 
     source = str(path)
-    text = read_text(path)
+    text = read_text(path, safe_yaml.MAX_BYTES)
     try:
         data = safe_yaml.load_text(text)
     except Exception as exc:  # noqa: BLE001 - YAML's and the size limits' errors alike are bad input
@@ -163,6 +163,9 @@ def load_mapping(path: str | Path | None) -> Mapping:
         files = {}
     problems += [Problem(f"prometheus.files.{k}", f"unknown quantity; allowed: {', '.join(PROMETHEUS_FILES)}")
                  for k in files if k not in PROMETHEUS_FILES]
+    problems += [Problem(f"prometheus.files.{k}", "expected a file name inside the --prometheus directory (no "
+                                                  "folder, no '..')", v, True)
+                 for k, v in files.items() if not isinstance(v, str) or v in ("", ".", "..") or "/" in v or "\\" in v]
     if prom.get("latency_unit", "s") not in ("s", "ms"):
         problems.append(Problem("prometheus.latency_unit", "expected s or ms", prom.get("latency_unit"), True))
     if not isinstance(prom.get("select") or {}, dict):
@@ -173,23 +176,49 @@ def load_mapping(path: str | Path | None) -> Mapping:
                    deployment=deployment, window_s=float(window), prometheus=prom, source=source)
 
 
-def read_text(path: str | Path) -> str:
-    """A measurement file's text (``.gz`` unpacked); MeasurementError when it cannot be read."""
+def read_bytes(path: str | Path, limit: int = MAX_BYTES, *, unpack: bool = True, hint: str = "") -> bytes:
+    """A measurement file's bytes (``.gz`` unpacked when ``unpack``), at most ``limit`` of them.
+
+    Only a regular file is read (``/dev/zero``, a pipe or a socket would never end), and at most
+    one byte beyond ``limit``, after unpacking: a small ``.gz`` that unpacks to gigabytes is
+    refused like a large file. ``hint`` is added to the message of a missing file.
+    MeasurementError naming the file otherwise.
+    """
     import gzip
+    import stat
+    import zlib
 
     path = Path(path)
+    source = str(path)
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise MeasurementError([Problem("", f"larger than {MAX_BYTES:,} bytes; not read")], str(path))
-        if path.suffix == ".gz":
-            with gzip.open(path, "rt", encoding="utf-8") as handle:
-                return handle.read()
-        return path.read_text(encoding="utf-8")
+        info = path.stat()
+        if stat.S_ISDIR(info.st_mode):
+            raise MeasurementError([Problem("", "is a directory; expected a file")], source)
+        if not stat.S_ISREG(info.st_mode):
+            raise MeasurementError([Problem("", "is not a regular file (a device, pipe or socket); expected a "
+                                                "file")], source)
+        if info.st_size > limit:
+            raise MeasurementError([Problem("", f"larger than {limit:,} bytes; not read")], source)
+        opener = gzip.open if unpack and path.suffix == ".gz" else open
+        with opener(path, "rb") as handle:
+            raw = handle.read(limit + 1)
     except FileNotFoundError:
-        raise MeasurementError([Problem("", "no such file")], str(path)) from None
-    except IsADirectoryError:
-        raise MeasurementError([Problem("", "is a directory; expected a file")], str(path)) from None
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
+        raise MeasurementError([Problem("", "no such file" + (f"; {hint}" if hint else ""))], source) from None
+    except (OSError, EOFError, zlib.error) as exc:
+        raise MeasurementError([Problem("", f"cannot be read: {getattr(exc, 'strerror', None) or exc}")],
+                               source) from None
+    if len(raw) > limit:
+        raise MeasurementError([Problem("", f"larger than {limit:,} bytes unpacked; not read")], source)
+    return raw
+
+
+def read_text(path: str | Path, limit: int = MAX_BYTES) -> str:
+    """A measurement file's text (see :func:`read_bytes`): UTF-8, a leading byte-order mark
+    (which editors on Windows add) dropped; MeasurementError when it cannot be read."""
+    raw = read_bytes(path, limit)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
         raise MeasurementError([Problem("", f"cannot be read as UTF-8 text: {exc}")], str(path)) from None
 
 

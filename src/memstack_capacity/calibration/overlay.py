@@ -72,18 +72,13 @@ def load(path: str | Path) -> tuple[dict[str, Any], str]:
     from memstack_capacity.scenario import safe_yaml
     from memstack_capacity.scenario.overrides import split_path
 
+    from memstack_capacity.calibration.measurements import read_bytes
+
     source = str(path)
+    raw = read_bytes(path, safe_yaml.MAX_BYTES, unpack=False,
+                     hint="--calibration takes a calibration.yaml written by `calibrate`")
     try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise MeasurementError([Problem("", "no such file; --calibration takes a calibration.yaml written by "
-                                            "`calibrate`")], source) from None
-    except OSError as exc:
-        raise MeasurementError([Problem("", f"cannot be read: {exc.strerror or exc}")], source) from None
-    if len(raw) > safe_yaml.MAX_BYTES:
-        raise MeasurementError([Problem("", f"larger than {safe_yaml.MAX_BYTES:,} bytes; not read")], source)
-    try:
-        data = safe_yaml.load_text(raw.decode("utf-8"))
+        data = safe_yaml.load_text(raw.decode("utf-8-sig"))
     except UnicodeDecodeError:
         raise MeasurementError([Problem("", "not UTF-8 text")], source) from None
     except Exception as exc:  # noqa: BLE001 - YAML's and the size limits' errors alike are bad input

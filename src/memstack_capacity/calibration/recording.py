@@ -9,7 +9,11 @@ Prometheus query_range answers, through the same parsers and mapping as ``calibr
 - the 95th and 99th percentile latency where the source has them: Prometheus' optional
   ``latency_p95.json``/``latency_p99.json`` (one series over every class, e.g.
   ``histogram_quantile(0.95, sum by (le) (rate(…_bucket[1m])))``), or the ``95%``/``99%`` columns
-  of Locust's ``Aggregated`` history row last in the window (Locust's own sliding window of 10 s);
+  of Locust's ``Aggregated`` history row last in the window. Locust writes its own sliding window
+  of 10 s in those columns only with ``--csv-full-history`` (the history then has a row per
+  endpoint); without it they are the percentiles of the whole test so far (``stats.py``:
+  ``_percentile_fields(entry, use_current=self.full_history)``), which no window can be compared
+  with, so they are not recorded;
 - the pods of each deployment (Prometheus' ``replicas.json``: series grouped by their
   ``deployment`` label, a series without one counting for the mapping's deployment);
 - the load to replay: the profile :func:`.estimates.profile_estimates` derives (users or req/s at
@@ -103,7 +107,7 @@ def read(scenario, *, locust: str | Path | None = None, prometheus: str | Path |
         p95, p99 = (_prometheus_quantile(Path(prometheus), mapping, q, index, w) for q in ("latency_p95", "latency_p99"))
         replicas = _prometheus_replicas(Path(prometheus), mapping, scenario, index, w, notes)
     else:
-        p95, p99 = _locust_quantiles(str(locust), w, len(t))
+        p95, p99 = _locust_quantiles(str(locust), w, len(t), notes)
         replicas = {}
     return Recording(source=source, kind=kind, window_s=float(w), start=start, end=end,
                      throughput=x.sum(axis=1), latency_mean=latency, latency_p95=p95, latency_p99=p99,
@@ -151,16 +155,21 @@ def _prometheus_replicas(directory: Path, mapping, scenario, index: pd.Index, st
     return {name: out[name] for name in sorted(out)}
 
 
-def _locust_quantiles(prefix: str, window_s: float, n: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+def _locust_quantiles(prefix: str, window_s: float, n: int,
+                      notes: list[str]) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The ``95%`` and ``99%`` columns (ms) of the last ``Aggregated`` history row in each window,
-    binned as :func:`.locust.read_history` bins (window k is (edge k, edge k + 1]); None where absent."""
-    from memstack_capacity.calibration.locust import AGGREGATE, HISTORY_COLUMNS
+    binned as :func:`.locust.read_history` bins (window k is (edge k, edge k + 1]); None where absent,
+    and None with a note for a history without ``--csv-full-history`` (the module's docstring)."""
+    from memstack_capacity.calibration.locust import AGGREGATE, HISTORY_COLUMNS, row_windows, window_edges
 
     path = Path(prefix + "_stats_history.csv")
     frame = measurements.read_csv(path, HISTORY_COLUMNS, "Locust's _stats_history.csv")
+    if not (frame["Name"] != AGGREGATE).any() and ("95%" in frame.columns or "99%" in frame.columns):
+        notes.append(f"{path} has only Aggregated rows (Locust without --csv-full-history): its percentile columns "
+                     "are the whole test's so far, not a window's; the 95th and 99th percentiles are not compared")
+        return None, None
     ts = measurements.numbers(frame, "Timestamp", path)
-    start = float(np.floor(ts.min()))
-    edges = start + window_s * np.arange(n + 1)
+    edges = window_edges(ts, window_s)
     rows = frame["Name"] == AGGREGATE
     out = []
     for column in ("95%", "99%"):
@@ -168,8 +177,9 @@ def _locust_quantiles(prefix: str, window_s: float, n: int) -> tuple[np.ndarray 
             out.append(None)
             continue
         values = measurements.numbers(frame, column, path, allow_na=True)[rows] / 1000.0
-        bins = np.clip(np.searchsorted(edges, ts[rows].to_numpy(), side="left") - 1, 0, n - 1)
-        last = pd.Series(values.to_numpy()).groupby(bins).last()
+        bins = row_windows(ts[rows], edges)
+        inside = bins < n
+        last = pd.Series(values.to_numpy()[inside]).groupby(bins[inside]).last()
         column_values = np.full(n, np.nan)
         column_values[last.index.to_numpy()] = last.to_numpy()
         out.append(column_values if np.isfinite(column_values).any() else None)

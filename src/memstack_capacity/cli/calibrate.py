@@ -9,7 +9,9 @@ times. Each option may be repeated to calibrate from several recordings of the s
 within one test): their windows are fitted together, each bootstrap drawing within its
 recording; with both kinds given, the k-th ``--prometheus`` goes with the k-th load test (no
 replay.yaml then: several tests are not one load to replay). A file that cannot be read as its
-format says is bad input (exit 2), named with the line or series and what was expected.
+format says is bad input (exit 2), named with the line or series and what was expected. ``--out``
+is held to ``run``'s rules (new, empty, or an earlier output of this tool) before anything is read,
+and its files are swapped in whole (outputs/calibration_files.py).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from memstack_capacity.cli.common import EXIT_BAD_INPUT, EXIT_OK, check_scenario_file, say
+from memstack_capacity.cli.common import EXIT_BAD_INPUT, EXIT_OK, check_scenario_file, output_dir_problem, say
 from memstack_capacity.scenario.load import load_scenario
 
 
@@ -61,6 +63,11 @@ def handle(args) -> int:
         print(f"error: --prometheus given {len(proms)} time(s) and --{'locust' if args.locust else 'k6'} "
               f"{len(tests)}: with both, give one of each per recording, in the same order", file=sys.stderr)
         return EXIT_BAD_INPUT
+    out = Path(args.out)
+    problem = output_dir_problem(out)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     check_scenario_file(args.scenario)
     scenario = load_scenario(args.scenario)
     mapping = measurements.load_mapping(args.mapping)
@@ -82,7 +89,6 @@ def handle(args) -> int:
         recordings.append(measurements.to_windows(raws, mapping, scenario))
     windows = measurements.combine(recordings)
     calibration = estimates.calibrate(windows, scenario, mapping.deployment, seed=args.seed)
-    out = Path(args.out)
     try:
         written = write_calibration(calibration, out)
     except OSError as exc:

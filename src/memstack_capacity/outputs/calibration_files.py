@@ -8,8 +8,10 @@
 - ``calibration-fit.png``: the CPU the fit predicts against the CPU measured, over time and as a
   scatter around the diagonal (only when CPU was fitted).
 
-It reads a finished :class:`~memstack_capacity.calibration.estimates.Calibration`; it computes
-no estimate.
+The directory is written like ``run``'s (:mod:`.rundir`: staged beside it, swapped in whole), so
+a calibration never leaves a file of an earlier one (a ``replay.yaml`` the new one does not
+write) nor half its files. It reads a finished
+:class:`~memstack_capacity.calibration.estimates.Calibration`; it computes no estimate.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 
 from memstack_capacity.calibration import overlay
 from memstack_capacity.outputs.plots import DPI, figure_png
+from memstack_capacity.outputs.rundir import discard_staging, new_staging, swap_in
 
 FIT_PNG = "calibration-fit.png"
 
@@ -74,18 +77,20 @@ def fit_figure(calibration):
 
 
 def write_calibration(calibration, out_dir: str | Path) -> list[Path]:
-    """The files above in ``out_dir`` (created); returns the paths written."""
+    """The files above in ``out_dir``, swapped in whole; returns the paths written."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
     texts = {"calibration.yaml": overlay.render(calibration, "service"), "calibration.md": markdown(calibration)}
     if calibration.settings("load"):
         texts["replay.yaml"] = overlay.render(calibration, "load")
-    for name, text in texts.items():
-        (out / name).write_text(text, encoding="utf-8")
-        written.append(out / name)
     fig = fit_figure(calibration)
-    if fig is not None:
-        (out / FIT_PNG).write_bytes(figure_png(fig))
-        written.append(out / FIT_PNG)
-    return written
+    staging = new_staging(out)
+    try:
+        for name, text in texts.items():
+            (staging / name).write_text(text, encoding="utf-8")
+        if fig is not None:
+            (staging / FIT_PNG).write_bytes(figure_png(fig))
+        swap_in(staging, out)
+    except BaseException:
+        discard_staging(staging)
+        raise
+    return [out / name for name in texts] + ([out / FIT_PNG] if fig is not None else [])

@@ -99,13 +99,15 @@ def simulated_windows(result, recording) -> dict:
     no request was answered, or the window begins before the run) and each recorded deployment's
     pods at the windows' ends."""
     start, end = recording.start, recording.end
-    edges = np.concatenate([[start[0]], end])
     log = result.requests
     every = float(result.summary["requests"].get("log_every") or 1)
     t_end = log["t_end_s"].to_numpy(dtype=float)
     latency = log["latency_s"].to_numpy(dtype=float)
-    slot = np.searchsorted(edges, t_end, side="left") - 1
-    keep = (slot >= 0) & (slot < len(end))
+    # Window k is (start k, end k]; windows need not touch (a scrape Prometheus missed leaves a gap,
+    # whose requests belong to no window).
+    slot = np.searchsorted(end, t_end, side="left")
+    keep = slot < len(end)
+    keep[keep] &= t_end[keep] > start[slot[keep]]
     slot, latency = slot[keep], latency[keep]
     n = len(end)
     counts = np.bincount(slot, minlength=n).astype(float)
