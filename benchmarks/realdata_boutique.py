@@ -57,6 +57,12 @@ def recorded_series(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.array([float(t) for t, _ in values]), np.array([float(v) for _, v in values])
 
 
+def _mean_or_none(values) -> float | None:
+    """The mean of a recorded series, or None where the recording has none (Locust's history
+    percentiles without --csv-full-history are the whole test's so far, so they are not read)."""
+    return None if values is None else float(np.nanmean(values))
+
+
 def predict_part_b(calibration, seed: int = 1) -> dict:
     """Backtest the calibrated scenario on part B; the figures, the pods, and the CPU."""
     from memstack_capacity import simulate
@@ -84,8 +90,8 @@ def predict_part_b(calibration, seed: int = 1) -> dict:
                           "recorded_samples": int(len(cpu))},
             "recorded": {"throughput_rps": float(np.mean(rec.throughput)),
                          "latency_mean_s": float(np.nanmean(rec.latency_mean)),
-                         "latency_p95_s": float(np.nanmean(rec.latency_p95)),
-                         "latency_p99_s": float(np.nanmean(rec.latency_p99))},
+                         "latency_p95_s": _mean_or_none(rec.latency_p95),
+                         "latency_p99_s": _mean_or_none(rec.latency_p99)},
             "simulated": {"throughput_rps": float(result.summary["requests"]["throughput_rps"])}}
 
 

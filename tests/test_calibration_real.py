@@ -10,7 +10,8 @@ each file's SHA-256 at the pinned commit). What they pin:
   (half the interval's narrower side), so a change of estimator that moves a figure out of
   what the data allow fails;
 - the held-out errors of part B under bounds about 1.5 times those measured (seed 1): throughput
-  MAPE 3.1 %, mean latency MAPE 20.4 %, p95 59.2 %, p99 39.2 %, pods exact, CPU −0.6 %. The
+  MAPE 2.1 %, mean latency MAPE 20.8 %, pods exact, CPU −1.3 % (Locust's history percentiles are
+  not per window without --csv-full-history, so p95/p99 are "not recorded"). The
   latency errors are what the model gets wrong here (the docs say why); the bounds catch a
   regression, they do not bless the errors.
 
@@ -74,10 +75,10 @@ def _estimate(calibration, figure):
 
 # figure, value found on part A (seed 0), its 95 % bootstrap interval
 PINNED = [
-    ("CPU per request: the measured mix", 0.01519, 0.01478, 0.01567),
-    ("think time (closed users)", 3.324, 3.296, 3.356),
-    ("non-CPU time: home", 0.006995, 0.005914, 0.008812),
-    ("non-CPU time: checkout", 0.01692, 0.01538, 0.01955),
+    ("CPU per request: the measured mix", 0.01504, 0.01461, 0.01556),
+    ("think time (closed users)", 3.316, 3.290, 3.342),
+    ("non-CPU time: home", 0.007324, 0.005977, 0.009556),
+    ("non-CPU time: checkout", 0.01733, 0.01538, 0.02056),
 ]
 
 
@@ -106,12 +107,11 @@ def test_part_a_says_what_it_cannot_identify(calibration):
 @needs_recording
 def test_held_out_errors_stay_under_their_bounds(held_out):
     f = held_out["figures"]
-    assert f["throughput"]["windows"] == 45
-    assert f["throughput"]["mape"] < 0.05          # 3.1 % measured
-    assert f["latency"]["mean"]["mape"] < 0.30     # 20.4 %, the run too slow (bias +20.3 %)
+    assert f["throughput"]["windows"] == 44         # whole 10 s windows of the 450 s
+    assert f["throughput"]["mape"] < 0.05          # 2.1 % measured
+    assert f["latency"]["mean"]["mape"] < 0.30     # 20.8 %, the run too slow (bias +20.6 %)
     assert f["latency"]["mean"]["bias"] > 0
-    assert f["latency"]["p95"]["mape"] < 0.90      # 59.2 %
-    assert f["latency"]["p99"]["mape"] < 0.60      # 39.2 %
+    assert f["latency"]["p95"] == f["latency"]["p99"] == "not recorded"  # no --csv-full-history
     assert f["replicas"]["api"]["mae_pods"] <= 0.5  # 6 pods held, as recorded
     cpu = held_out["cpu_cores"]
-    assert cpu["simulated_mean"] == pytest.approx(cpu["recorded_mean"], rel=0.05)  # 0.905 vs 0.911 cores
+    assert cpu["simulated_mean"] == pytest.approx(cpu["recorded_mean"], rel=0.05)  # 0.899 vs 0.911 cores
