@@ -10,6 +10,11 @@ The cheapest configuration of a search space that meets the targets (docs/recomm
 >>> found = recommend(base, load_space({"deployments.api.replicas": [1, 2, 3]}, base))
 >>> found.best.overrides, found.to_dict()["recommended"]["binding"]
 
+A scenario calibrated from a recorded test, and the test replayed through it (docs/calibration.md):
+
+>>> cal = calibrate(base, prometheus="prom/", mapping="prom/mapping.yaml")
+>>> cal.table(), backtest(base, calibration=cal, prometheus="prom/", mapping="prom/mapping.yaml").table()
+
 Figures for notebooks: :mod:`memstack_capacity.plotting`; reports and manifests:
 :mod:`memstack_capacity.reporting`.
 
@@ -18,7 +23,9 @@ it imports those and nothing else, and no module of the package imports it.
 """
 
 from memstack_capacity.api.simulation import simulate
+from memstack_capacity.api.backtest import Backtest, backtest
 from memstack_capacity.api.batch import compare, replicate, sweep
+from memstack_capacity.api.calibrate import Calibration, calibrate
 from memstack_capacity.api.recommend import Recommendation, recommend
 from memstack_capacity.api.recommend_space import load_space
 from memstack_capacity.errors import MemstackCapacityError, ScenarioError, SimulationError
@@ -38,6 +45,10 @@ __all__ = [
     "recommend",
     "load_space",
     "Recommendation",
+    "calibrate",
+    "Calibration",
+    "backtest",
+    "Backtest",
     "Scenario",
     "Result",
     "MemstackCapacityError",

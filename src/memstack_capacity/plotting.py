@@ -12,6 +12,10 @@ Several runs: ``plot_runs`` (series of labelled Results overlaid in time), ``plo
 
 A search: ``plot_pareto`` (``recommend``'s pareto.png: cost per month against p99 and throughput).
 
+Calibration and backtest: ``plot_calibration_fit`` (``calibrate``'s calibration-fit.png: the CPU
+measured against fitted), ``plot_backtest`` (``backtest``'s three overlays: replicas, latency,
+throughput, recorded against simulated).
+
 >>> from memstack_capacity import load_scenario, scale_model, simulate
 >>> from memstack_capacity.plotting import plot_replicas, show
 >>> show(plot_replicas(simulate(scale_model(load_scenario("scenarios/peak.yaml"), 8))))
@@ -30,11 +34,14 @@ from memstack_capacity.outputs.plots import (
     plot_replicas,
     plot_utilisation,
 )
+from memstack_capacity.outputs.backtest_files import figures as _backtest_figures
+from memstack_capacity.outputs.calibration_files import fit_figure as _fit_figure
 from memstack_capacity.outputs.recommend_plot import pareto_figure
 from memstack_capacity.outputs.whatif_plots import plot_runs, plot_sweep, sweep_table
 
 __all__ = ["show", "figure_png", "plot_replicas", "plot_utilisation", "plot_latency", "plot_datastores",
-           "plot_jobs", "plot_runs", "plot_sweep", "sweep_table", "plot_pareto"]
+           "plot_jobs", "plot_runs", "plot_sweep", "sweep_table", "plot_pareto", "plot_calibration_fit",
+           "plot_backtest"]
 
 
 def plot_pareto(recommendation):
@@ -44,6 +51,21 @@ def plot_pareto(recommendation):
     model's screen only), the targets dashed, the recommendation a star."""
     doc = recommendation.to_dict() if hasattr(recommendation, "to_dict") else recommendation
     return pareto_figure(doc)
+
+
+def plot_calibration_fit(calibration):
+    """``calibrate``'s calibration-fit.png for a ``Calibration``: the deployment's CPU measured and
+    fitted by the utilisation law over time, and measured against fitted around y = x (R², the
+    residual sd and the windows in the titles); None when no CPU was fitted."""
+    return _fit_figure(calibration)
+
+
+def plot_backtest(backtest) -> dict:
+    """``backtest``'s plots for a ``Backtest``: ``{"replicas": …, "latency": …, "throughput": …}``,
+    each recorded (grey) against simulated (red; with replications their mean and range) over the
+    recording's time, the figure's MAPE or replica error in its title."""
+    return {name.removeprefix("backtest-").removesuffix(".png"): fig
+            for name, fig in _backtest_figures(backtest).items()}
 
 
 def show(fig) -> None:

@@ -9,18 +9,24 @@
 - :func:`manifests_diff`: what to apply to go from one scenario's manifests to another's, as
   ``recommend``'s manifests.diff (``diff -u -N``, file by file).
 - :func:`recommend_markdown`: ``recommend``'s recommend.md for a search's result.
+- :func:`calibration_markdown`, :func:`calibration_yaml`: ``calibrate``'s calibration.md and its
+  overlays (calibration.yaml, replay.yaml) for a ``Calibration``; :func:`backtest_markdown`:
+  ``backtest``'s backtest.md for a ``Backtest``.
 
 >>> from memstack_capacity import load_scenario, simulate
 >>> from memstack_capacity.reporting import findings, manifests
 >>> [f.key for f in findings(simulate(load_scenario("scenarios/small.yaml")))]
 
-It re-exports what the outputs, results and components layers compute and imports nothing
+It re-exports what the outputs, results, components and calibration layers compute and imports nothing
 else of the package; no module of the package imports it.
 """
 
 from __future__ import annotations
 
 from memstack_capacity.components.datastores.budget import connection_budget
+from memstack_capacity.calibration.overlay import render as _overlay_text
+from memstack_capacity.outputs.backtest_files import markdown as _backtest_text
+from memstack_capacity.outputs.calibration_files import markdown as calibration_markdown
 from memstack_capacity.outputs.findings import findings as _findings
 from memstack_capacity.outputs.manifests.files import ManifestInputs, build_manifests, render_manifests
 from memstack_capacity.outputs.manifests.scenario import inputs_from_scenario
@@ -30,7 +36,7 @@ from memstack_capacity.outputs.report import render_markdown as report_markdown
 from memstack_capacity.results.alert_series import alert_frame
 
 __all__ = ["report_markdown", "findings", "alert_frame", "manifests", "upstream_manifests", "connection_budget",
-           "manifests_diff", "recommend_markdown"]
+           "manifests_diff", "recommend_markdown", "calibration_markdown", "calibration_yaml", "backtest_markdown"]
 
 
 def findings(result) -> list:
@@ -63,3 +69,16 @@ def recommend_markdown(recommendation, scenario) -> str:
     best = recommendation.best
     recommended = scenario.with_overrides(best.overrides) if best is not None and best.overrides else scenario
     return _recommend_text(recommendation.to_dict(), scenario, recommended)
+
+
+def calibration_yaml(calibration, replay: bool = False) -> str:
+    """``calibrate``'s calibration.yaml (the service times, each estimate's interval and fit in
+    comments) for a ``Calibration``, or with ``replay`` its replay.yaml (the recorded load): the
+    files ``run``, ``check``, ``sweep`` and ``capacity`` take with ``--calibration``."""
+    return _overlay_text(calibration, "load" if replay else "service")
+
+
+def backtest_markdown(backtest) -> str:
+    """``backtest``'s backtest.md for a ``Backtest``: the figures' table, the verdict on the limits
+    given, the recording's notes."""
+    return _backtest_text(backtest.as_dict())

@@ -71,11 +71,35 @@ class Calibration:
     notes: list[str]
 
     def settings(self, group: str = "service") -> dict[str, Any]:
+        """The scenario keys of ``group``: ``service`` (calibration.yaml) or ``load`` (replay.yaml)."""
         out: dict[str, Any] = {}
         for e in self.estimates:
             if e.group == group:
                 out.update(e.settings)
         return out
+
+    def apply(self, scenario, replay: bool = False):
+        """``scenario`` with the estimated service times (calibration.yaml's keys), and with
+        ``replay`` the recorded load profile and duration too (replay.yaml's): what ``run``
+        simulates given those files with ``--calibration``."""
+        keys = {**self.settings("service"), **(self.settings("load") if replay else {})}
+        return scenario.with_overrides(keys, source=f"{scenario.name} calibrated from {', '.join(self.sources)}",
+                                       label=lambda p: f"the calibration: {p}")
+
+    def table(self):
+        """One row per estimate, as calibration.md: ``figure``, ``value`` and ``interval`` (text in the
+        figure's unit), ``identifiable`` (yes, level only, no), ``fit``, ``note`` and ``written`` (whether
+        it sets scenario keys), and the numbers ``estimate``, ``low``, ``high`` in ``unit`` (seconds,
+        bytes, a fraction, users or req/s)."""
+        import pandas as pd
+
+        from memstack_capacity.calibration.overlay import _fmt
+
+        rows = [{"figure": e.figure, "value": _fmt(e.estimate, e.unit),
+                 "interval": "" if e.low is None else f"{_fmt(e.low, e.unit)} – {_fmt(e.high, e.unit)}",
+                 "identifiable": e.identifiable, "fit": e.fit, "note": e.why, "written": bool(e.settings),
+                 "estimate": e.estimate, "low": e.low, "high": e.high, "unit": e.unit} for e in self.estimates]
+        return pd.DataFrame(rows).set_index("figure")
 
 
 # ---- the scenario's steps ----------------------------------------------------------------------

@@ -57,7 +57,7 @@ def parse_fraction(text: str | None) -> float | None:
 
 
 def handle(args) -> int:
-    from memstack_capacity.api.backtest import backtest, replay_scenario
+    from memstack_capacity.api.backtest import replay_and_compare, replay_scenario
     from memstack_capacity.calibration import measurements, recording
     from memstack_capacity.outputs.backtest_files import write_backtest
 
@@ -98,8 +98,9 @@ def handle(args) -> int:
                         f"comparing with {rec.source} ({len(rec.end)} windows of {rec.window_s:g} s)"))
     progress = Progress(f"backtest {scenario.name}")
     try:
-        bt = backtest(scenario, rec, seed=args.seed, replications=args.replications, engine=args.engine,
-                      max_replica_error=args.max_replica_error, max_latency_error=max_latency, progress=progress)
+        bt = replay_and_compare(scenario, rec, seed=args.seed, replications=args.replications, engine=args.engine,
+                                max_replica_error=args.max_replica_error, max_latency_error=max_latency,
+                                progress=progress)
     finally:
         progress.close()
     try:

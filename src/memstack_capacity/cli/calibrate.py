@@ -45,7 +45,7 @@ def register(subparsers) -> None:
 
 
 def handle(args) -> int:
-    from memstack_capacity.calibration import estimates, measurements
+    from memstack_capacity.api.calibrate import calibrate
     from memstack_capacity.outputs.calibration_files import write_calibration
 
     if args.locust and args.k6:
@@ -70,25 +70,8 @@ def handle(args) -> int:
         return EXIT_BAD_INPUT
     check_scenario_file(args.scenario)
     scenario = load_scenario(args.scenario)
-    mapping = measurements.load_mapping(args.mapping)
-    recordings = []
-    for k in range(max(len(proms), len(tests))):
-        raws = []
-        if proms:
-            from memstack_capacity.calibration import prometheus
-
-            raws.append(prometheus.read(proms[k], mapping, requests_needed=not tests))
-        if args.locust:
-            from memstack_capacity.calibration import locust
-
-            raws.append(locust.read(tests[k], mapping.window_s))
-        if args.k6:
-            from memstack_capacity.calibration import k6
-
-            raws.append(k6.read(tests[k], mapping.window_s))
-        recordings.append(measurements.to_windows(raws, mapping, scenario))
-    windows = measurements.combine(recordings)
-    calibration = estimates.calibrate(windows, scenario, mapping.deployment, seed=args.seed)
+    calibration = calibrate(scenario, prometheus=proms, locust=args.locust, k6=args.k6, mapping=args.mapping,
+                            seed=args.seed)
     try:
         written = write_calibration(calibration, out)
     except OSError as exc:
