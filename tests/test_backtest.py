@@ -127,8 +127,10 @@ def test_true_parameters_replay_the_recording_within_its_sampling_noise(recorded
     data = json.loads((out / "backtest.json").read_text())
     assert data["latency"]["mean"]["mape"] <= 0.10
     assert data["replicas"]["api"]["within_1_pod"] >= 0.95
-    # Replayed: the recorded users at their change points, 600 s, and the recorded first pod count.
-    assert data["replay"]["duration"] == 600.0
+    # Replayed: the recorded users at their change points, and the recorded first pod count, for
+    # 595 s: the scrapes at 5 … 600 s stamp each window with its end, so the windows' time 0 (the
+    # replay's start) is the first scrape's, and the last window ends 595 s later.
+    assert data["replay"]["duration"] == 595.0
     assert [p["users"] for p in data["replay"]["workload.users.profile"]][::2] == [20, 120, 200, 40]
     assert data["replay"]["deployments.api.replicas"] == 1
 

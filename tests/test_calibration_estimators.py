@@ -140,3 +140,32 @@ def test_a_fixed_mix_scales_every_class_by_the_mix_demand_level_only():
     k = ((3 * 0.005 + 0.012) / 4) / ((3 * 0.005 + 0.008) / 4)
     assert search.estimate == pytest.approx(0.005 * k, rel=0.02)
     assert items.estimate == pytest.approx(0.008 * k, rel=0.02)
+
+
+def test_the_replay_profile_puts_each_window_where_it_was_measured():
+    """Load tests stamp a window with its start: its load is replayed from there, and the replay
+    lasts to the last window's end. Prometheus stamps a rate over (t − w, t] with t, and backtest
+    compares the run on (t − w, t] with the windows' time 0 as the run's: the first window lies
+    before the start, each later window's rate is offered from t − w, and the replay ends at the
+    last window's end, t; a user count (a gauge) holds from its own instant. (The profile keeps
+    the points where the load changes and the one before each change.)"""
+    import dataclasses
+
+    closed = load_scenario(SCENARIO)
+    open_ = closed.with_overrides({"workload.users": None,
+                                   "workload.arrivals": {"profile": [{"at": 0, "rps": 1}]}})
+    x = np.array([[10.0, 0.0], [10.0, 0.0], [20.0, 0.0], [20.0, 0.0]])
+    r = np.full_like(x, 0.01)
+    users = np.array([5.0, 5.0, 9.0, 9.0])
+    start = _windows(x, r, users=users, window_s=5.0)
+    end = dataclasses.replace(start, stamped_at_end=True)
+
+    def profile(w, scenario):
+        [e] = estimates.profile_estimates(w, scenario)
+        key = "workload.users.profile" if scenario.workload.users is not None else "workload.arrivals.profile"
+        return [tuple(p.values()) for p in e.settings[key]], e.settings["duration"]
+
+    assert profile(start, open_) == ([(0.0, 10.0), (5.0, 10.0), (10.0, 20.0)], 20.0)
+    assert profile(end, open_) == ([(0.0, 10.0), (5.0, 20.0)], 15.0)
+    assert profile(start, closed) == ([(0.0, 5), (5.0, 5), (10.0, 9)], 20.0)
+    assert profile(end, closed) == ([(0.0, 5), (5.0, 5), (10.0, 9)], 15.0)

@@ -467,12 +467,20 @@ def profile_estimates(w: Windows, scenario) -> list[Estimate]:
         values = np.round(w.throughput.sum(axis=1).to_numpy(), 3)
         key, field_name = "workload.arrivals.profile", "rps"
     t = np.round(w.t, 3)
+    if w.stamped_at_end:
+        # The replay starts at the first window's end (time 0 of the windows, as backtest compares
+        # them): a rate over (t − w, t] is offered from t − w (the first window lies before the
+        # start), a user count (a gauge) holds from its own instant, and the replay ends at t[-1].
+        if not closed:
+            t, values = np.round(t[1:] - w.window_s, 3), values[1:]
+        duration = float(w.t[-1])
+    else:
+        duration = float(t[-1] + w.window_s)
     keep = [0] + [i for i in range(1, len(values)) if values[i] != values[i - 1] or
                   (i + 1 < len(values) and values[i + 1] != values[i])]
     if len(keep) > MAX_PROFILE_POINTS:
         keep = [keep[int(j)] for j in np.linspace(0, len(keep) - 1, MAX_PROFILE_POINTS)]
     points = [{"at": float(t[i]), field_name: (int(values[i]) if closed else float(values[i]))} for i in keep]
-    duration = float(t[-1] + w.window_s)
     unit = "users" if closed else "req/s"
     return [Estimate("load profile", unit, float(values.max()), None, None, "yes",
                      f"{len(points)} points over {duration:g} s (peak {values.max():g} {unit})", "",

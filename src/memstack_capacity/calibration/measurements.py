@@ -37,6 +37,8 @@ class Raw:
     (``count``, ``mean_response_s``) when the source has it (Locust's stats, k6's summary).
     ``window_s`` is the width of a window; ``one_window`` is True for a source that has
     only the whole test (k6's summary), which nothing fitted across windows can use.
+    ``stamped_at_end`` is True where each window is stamped with its end (a Prometheus rate over
+    (t − w, t] is stamped t), False where with its start (the load tests' own windows).
     """
 
     source: str
@@ -47,6 +49,7 @@ class Raw:
     totals: pd.DataFrame | None = None
     one_window: bool = False
     notes: list[str] = field(default_factory=list)
+    stamped_at_end: bool = False
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class Windows:
     notes: tuple[str, ...]
     ignored: tuple[str, ...]
     recording: np.ndarray | None = None
+    stamped_at_end: bool = False  # as the base source's windows (:class:`Raw`)
 
     @property
     def recordings(self) -> int:
@@ -352,7 +356,8 @@ def to_windows(raws: list[Raw], mapping: Mapping, scenario) -> Windows:
     return Windows(sources=tuple(r.source for r in raws), window_s=float(step), t=t - (t[0] if len(t) else 0.0),
                    throughput=throughput.reset_index(drop=True), response_s=response.reset_index(drop=True),
                    series=series.reset_index(drop=True).astype(float), totals=totals,
-                   one_window=all(r.one_window for r in raws), notes=tuple(notes), ignored=tuple(sorted(ignored)))
+                   one_window=all(r.one_window for r in raws), notes=tuple(notes), ignored=tuple(sorted(ignored)),
+                   stamped_at_end=base.stamped_at_end)
 
 
 def combine(recordings: list[Windows]) -> Windows:

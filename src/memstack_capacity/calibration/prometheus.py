@@ -177,7 +177,7 @@ def read(directory: str | Path, mapping: Mapping, *, requests_needed: bool = Tru
     if "cpu_cores" in series and not series["cpu_cores"].notna().any():
         notes.append(f"{directory}: no CPU series ({files['cpu']}); CPU per request cannot be estimated")
     return Raw(source=str(directory), window_s=step, throughput=throughput, response_s=response, series=series,
-               notes=notes)
+               notes=notes, stamped_at_end=True)
 
 
 def _series_only(directory: Path, files: dict, select: dict) -> Raw:
@@ -205,7 +205,8 @@ def _series_only(directory: Path, files: dict, select: dict) -> Raw:
     if not series["cpu_cores"].notna().any():
         notes.append(f"{directory}: no CPU series ({files['cpu']}); CPU per request cannot be estimated")
     empty = pd.DataFrame(index=index)
-    return Raw(source=str(directory), window_s=step, throughput=empty, response_s=empty, series=series, notes=notes)
+    return Raw(source=str(directory), window_s=step, throughput=empty, response_s=empty, series=series, notes=notes,
+               stamped_at_end=True)
 
 
 def _per_class(series: list[tuple[dict, pd.Series]], label: str, index: pd.Index, mean: bool = False) -> pd.DataFrame:
