@@ -172,3 +172,16 @@ def test_overlay_file_errors(tmp_path):
         overlay.load(bad)
     with pytest.raises(MeasurementError, match="no such file"):
         overlay.load(tmp_path / "missing.yaml")
+
+
+def test_k6_a_last_window_the_test_ended_inside_is_left_out_of_the_windows_not_the_totals(scenario, tmp_path):
+    """k6 stamps samples with their second: samples at 0 … 4 s cover [0, 5). With 2 s windows that
+    is [0, 2) and [2, 4) whole and [4, 6) one second in: counted over its 2 s it would read half
+    the rate, so it is left out; the whole test's totals keep every request."""
+    rows = ["metric_name,timestamp,metric_value,name,url"]
+    rows += [f"http_reqs,{1700000000 + s},1,search,http://api/v1/search" for s in range(5)]
+    path = tmp_path / "k6.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    w = measurements.to_windows([k6.read(path, window_s=2.0)], measurements.Mapping(), scenario)
+    np.testing.assert_allclose(w.throughput["search"], [1.0, 1.0])
+    assert w.totals.loc["search", "count"] == 5

@@ -47,6 +47,23 @@ def _timestamps(frame: pd.DataFrame, path) -> np.ndarray:
     return (parsed.astype("int64") / 1e9).to_numpy(dtype=float)
 
 
+def _whole_windows(ts: np.ndarray, start: float, window_s: float) -> int:
+    """How many windows from ``start`` the test covers whole (at least one). k6 stamps a sample
+    with its second by default, so a sample at second s stands for [s, s + 1); finer stamps for
+    their instant."""
+    resolution = 1.0 if np.all(ts == np.floor(ts)) else 0.0
+    return max(1, int(np.floor((ts.max() + resolution - start) / window_s + 1e-9)))
+
+
+def _totals(metric: np.ndarray, names: np.ndarray, value: np.ndarray) -> pd.DataFrame:
+    """Per name, the whole test's request count and mean response time (seconds)."""
+    reqs = pd.Series(value[metric == "http_reqs"], index=names[metric == "http_reqs"])
+    counts = reqs.groupby(level=0).sum()
+    dur = pd.Series(value[metric == "http_req_duration"] / 1000.0, index=names[metric == "http_req_duration"])
+    means = dur.groupby(level=0).mean() if len(dur) else pd.Series(dtype=float)
+    return pd.DataFrame({"count": counts, "mean_response_s": means.reindex(counts.index)})
+
+
 def read_csv_output(path: str | Path, window_s: float) -> Raw:
     """Windows of ``window_s`` seconds from k6's CSV output."""
     frame = read_csv(path, CSV_COLUMNS, "k6's CSV output")
@@ -70,8 +87,12 @@ def read_csv_output(path: str | Path, window_s: float) -> Raw:
         raise MeasurementError([Problem("line 1", "the header has neither 'name' nor 'url'; expected k6's CSV columns "
                                                   "(…, name, …, url, …) to tell the requests apart")], str(path))
     start = float(np.floor(ts.min()))
-    n = max(1, int(np.floor((ts.max() - start) / window_s)) + 1)
-    bins = np.clip(((ts - start) // window_s).astype(int), 0, n - 1)
+    n = _whole_windows(ts, start, window_s)
+    bins = ((ts - start) // window_s).astype(int)
+    totals = _totals(metric.to_numpy(), name.to_numpy(), value)  # the whole test, every sample
+    inside = bins < n  # a last window the test ended inside would read low: left out of the windows
+    ts, value, bins = ts[inside], value[inside], bins[inside]
+    metric, name = metric[inside], name[inside]
     index = pd.Index(start + window_s * np.arange(n), name="t")
     m = metric.to_numpy()
     names = name.to_numpy()
@@ -91,9 +112,6 @@ def read_csv_output(path: str | Path, window_s: float) -> Raw:
         series.loc[index[vus.mean().index.to_numpy()], "users"] = vus.mean().to_numpy()
         steady = (vus.max() == vus.min()).astype(float)
         series.loc[index[steady.index.to_numpy()], "users_steady"] = steady.to_numpy()
-    counts_total = reqs.groupby("name")["v"].sum()
-    mean_total = dur.groupby("name")["v"].mean() if len(dur) else pd.Series(dtype=float)
-    totals = pd.DataFrame({"count": counts_total, "mean_response_s": mean_total.reindex(counts_total.index)})
     return Raw(source=str(path), window_s=window_s, throughput=throughput, response_s=response, series=series,
                totals=totals)
 
