@@ -162,17 +162,8 @@ def read(directory: str | Path, mapping: Mapping, *, requests_needed: bool = Tru
             response = _per_class(latency, _class_label(latency, prom.get("class_label") or label, latency_path),
                                   index, mean=True) * scale
     series = pd.DataFrame(index=index, columns=list(SERIES), dtype=float)
-    notes = []
-    for quantity, column in _SUMMED.items():
-        path = directory / files[quantity]
-        if not path.exists():
-            continue
-        kept = [(m, s) for m, s in read_matrix(path) if all(m.get(k, v) == v for k, v in select.items())]
-        if not kept:
-            notes.append(f"{path}: no series matches prometheus.select {select}; left out")
-            continue
-        frame = pd.concat([s for _, s in kept], axis=1)
-        total = frame.sum(axis=1, min_count=1).sort_index()
+    found, notes = _summed_series(directory, files, select)
+    for column, total in found.items():
         series[column] = total.reindex(index, method="nearest", tolerance=step / 2)
     if "cpu_cores" in series and not series["cpu_cores"].notna().any():
         notes.append(f"{directory}: no CPU series ({files['cpu']}); CPU per request cannot be estimated")
@@ -180,11 +171,10 @@ def read(directory: str | Path, mapping: Mapping, *, requests_needed: bool = Tru
                notes=notes, stamped_at_end=True)
 
 
-def _series_only(directory: Path, files: dict, select: dict) -> Raw:
-    """The summed series of ``directory`` without a request rate: on the union of their times,
-    the window their median step (a load test beside it gives the throughput and the windows)."""
-    found = {}
-    notes = []
+def _summed_series(directory: Path, files: dict, select: dict) -> tuple[dict[str, pd.Series], list[str]]:
+    """Each summed quantity's file in ``directory`` (CPU, memory, pods, …): its series that match
+    ``select`` added up per time, by column name; and a note per file where none matched."""
+    found, notes = {}, []
     for quantity, column in _SUMMED.items():
         path = directory / files[quantity]
         if not path.exists():
@@ -194,6 +184,13 @@ def _series_only(directory: Path, files: dict, select: dict) -> Raw:
             notes.append(f"{path}: no series matches prometheus.select {select}; left out")
             continue
         found[column] = pd.concat([s for _, s in kept], axis=1).sum(axis=1, min_count=1).sort_index()
+    return found, notes
+
+
+def _series_only(directory: Path, files: dict, select: dict) -> Raw:
+    """The summed series of ``directory`` without a request rate: on the union of their times,
+    the window their median step (a load test beside it gives the throughput and the windows)."""
+    found, notes = _summed_series(directory, files, select)
     if not found:
         raise MeasurementError([Problem("", f"none of {', '.join(files[q] for q in _SUMMED)} nor "
                                             f"{files['requests']}; nothing to read")], str(directory))
