@@ -29,7 +29,7 @@ from memstack_capacity.components.metrics import KUBELET_RATE_WINDOW_S, MetricsS
 from memstack_capacity.engine import capabilities
 from memstack_capacity.errors import ScenarioError
 from memstack_capacity.scenario.load import parse_scenario
-from tests.test_housekeeping import LoadPod, Scripted
+from tests.test_housekeeping import LoadPod, Scripted, scrape_at
 from tests.test_hpa_engine import autoscaled
 
 I = 10.0  # the kubelet's housekeeping interval
@@ -57,15 +57,6 @@ def kubelet_rig(usage, resolution: float, first_scrape: float, cpu_window="house
     server = MetricsServer(env, resolution, {"api": SimpleNamespace(pods=[pod])}, first_scrape=first_scrape,
                            housekeeping=hk, cpu_window=cpu_window)
     return env, pod, server
-
-
-def scrape_at(env, server, pod, times):
-    seen = []
-    for t in times:
-        env.run(until=t)
-        server.scrape()
-        seen.append(server.sample(pod))
-    return seen
 
 
 def test_the_kubelet_rate_is_the_last_housekeeping_interval_not_the_scrape_period():
