@@ -185,3 +185,16 @@ def test_k6_a_last_window_the_test_ended_inside_is_left_out_of_the_windows_not_t
     w = measurements.to_windows([k6.read(path, window_s=2.0)], measurements.Mapping(), scenario)
     np.testing.assert_allclose(w.throughput["search"], [1.0, 1.0])
     assert w.totals.loc["search", "count"] == 5
+
+
+def test_k6_summary_a_sub_metric_of_more_tags_is_a_part_of_the_class_not_the_class(scenario, tmp_path):
+    """A threshold on `http_reqs{name:search,status:200}` exports that sub-metric too: it counts
+    only search's 200s, so it must not replace `http_reqs{name:search}`, whichever comes last."""
+    data = json.loads((DATA / "k6_summary.json").read_text())
+    data["metrics"]["http_reqs{name:search,status:200}"] = {"count": 290, "rate": 7.25}
+    data["metrics"]["http_req_duration{name:search,status:200}"] = {"avg": 39.0, "min": 1, "max": 90}
+    path = tmp_path / "summary.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    w = measurements.to_windows([k6.read(path, window_s=10.0)], measurements.Mapping(), scenario)
+    assert w.throughput.loc[0].tolist() == pytest.approx([7.5, 2.5])
+    assert w.response_s.loc[0].tolist() == pytest.approx([0.040, 0.060])

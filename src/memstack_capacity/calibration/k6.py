@@ -157,8 +157,8 @@ def read_summary(path: str | Path) -> Raw:
             continue
         tags = dict(part.split(":", 1) for part in match.group("tags").split(",") if ":" in part)
         label = tags.get("name") or tags.get("scenario") or tags.get("group", "").strip(":")
-        if not label or match.group("metric") not in ("http_reqs", "http_req_duration"):
-            continue
+        if not label or len(tags) != 1 or match.group("metric") not in ("http_reqs", "http_req_duration"):
+            continue  # more than one tag (name and status, say) is a part of the class's requests
         per.setdefault(label, {})[match.group("metric")] = figures(key)
     notes = []
     if per:
