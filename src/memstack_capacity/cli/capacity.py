@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 from memstack_capacity.api.progress import TrialLines
-from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, Progress,
+from memstack_capacity.cli.common import (EXIT_BAD_INPUT, Progress,
                                           add_executor_arguments, add_format_argument, add_scenario_arguments,
                                           calibration_record, load_from_args, output_dir_problem, plan_line, say,
-                                          scheduler_client)
+                                          scheduler_client, write_and_report)
 from memstack_capacity.outputs.json_text import summary_json
 from memstack_capacity.outputs.rundir import discard_staging, new_staging, swap_in
 
@@ -84,15 +84,8 @@ def handle(args) -> int:
     header = f"scenario {scenario.name}: {args.replications} run(s) per load, a load passes when all meet every target"
     say(args, header)
     say(args, result.describe())
-    try:
-        write_capacity(result, header, out, calibration_record(args))
-    except OSError as exc:
-        print(f"error: cannot write to {out}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    say(args, f"outputs: {out}/")
-    if args.format == "json":
-        print((out / "capacity.json").read_text(encoding="utf-8"), end="", flush=True)
-    return EXIT_OK if result.found else EXIT_FAILED
+    return write_and_report(args, out, lambda: write_capacity(result, header, out, calibration_record(args)),
+                            "capacity.json", result.found)
 
 
 class _TrialProgress:

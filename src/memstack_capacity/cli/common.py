@@ -275,6 +275,21 @@ def output_dir_problem(out: Path) -> str | None:
 
 
 
+def write_and_report(args, out: Path, write, json_name: str, found: bool) -> int:
+    """Call ``write()`` (which swaps the outputs into ``out``), say where they went, print
+    ``out/json_name`` on stdout under ``--format json``, and give the exit code: 0 when
+    ``found``, 1 when not, 2 when ``out`` cannot be written."""
+    try:
+        write()
+    except OSError as exc:
+        print(f"error: cannot write to {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    say(args, f"outputs: {out}/")
+    if args.format == "json":
+        print((out / json_name).read_text(encoding="utf-8"), end="", flush=True)
+    return EXIT_OK if found else EXIT_FAILED
+
+
 #: Off a terminal: the first progress line after this many seconds, then one every HEARTBEAT_EVERY_S.
 HEARTBEAT_FIRST_S, HEARTBEAT_EVERY_S = 5.0, 30.0
 

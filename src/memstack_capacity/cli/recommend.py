@@ -17,9 +17,10 @@ import os
 import sys
 from pathlib import Path
 
-from memstack_capacity.cli.common import (EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, PROGRESS_VARIABLE, Progress,
+from memstack_capacity.cli.common import (EXIT_BAD_INPUT, PROGRESS_VARIABLE, Progress,
                                           add_executor_arguments, add_format_argument, load_from_args,
-                                          output_dir_problem, say, scheduler_client)
+                                          output_dir_problem, say, scheduler_client,
+                                          write_and_report)
 from memstack_capacity.errors import Problem, ScenarioError
 
 
@@ -158,12 +159,5 @@ def _search(args, scenarios, space, margin, out: Path) -> int:
     doc = result.to_dict()
     recommended = scenarios[0].with_overrides(result.best.overrides) if result.found and result.best.overrides \
         else (scenarios[0] if result.found else None)
-    try:
-        write_recommendation(doc, scenarios[0], recommended, out)
-    except OSError as exc:
-        print(f"error: cannot write to {out}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    say(args, f"outputs: {out}/")
-    if args.format == "json":
-        print((out / "recommend.json").read_text(encoding="utf-8"), end="", flush=True)
-    return EXIT_OK if result.found else EXIT_FAILED
+    return write_and_report(args, out, lambda: write_recommendation(doc, scenarios[0], recommended, out),
+                            "recommend.json", result.found)
