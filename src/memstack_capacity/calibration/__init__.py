@@ -11,6 +11,8 @@ figures with intervals, and turns them into an overlay of dotted scenario keys (
 - ``locust``, ``k6``, ``prometheus``: one parser per format, each returning raw windows.
 - ``demand``: CPU seconds per request by the utilisation law and non-negative least squares,
   with bootstrap intervals and the fit's quality.
+- ``steps``: where the scenario states the times the estimates rewrite (CPU steps, datastore
+  calls by dotted key) and what a call takes beyond its stated time.
 - ``estimates``: the other figures (non-CPU time, memory, think time, mix, load profile) and
   :func:`calibrate`, which runs them all on one set of measurements.
 - ``overlay``: the estimates as scenario keys and the overlay file (written and read).

@@ -31,13 +31,12 @@ import numpy as np
 
 from memstack_capacity.calibration import demand as demand_mod
 from memstack_capacity.calibration.measurements import Windows
-from memstack_capacity.scenario.workload import CallStep, CpuStep, ExternalStep, ParallelStep, RepeatStep
+from memstack_capacity.calibration.steps import SCALABLE, call_steps, cpu_steps, scenario_cpu, step_times
 
 #: The share of windows, by load, taken as "low load" for the non-CPU time.
 LOW_LOAD_SHARE = 1 / 3
 #: The most points a replayed load profile keeps.
 MAX_PROFILE_POINTS = 60
-_SCALABLE = ("constant", "exponential", "lognormal", "gamma")
 
 
 @dataclass(frozen=True)
@@ -100,89 +99,6 @@ class Calibration:
                  "identifiable": e.identifiable, "fit": e.fit, "note": e.why, "written": bool(e.settings),
                  "estimate": e.estimate, "low": e.low, "high": e.high, "unit": e.unit} for e in self.estimates]
         return pd.DataFrame(rows).set_index("figure")
-
-
-# ---- the scenario's steps ----------------------------------------------------------------------
-
-
-def _walk(steps, prefix: str, factor: float = 1.0, parallel: bool = False):
-    """(dotted path, step, repeat factor, inside a parallel block) for every step, depth first."""
-    for i, step in enumerate(steps):
-        path = f"{prefix}[{i}]"
-        repeat = getattr(step, "repeat", 1) or 1
-        if isinstance(step, ParallelStep):
-            yield path, step, factor * repeat, parallel
-            yield from _walk(step.parallel, f"{path}.parallel", factor * repeat, True)
-        elif isinstance(step, RepeatStep):
-            yield from _walk(step.steps, f"{path}.steps", factor * step.repeat, parallel)
-        else:
-            yield path, step, factor * repeat, parallel
-
-
-def cpu_steps(request) -> list[tuple[str, float, float]]:
-    """(key of the mean, repeat factor, mean) of each CPU step whose distribution has a mean."""
-    out = []
-    for path, step, factor, _ in _walk(request.steps, f"workload.requests[{request.name}].steps"):
-        if isinstance(step, CpuStep) and step.cpu.dist in _SCALABLE:
-            out.append((f"{path}.cpu.mean", factor, float(step.cpu.mean)))
-    return out
-
-
-def scenario_cpu(request) -> float:
-    """CPU seconds per request of a class as the scenario states it (means, repeats counted)."""
-    total = 0.0
-    for _, step, factor, _ in _walk(request.steps, "s"):
-        if isinstance(step, CpuStep):
-            total += factor * step.cpu.expected()
-    return total
-
-
-def _time(steps, datastores) -> tuple[float, float, float]:
-    """(call time, external latency, fixed call overhead) of a step list: sequential sums, a
-    parallel block's slowest branch. The overhead is what the model adds to a datastore call
-    beyond its stated time: the network round trip, a pre-ping's round trip on a pooled
-    connection, a key-value server's own op time."""
-    calls = external = fixed = 0.0
-    for step in steps:
-        repeat = getattr(step, "repeat", 1) or 1
-        if isinstance(step, CallStep):
-            calls += repeat * (step.time.expected() if step.time is not None else 0.0)
-            fixed += repeat * _call_overhead(datastores.get(step.call))
-        elif isinstance(step, ExternalStep):
-            spec = datastores.get(step.external)
-            latency = getattr(spec, "latency", None)
-            external += repeat * (latency.expected() if latency is not None else 0.0)
-        elif isinstance(step, RepeatStep):
-            c, e, f = _time(step.steps, datastores)
-            calls, external, fixed = calls + step.repeat * c, external + step.repeat * e, fixed + step.repeat * f
-        elif isinstance(step, ParallelStep):
-            branches = [_time([s], datastores) for s in step.parallel]
-            slowest = max(branches, key=sum)
-            calls, external, fixed = (calls + repeat * slowest[0], external + repeat * slowest[1],
-                                      fixed + repeat * slowest[2])
-    return calls, external, fixed
-
-
-def _call_overhead(spec) -> float:
-    """The mean time a call to ``spec`` takes beyond its step's own time, on a reused connection
-    (components/datastores: sql.py adds a round trip, and one more for ``pool_pre_ping``; kv.py
-    the server's op time and a round trip). A new connection's ``connect_time`` is left out:
-    pools reuse connections, so it is paid rarely."""
-    if spec is None:
-        return 0.0
-    round_trip = float(getattr(spec, "round_trip", 0.0) or 0.0)
-    pool = getattr(spec, "pool", None)
-    pre_ping = round_trip if getattr(pool, "pool_pre_ping", False) else 0.0
-    return round_trip + pre_ping + float(getattr(spec, "op_time", 0.0) or 0.0)
-
-
-def call_steps(request) -> list[tuple[str, float]]:
-    """(key of the mean, mean) of each datastore call's time whose distribution has a mean."""
-    out = []
-    for path, step, _, _ in _walk(request.steps, f"workload.requests[{request.name}].steps"):
-        if isinstance(step, CallStep) and step.time is not None and step.time.dist in _SCALABLE:
-            out.append((f"{path}.time.mean", float(step.time.mean)))
-    return out
 
 
 # ---- the figures -------------------------------------------------------------------------------
@@ -326,7 +242,7 @@ def _non_cpu(request, scenario, value, low, high, ident, fit, why) -> Estimate:
     figure = f"non-CPU time: {request.name}"
     if ident != "yes":
         return Estimate(figure, "s", value, low, high, ident, fit, why)
-    calls, external, fixed = _time(request.steps, scenario.datastores)
+    calls, external, fixed = step_times(request.steps, scenario.datastores)
     steps = call_steps(request)
     settings: dict[str, Any] = {}
     kept = external + fixed
@@ -403,7 +319,7 @@ def think_time_estimate(w: Windows, scenario, seed: int, b: int) -> Estimate:
     n, x, xr = n[ok], x[ok], xr[ok]
     value = float((n.sum() - xr.sum()) / x.sum())
     key = "workload.users.think_time.mean"
-    settings = {key: _round(value)} if users.think_time.dist in _SCALABLE else {}
+    settings = {key: _round(value)} if users.think_time.dist in SCALABLE else {}
     if len(n) < 5:
         ident = "yes" if value > 0 else "no"
         return Estimate(figure, "s", value, None, None, ident, f"N = X(R + Z) over {len(n)} window(s): no interval",
