@@ -29,6 +29,23 @@ PER_DEPLOYMENT = (
 )
 
 
+#: The datastores' figures compared (pooled stores and external APIs; a figure a kind lacks is skipped).
+PER_DATASTORE = (
+    ("utilization_mean", ("utilization", "mean")),
+    ("pool_wait_mean_s", ("pool_wait_s", "mean")),
+    ("pool_wait_p99_s", ("pool_wait_s", "p99")),
+    ("connections_in_use_mean", ("connections_in_use_mean",)),
+    ("pool_waiters_mean", ("pool_waiters_mean",)),
+    ("connections_max", ("connections_max",)),
+    ("calls", ("calls",)),
+    ("pool_timeouts", ("pool_timeouts",)),
+    ("refused", ("refused",)),
+    ("overflow_closed", ("overflow_closed",)),
+    ("rate_limited", ("rate_limited",)),
+    ("failed", ("failed",)),
+)
+
+
 def _get(node, path):
     for key in path:
         if not isinstance(node, dict) or key not in node:
@@ -45,6 +62,10 @@ def figures(summary: dict) -> dict[str, float]:
             out[f"{name}.{label}"] = _get(block, path)
     for cls, block in summary["requests"].get("by_class", {}).items():
         out[f"{cls}.latency_mean_s"] = _get(block, ("latency_s", "mean"))
+        out[f"{cls}.throughput_rps"] = _get(block, ("throughput_rps",))
+    for name, block in (summary.get("datastores") or {}).items():
+        for label, path in PER_DATASTORE:
+            out[f"{name}.{label}"] = _get(block, path)
     return {k: float(v) for k, v in out.items() if v is not None}
 
 

@@ -176,7 +176,7 @@ def test_on_small_the_screened_answer_lies_in_the_des_only_bracket_with_fewer_de
     assert screened.hi.load / screened.lo.load <= 1.05 + 1e-12
     assert 240 < plain.lo.load < 480 and len(plain.trials) == 8  # see the module docstring
     assert len(screened.trials) <= 4 < len(plain.trials)  # the two ends, at most one widening and one bisection
-    assert {t.engine for t in screened.trials} == {"des"} and {t.engine for t in screened.screen.trials} == {"fluid"}
+    assert {t.engine for t in screened.trials} == {"fast"} and {t.engine for t in screened.screen.trials} == {"fluid"}
     assert screened.screen.stand_ins == {"latency_p99.max": "mean × ln(100) (exact for an exponential response time)"}
     again = find_capacity(sc, seed=7, rel_tol=0.05, progress=False, screen="fluid")
     assert summary_json(again.to_dict()) == summary_json(screened.to_dict())  # same seed, same bytes
@@ -194,9 +194,9 @@ def test_the_command_says_each_trial_and_its_engine_off_a_terminal(tmp_path):
     doc = json.loads(done.stdout)
     assert len(lines) == len(doc["screen"]["trials"]) + doc["des_trials"]  # one line per trial
     assert sum("on the fluid screen" in ln for ln in lines) == len(doc["screen"]["trials"])
-    assert sum("on the general engine" in ln for ln in lines) == doc["des_trials"] == len(doc["trials"])
+    assert sum("on the compiled data plane" in ln for ln in lines) == doc["des_trials"] == len(doc["trials"])
     assert any("missed: latency_p99 on mean × ln(100)" in ln for ln in lines)
-    assert doc["screen"]["used"] and {t["engine"] for t in doc["trials"]} == {"des"}
+    assert doc["screen"]["used"] and {t["engine"] for t in doc["trials"]} == {"fast"}
     assert "| fluid |" in (out / "capacity.md").read_text()
     bad = subprocess.run([sys.executable, "-m", "memstack_capacity", "capacity", str(ROOT / "scenarios" / "small.yaml"),
                           "--screen", "magic"], capture_output=True, text=True, env=env, timeout=60)

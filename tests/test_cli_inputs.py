@@ -67,7 +67,7 @@ def test_capacity_writes_its_figures_and_confidence(tmp_path):
 
 
 @pytest.mark.parametrize("value, says", [
-    ("fast", "MEMSTACK_ENGINE: must be one of auto, des, hybrid, kernel, fluid"),
+    ("turbo", "MEMSTACK_ENGINE: must be one of auto, des, fast, hybrid, kernel, fluid"),
     ("hybrid", "MEMSTACK_ENGINE: the batched data plane does not model closed users"),
 ])
 def test_a_bad_engine_variable_is_bad_input(tmp_path, capsys, monkeypatch, value, says):

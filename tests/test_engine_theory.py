@@ -23,10 +23,11 @@ SEEDS = range(1, 6)
 ENGINE = "auto"
 
 
-@pytest.fixture(autouse=True, params=["des", "auto"])
+@pytest.fixture(autouse=True, params=["des", "auto", "fast"])
 def engine(request, monkeypatch):
-    """Every check runs twice: on the general discrete-event engine, and with the default
-    dispatch (the exact per-pod kernel wherever the scenario is eligible)."""
+    """Every check runs three times: on the general discrete-event engine, with the default
+    dispatch (the exact per-pod kernel wherever the scenario is eligible), and on the compiled
+    data plane."""
     monkeypatch.setattr(f"{__name__}.ENGINE", request.param)
     return request.param
 

@@ -33,7 +33,7 @@ def test_the_general_engine_models_every_feature():
 
 
 @pytest.mark.parametrize("path, engine", [
-    ("small.yaml", "des"), ("peak.yaml", "des"), ("flash-crowd.yaml", "des"), ("node-loss.yaml", "des"),
+    ("small.yaml", "fast"), ("peak.yaml", "des"), ("flash-crowd.yaml", "des"), ("node-loss.yaml", "des"),
     ("day.yaml", "hybrid"), ("week.yaml", "des"),
 ])
 def test_auto_picks_the_fastest_engine_for_each_bundled_scenario(path, engine):
@@ -50,7 +50,7 @@ def test_a_fallback_to_the_general_engine_is_said_with_its_reasons():
     data = pod_scenario(50, 0.01, duration=20, warmup=0)
     data["deployments"]["api"]["load_balancing"] = "least_request"
     choice = capabilities.choose(parse_scenario(data))
-    assert choice.engine == "des" and set(choice.passed_over) == {"kernel", "hybrid"}
+    assert choice.engine == "des" and set(choice.passed_over) == {"kernel", "hybrid", "fast"}
     note = capabilities.fallback_note(choice)
     assert note.startswith("note: running on the general engine") and "least_request" in note
 
@@ -59,7 +59,7 @@ def test_a_named_engine_that_cannot_run_the_scenario_is_refused_naming_the_featu
     data = pod_scenario(50, 0.01, duration=20, warmup=0)
     data["events"] = [{"at": 5, "node_failure": {"count": 1}}]
     scenario = parse_scenario(data)
-    for engine in ("kernel", "hybrid", "fluid"):
+    for engine in ("kernel", "hybrid", "fast", "fluid"):
         with pytest.raises(ScenarioError) as info:
             run(scenario, 1, engine=engine)
         problem = info.value.problems[0]
@@ -69,8 +69,8 @@ def test_a_named_engine_that_cannot_run_the_scenario_is_refused_naming_the_featu
 
 
 def test_an_unknown_engine_names_the_allowed_ones():
-    with pytest.raises(ValueError, match="engine must be one of auto, des, hybrid, kernel, fluid"):
-        capabilities.choose(parse_scenario(pod_scenario(50, 0.01)), "fast")
+    with pytest.raises(ValueError, match="engine must be one of auto, des, fast, hybrid, kernel, fluid"):
+        capabilities.choose(parse_scenario(pod_scenario(50, 0.01)), "turbo")
 
 
 def test_the_record_says_which_engine_ran():

@@ -226,7 +226,7 @@ def test_every_ineligible_feature_falls_back(feature):
 def test_engine_choice_is_checked_and_des_can_be_forced():
     scenario = parse_scenario(pod_scenario(50, 0.01, duration=20, warmup=0))
     with pytest.raises(ValueError, match="engine must be"):
-        run(scenario, 1, engine="fast")
+        run(scenario, 1, engine="turbo")
     des = run(scenario, 1, engine="des")
     ker = run(scenario, 1)
     assert (des.engine, ker.engine) == ("des", "kernel")

@@ -4,7 +4,7 @@ Reference for the search: an exhaustive sweep of the same space with the same se
 (:func:`memstack_capacity.api.batch.sweep`, every point simulated) — its cheapest point whose every
 run meets every target must be the answer, and the flow-model screen must never have discarded a
 point that sweep passes. The scenario is small.yaml at 250 users for 40 s (5 s warm-up) with a
-60 ms p99 target: one API pod saturates (p99 ≈ 1.9 s), two miss the target (≈ 99 ms), three and four
+70 ms p99 target: one API pod saturates (p99 ≈ 1.9 s), two miss the target (≈ 99 ms), three and four
 pass (≈ 58 and 47 ms) while the flow model's p99 stand-in calls them 74 and 66 ms — the screen's
 pessimism the stand-in margin must absorb.
 """
@@ -27,9 +27,9 @@ from memstack_capacity.scenario.load import load_scenario
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = str(ROOT / "scenarios" / "small.yaml")
 SETS = {"duration": "40s", "warmup": "5s", "workload.users.profile": [{"at": "0s", "users": 250}],
-        "targets.latency_p99.max": "60ms"}
+        "targets.latency_p99.max": "70ms"}
 CLI_SETS = ["--set", "duration=40s", "--set", "warmup=5s", "--set", "workload.users.profile=[{at: 0s, users: 250}]",
-            "--set", "targets.latency_p99.max=60ms"]
+            "--set", "targets.latency_p99.max=70ms"]
 SPACE = {"space": {"deployments.api.replicas": {"min": 1, "max": 4, "step": 1},
                    "datastores.postgres.cores": [1, 2],
                    "deployments.api.resources.requests.cpu": ["500m", "250m"]}}
@@ -163,7 +163,7 @@ def test_answer_is_the_exhaustive_sweeps_cheapest_passing_point(searched, exhaus
     expected = min(v for v, cost in passing.items() if cost <= cheapest * (1 + 1e-9))
     assert result.best is not None and result.best.index == expected
     assert result.best.cost == pytest.approx(cheapest, rel=1e-9)
-    assert result.best.overrides["deployments.api.replicas"] == 3  # two pods miss 60 ms (p99 ≈ 99 ms)
+    assert result.best.overrides["deployments.api.replicas"] == 3  # two pods miss 70 ms (p99 ≈ 99 ms)
     # Fewer simulated points than the sweep: the screen and the cost floor did their work.
     assert sum(c.confirmed for c in result.candidates) < len(exhaustive)
 
@@ -218,7 +218,7 @@ def test_cli_writes_the_outputs(cli_run):
     assert doc["ranked"][0]["recommended"] and doc["ranked"][0]["status"] == "passed"
     text = (out / "recommend.md").read_text(encoding="utf-8")
     assert "**Recommended:" in text and "## Why each change" in text and "500m → **250m**" in text
-    # Why 3 pods and not 2: the neighbour's p99 misses the 60 ms target.
+    # Why 3 pods and not 2: the neighbour's p99 misses the 70 ms target.
     assert "At `deployments.api.replicas` = 2: latency_p99" in text
     assert "`deployments.api.resources.requests.cpu`: 500m → 250m." in text
     diff = (out / "manifests.diff").read_text(encoding="utf-8")

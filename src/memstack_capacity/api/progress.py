@@ -121,7 +121,8 @@ def auto_progress(label: str, progress) -> ProgressFn | None:
 PROGRESS_VARIABLE = "MEMSTACK_PROGRESS"
 
 #: What the engines are called in the progress lines.
-_ENGINE_WORDS = {"fluid": "fluid screen", "des": "general engine", "hybrid": "batched data plane",
+_ENGINE_WORDS = {"fluid": "fluid screen", "des": "general engine", "fast": "compiled data plane",
+                 "hybrid": "batched data plane",
                  "kernel": "per-pod kernel"}
 
 

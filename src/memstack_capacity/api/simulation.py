@@ -12,7 +12,8 @@ def simulate(scenario: Scenario, seed: int | None = None, progress=None, engine:
     """Simulate `scenario` once; the scenario's own seed when `seed` is None.
 
     `engine`: ``"auto"`` (the fastest engine that models everything the scenario uses),
-    ``"des"`` (the general engine, the reference), ``"hybrid"``, ``"kernel"``, or
+    ``"des"`` (the general engine, the reference), ``"fast"`` (the compiled data plane),
+    ``"hybrid"``, ``"kernel"``, or
     ``"fluid"`` (the flow model, docs/fluid.md: its request figures and caveats are in
     ``record.flow``). See docs/performance.md for which engine models what. `mode` is the
     older spelling: ``mode="fluid"`` is ``engine="fluid"``, ``mode="des"`` is ``engine="auto"``.

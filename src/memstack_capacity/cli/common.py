@@ -13,6 +13,7 @@ from pathlib import Path
 # which writes the capacity search's lines too.
 from memstack_capacity.api.progress import PROGRESS_VARIABLE  # noqa: F401  (the commands import it from here)
 from memstack_capacity.errors import Problem, ScenarioError
+from memstack_capacity.engine import capabilities
 from memstack_capacity.scenario import safe_yaml
 from memstack_capacity.scenario.load import load_scenario
 
@@ -34,7 +35,7 @@ ALLOW_LARGE_VARIABLE = "MEMSTACK_ALLOW_LARGE"
 
 #: The environment variable that picks the engine when --engine is not given.
 ENGINE_VARIABLE = "MEMSTACK_ENGINE"
-ENGINE_CHOICES = ("auto", "des", "hybrid", "kernel", "fluid")
+ENGINE_CHOICES = ("auto", *capabilities.ENGINES)
 
 
 def add_scenario_arguments(parser, replications: bool = True, seed: bool = True) -> None:
@@ -141,7 +142,7 @@ def plan_line(command: str, scenario, args, runs: int = 1, then: str = "", befor
 
 
 #: Engines by the names people use.
-ENGINE_NAMES = {"des": "general", "kernel": "per-pod kernel", "hybrid": "batched data plane", "fluid": "fluid"}
+ENGINE_NAMES = {"des": "general", "fast": "compiled data plane", "kernel": "per-pod kernel", "hybrid": "batched data plane", "fluid": "fluid"}
 
 
 #: The largest scenario file the commands read: the loader's own limit, checked here on the file's

@@ -15,6 +15,7 @@ from memstack_capacity.outputs.units import money
 
 ENGINE_LABELS = {
     "des": "general (event by event)",
+    "fast": "compiled data plane (every event compiled; docs/performance.md)",
     "kernel": "per-pod kernel (no event per request)",
     "hybrid": "batched data plane (no event per request; docs/performance.md)",
     "fluid": "fluid (a flow model; docs/fluid.md)",

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 #: Relative accuracy of every quantile the sketch answers (0.5 %).
 RELATIVE_ACCURACY = 0.005
 
@@ -48,6 +50,23 @@ class QuantileSketch:
         key = math.ceil(math.log(x) * self._inv_log_gamma)
         buckets = self.buckets
         buckets[key] = buckets.get(key, 0) + 1
+
+    def add_many(self, x) -> None:
+        """Add every value of the array `x`, in order: the same counts, buckets and (sequential) total
+        as calling :meth:`add` on each."""
+        x = np.asarray(x, dtype=np.float64)
+        if not len(x):
+            return
+        self.count += len(x)
+        self.total = float(np.cumsum(np.concatenate([[self.total], x]))[-1])  # sequential, as total += x
+        self.min = min(self.min, float(x.min()))
+        self.max = max(self.max, float(x.max()))
+        pos = x[x > 0.0]
+        self.zeros += len(x) - len(pos)
+        keys, n = np.unique(np.ceil(np.log(pos) * self._inv_log_gamma).astype(np.int64), return_counts=True)
+        buckets = self.buckets
+        for key, v in zip(keys.tolist(), n.tolist()):
+            buckets[key] = buckets.get(key, 0) + v
 
     def merge(self, other: "QuantileSketch") -> None:
         if other.alpha != self.alpha:

@@ -22,18 +22,20 @@ from memstack_capacity.components.cluster import Cluster
 from memstack_capacity.components.recorder import Recorder
 from memstack_capacity.errors import Problem, ScenarioError
 from memstack_capacity.scenario.infrastructure import Event
+from memstack_capacity.scenario.kinds import KINDS
 from memstack_capacity.scenario.models import Scenario
 from memstack_capacity.scenario.workload import CpuStep
 
 #: Every engine, in the order the table shows them.
-ENGINES = ("des", "hybrid", "kernel", "fluid")
+ENGINES = ("des", "fast", "hybrid", "kernel", "fluid")
 #: What ``engine="auto"`` tries, fastest first; the general engine runs everything.
-AUTO_ORDER = ("kernel", "hybrid", "des")
+AUTO_ORDER = ("kernel", "hybrid", "fast", "des")
 #: What each engine is called in messages and docs.
-TITLES = {"des": "the general engine", "hybrid": "the batched data plane", "kernel": "the per-pod kernel",
+TITLES = {"des": "the general engine", "fast": "the compiled data plane", "hybrid": "the batched data plane", "kernel": "the per-pod kernel",
           "fluid": "the flow model"}
 
 GENERAL = frozenset({"des", "fluid"})  # the engines that model the pods' coupling
+COMPILED = GENERAL | {"fast"}  # ... and what the compiled data plane models of it so far
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,16 @@ def _jobs(sc):
 
 def _datastores(sc):
     return "datastores: " + ", ".join(sc.datastores) if sc.datastores else None
+
+
+def _redis(sc):
+    caches = [n for n, d in sc.datastores.items() if KINDS[d.kind].is_cache]
+    return "datastores: " + ", ".join(caches) if caches else None
+
+
+def _sessions(sc):
+    held = [f"datastores.{n}.session" for n, d in sc.datastores.items() if getattr(d, "session", False)]
+    return ", ".join(held) or None
 
 
 def _node_autoscaler(sc):
@@ -204,12 +216,14 @@ _EVENT_ENGINES = {"traffic_spike": frozenset({"des", "hybrid", "fluid"}), "pod_k
 
 #: The table: what each engine models. A feature absent from a scenario does not restrict it.
 FEATURES: tuple[Feature, ...] = (
-    Feature("closed users", GENERAL, _closed_users),
+    Feature("closed users", COMPILED, _closed_users),
     Feature("background jobs and the worker tier", GENERAL, _jobs),
     Feature("deployments other than the API", GENERAL, _other_deployments),
     Feature("the API consuming jobs", GENERAL, _api_consumes),
-    Feature("datastores, pools and external APIs", GENERAL, _datastores),
-    Feature("requests of several steps", GENERAL, _multi_step_requests),
+    Feature("datastores, pools and external APIs", COMPILED, _datastores),
+    Feature("Redis", GENERAL, _redis),
+    Feature("a connection held for a whole request (`session: true`)", GENERAL, _sessions),
+    Feature("requests of several steps", COMPILED, _multi_step_requests),
     Feature("load balancing that reads pod state", GENERAL, _stateful_balancing),
     Feature("a CPU limit shared by the processes", GENERAL, _cpu_limit_couples),
     Feature("OOMKills", GENERAL, _oom_possible),
@@ -218,7 +232,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("HPA on Pods or External metrics", GENERAL, _non_resource_metrics),
     Feature("CPU burnt without serving (background_cpu)", frozenset({"des", "hybrid"}), _background_cpu),
     Feature("missing or noisy resource metrics", frozenset({"des", "hybrid"}), _metrics_errors),
-    Feature("the kubelet's CPU rate window (metrics-server before 0.5)", frozenset({"des", "hybrid", "kernel"}),
+    Feature("the kubelet's CPU rate window (metrics-server before 0.5)", frozenset({"des", "fast", "hybrid", "kernel"}),
             _metrics_cpu_window),
     Feature("nodes whose cores the pods can oversubscribe", GENERAL, node_contention),
     Feature("readiness and liveness probes", frozenset({"des", "hybrid", "fluid"}), _probes),
@@ -274,7 +288,7 @@ def fallback_note(choice: Choice) -> str | None:
     """A line for stderr when ``auto`` had to take the slow general engine, saying why; else None."""
     if choice.engine != "des" or not choice.passed_over:
         return None
-    fast = choice.passed_over.get("hybrid") or []
+    fast = choice.passed_over.get("fast") or []
     return ("note: running on the general engine (one event per request; slow on long runs): the fast engines "
             "do not model " + "; ".join(fast))
 

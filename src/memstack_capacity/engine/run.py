@@ -13,6 +13,7 @@ import sys
 from memstack_capacity.components.nodecpu import CoresNotShared
 from memstack_capacity.engine import capabilities
 from memstack_capacity.engine.des import run as des
+from memstack_capacity.engine.fast import engine as fast
 from memstack_capacity.engine.fluid import engine as fluid
 from memstack_capacity.engine.hybrid import engine as hybrid
 from memstack_capacity.engine.kernel import engine as kernel
@@ -21,7 +22,7 @@ from memstack_capacity.errors import Problem, ScenarioError
 from memstack_capacity.scenario.models import Scenario
 
 #: Each engine's ``run``, by name.
-RUNNERS = {"des": des.run, "hybrid": hybrid.run, "kernel": kernel.run, "fluid": fluid.run}
+RUNNERS = {"des": des.run, "fast": fast.run, "hybrid": hybrid.run, "kernel": kernel.run, "fluid": fluid.run}
 
 
 def run(scenario: Scenario, seed: int | None = None, progress=None, *, engine: str = "auto") -> RunRecord:
@@ -29,7 +30,8 @@ def run(scenario: Scenario, seed: int | None = None, progress=None, *, engine: s
 
     `progress`, if given, is called as ``progress(sim_time_s, duration_s)`` as the run advances.
     `engine` is ``"auto"`` (the fastest engine that models everything the scenario uses: the
-    per-pod kernel, else the batched data plane, else the general engine), or one of
+    per-pod kernel, else the batched data plane, else the compiled data plane, else the general
+    engine), or one of
     :data:`capabilities.ENGINES` (ValueError saying what it does not model when it cannot).
     """
     seed = scenario.seed if seed is None else int(seed)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from array import array
 
+import numpy as np
+
 from memstack_capacity.components.sketch import QuantileSketch
 
 #: Positive waits kept exactly; beyond, percentiles come from a sketch (0.5 % relative error).
@@ -61,6 +63,22 @@ class WaitStats:
             if self.measuring:
                 self.zeros += 1
                 self.count += 1
+
+    def add_many(self, zeros: int, positive) -> None:
+        """`zeros` zero waits and the positive waits of the array `positive`, in order: as many
+        :meth:`add` calls."""
+        self.w_zeros += zeros
+        self.w_positive.extend(positive.tolist())
+        if not self.measuring:
+            return
+        self.zeros += zeros
+        self.count += zeros + len(positive)
+        if len(positive):
+            room = EXACT_WAITS_LIMIT - len(self.positive)
+            if room > 0:
+                self.positive.extend(positive[:room].tolist())
+            self.sketch.add_many(positive)
+            self.total = float(np.cumsum(np.concatenate([[self.total], positive]))[-1])
 
     def interval_p99(self) -> float:
         p = percentile_with_zeros(self.w_positive, self.w_zeros, 99.0)

@@ -1,0 +1,1293 @@
+"""The compiled data plane: every request, query and timer of a run in one event loop.
+
+One numba function (:func:`advance`) plays the data plane's events in time order up to a
+given instant: arrivals (open, or closed users with think times and retries), admission to a
+pod (fewest in flight, FIFO backlog, 503 beyond it), each request's step program (``cpu``
+steps by processor sharing per process, ``call`` steps through the process's connection pool
+to a processor-sharing database server, ``external`` steps through the process's semaphore
+and the provider's rate limit, ``parallel`` branches), the client's timeout (504, the server
+keeps working) and every failure a datastore can cause (500). It is the general engine's
+model (components/), written again over arrays: the same rules, the same constants, in the
+same order within an event; only the order in which random numbers are drawn differs, so a
+run is another sample of the same model (tests/test_fast.py checks it against the general
+engine and the closed forms).
+
+The loop returns to Python at the instant asked for, or earlier when a random-number buffer
+runs low or a table fills (the caller refills or grows it and calls again): state lives in
+arrays that persist between calls (:class:`State`, built by ``engine/fast/layout.py``).
+
+Everything compiled is in this one module on purpose: numba's on-disk cache is keyed on the
+file that holds the function, so a change to a helper elsewhere would not invalidate it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, types
+from numba.experimental import structref
+
+# ---- event kinds ------------------------------------------------------------------------------------
+EV_ARRIVAL, EV_USER_SEND, EV_USER_CHANGE, EV_PROC_DUE, EV_SERVER_DUE, EV_QUERY_DONE = 0, 1, 2, 3, 4, 5
+EV_CONNECTED, EV_REFUSED, EV_POOL_EXPIRE, EV_EXT_DONE, EV_EXT_RETRY, EV_INGRESS_EXPIRE = 6, 7, 8, 9, 10, 11
+
+# ---- step kinds -------------------------------------------------------------------------------------
+OP_CPU, OP_CALL, OP_EXTERNAL, OP_PARALLEL = 0, 1, 2, 3
+
+# ---- return codes of advance ----------------------------------------------------------------------
+DONE, REFILL, GROW = 0, 1, 2
+
+# ---- status and reason codes (components/recorder.py) ----------------------------------------------
+OK, E503, E504, E500 = 0, 1, 2, 4
+R_BACKLOG_FULL, R_TIMEOUT = 1, 3
+
+# ---- the integer globals G[...] -------------------------------------------------------------------
+G_EVN, G_EVSEQ, G_REFILL, G_GROW, G_ARRIVED, G_INFLIGHT, G_RR = 0, 1, 2, 3, 4, 5, 6
+G_NACTIVE, G_DQHEAD, G_DQLEN, G_WATCHING, G_NANS, G_NWAIT = 7, 8, 9, 10, 11, 12
+G_FLOWTOP, G_TASKTOP, G_CONNTOP, G_SP, G_NEXTUSER = 13, 14, 15, 16, 17
+G_SIZE = 18
+
+# ---- the scenario's integer parameters P[...] and float parameters PF[...] ----------------------
+P_NPODS, P_PROCS, P_CONC, P_BACKLOG, P_RANDOM, P_CLOSED, P_RETRY_ATTEMPTS, P_NARRIVALS = 0, 1, 2, 3, 4, 5, 6, 7
+P_NCLASSES, P_S_THINK, P_S_USERS_U, P_S_MIX, P_S_BALANCER = 8, 9, 10, 11, 12
+P_SIZE = 13
+PF_TIMEOUT, PF_RETRY_BACKOFF, PF_RETRY_MULT, PF_RETRY_JITTER = 0, 1, 2, 3
+PF_SIZE = 4
+
+# A table (flows, tasks, connections, heaps) asks to grow when it is this full: no single event
+# can fill the rest.
+GROW_AT = 0.5
+# A random-number row asks for a refill when fewer draws than this are left.
+DRAW_MARGIN = 256
+
+
+
+@structref.register
+class StateType(types.StructRef):
+    """The numba type of the loop's state: a struct of arrays passed by reference."""
+
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(t)) for name, t in fields)
+
+
+I1, F1 = types.int64[::1], types.float64[::1]
+I2, F2 = types.int64[:, ::1], types.float64[:, ::1]
+#: The loop's state: every field's name and array type (the namedtuple layout.State has the same names).
+STATE_FIELDS = (
+    ("G", I1), ("P", I1), ("PF", F1), ("draws", F2),
+    ("draw_i", I1), ("draw_n", I1), ("ev_t", F1), ("ev_s", I1),
+    ("ev_k", I1), ("ev_a", I1), ("ev_b", I1), ("op_kind", I1),
+    ("op_a", I1), ("op_b", I1), ("op_samp", I1), ("br_start", I1),
+    ("br_end", I1), ("cls_start", I1), ("cls_end", I1), ("cls_mem", I1),
+    ("cls_cum", F1), ("arrivals", F1), ("u_retiring", I1), ("u_attempt", I1),
+    ("u_cls", I1), ("active", I1), ("f_task", I1), ("f_pc", I1),
+    ("f_end", I1), ("f_parent", I1), ("f_pending", I1), ("f_pool", I1),
+    ("f_conn", I1), ("f_work", F1), ("f_deadline", F1), ("f_tenq", F1),
+    ("f_reply", F1), ("flow_free", I1), ("stack", I1), ("t_cls", I1),
+    ("t_t0", F1), ("t_user", I1), ("t_pod", I1), ("t_proc", I1),
+    ("t_alive", I1), ("t_gone", I1), ("t_nflows", I1), ("t_inback", I1),
+    ("t_indq", I1), ("t_inpod", I1), ("t_free", I1), ("task_free", I1),
+    ("dq", I2), ("dq_head", I1), ("dq_len", I1), ("a_cls", I1),
+    ("a_t0", F1), ("a_end", F1), ("a_status", I1), ("a_reason", I1),
+    ("a_pod", I1), ("endpoints", I1), ("pod_inflight", I1), ("pod_mem", I1),
+    ("pod_mem_peak", I1), ("pod_backlog", I2), ("pod_bhead", I1), ("pod_blen", I1),
+    ("pr_pod", I1), ("pr_inflight", I1), ("pr_n", I1), ("pr_token", I1),
+    ("pr_seq", I1), ("pr_V", F1), ("pr_tlast", F1), ("pr_used", F1),
+    ("pr_due", F1), ("pr_hkey", F2), ("pr_hseq", I2), ("pr_hitem", I2),
+    ("sv_n", I1), ("sv_token", I1), ("sv_seq", I1), ("sv_completed", I1),
+    ("sv_V", F1), ("sv_tlast", F1), ("sv_due", F1), ("sv_busy", F1),
+    ("sv_cores", F1), ("sv_speed", F1), ("sv_hkey", F2), ("sv_hseq", I2),
+    ("sv_hitem", I2), ("st_pool_size", I1), ("st_pool_limit", I1), ("st_pool_timeout", F1),
+    ("st_pre_ping", I1), ("st_recycle", F1), ("st_server_limit", I1), ("st_round_trip", F1),
+    ("st_connect_time", F1), ("st_timeout_code", I1), ("st_refused_code", I1), ("st_calls", I1),
+    ("st_timeouts", I1), ("st_refused", I1), ("st_connects", I1), ("st_overflow_closed", I1),
+    ("st_recycled", I1), ("st_server_open", I1), ("st_peak", I1), ("st_nuse", I1),
+    ("st_nwait", I1), ("st_area_use", F1), ("st_area_wait", F1), ("st_tarea", F1),
+    ("st_wzeros", I1), ("pl_open", I1), ("pl_inuse", I1), ("pl_watching", I1),
+    ("pl_idle", I2), ("pl_idle_head", I1), ("pl_idle_len", I1), ("pl_wait", I2),
+    ("pl_wait_head", I1), ("pl_wait_len", I1), ("cn_born", F1), ("cn_fresh", I1),
+    ("conn_free", I1), ("w_store", I1), ("w_val", F1), ("ex_conc", I1),
+    ("ex_retries", I1), ("ex_backoff", F1), ("ex_window", F1), ("ex_budget", I1),
+    ("ex_code", I1), ("ex_samp", I1), ("ex_win_index", I1), ("ex_win_count", I1),
+    ("ex_win_max", I1), ("ex_in_flight", I1), ("ex_calls", I1), ("ex_rejected", I1),
+    ("ex_failed", I1), ("ex_wrejected", I1), ("ex_max_in_use", I1), ("sm_inuse", I1),
+    ("sm_wait", I2), ("sm_wait_head", I1), ("sm_wait_len", I1),
+)
+STATE_TYPE = StateType(list(STATE_FIELDS))
+
+
+class StateRef(structref.StructRefProxy):
+    """The loop's state as Python holds it between calls (opaque: Python reads the arrays themselves)."""
+
+
+structref.define_boxing(StateType, StateRef)
+
+_EPS_ABS = 1e-12
+_EPS_REL = 1e-10
+_TIME_ULPS = 4.0
+_BIG = 1 << 62
+
+
+# ---- random numbers -----------------------------------------------------------------------------------
+@njit(cache=True)
+def _draw(st, row):
+    i = st.draw_i[row]
+    if i >= st.draw_n[row]:
+        raise RuntimeError("a random-number row ran dry within one event")
+    v = st.draws[row, i]
+    st.draw_i[row] = i + 1
+    if st.draw_n[row] - i - 1 < DRAW_MARGIN:
+        st.G[G_REFILL] = 1
+    return v
+
+
+# ---- the event heap ---------------------------------------------------------------------------------
+@njit(cache=True)
+def _schedule(st, t, kind, a, b):
+    G = st.G
+    n = G[G_EVN]
+    if n + 1 > GROW_AT * st.ev_t.shape[0]:
+        G[G_GROW] = 1
+    G[G_EVSEQ] += 1
+    s = G[G_EVSEQ]
+    i = n
+    G[G_EVN] = n + 1
+    ev_t, ev_s = st.ev_t, st.ev_s
+    while i > 0:
+        p = (i - 1) >> 1
+        if ev_t[p] < t or (ev_t[p] == t and ev_s[p] < s):
+            break
+        ev_t[i] = ev_t[p]
+        ev_s[i] = ev_s[p]
+        st.ev_k[i] = st.ev_k[p]
+        st.ev_a[i] = st.ev_a[p]
+        st.ev_b[i] = st.ev_b[p]
+        i = p
+    ev_t[i] = t
+    ev_s[i] = s
+    st.ev_k[i] = kind
+    st.ev_a[i] = a
+    st.ev_b[i] = b
+
+
+@njit(cache=True)
+def _later(st, now, delay, kind, a, b):
+    _schedule(st, now + delay, kind, a, b)
+
+
+@njit(cache=True)
+def _pop_event(st):
+    """Remove the earliest event; its fields are left at index n (the old last slot's place)."""
+    G = st.G
+    ev_t, ev_s, ev_k, ev_a, ev_b = st.ev_t, st.ev_s, st.ev_k, st.ev_a, st.ev_b
+    t0, k0, a0, b0 = ev_t[0], ev_k[0], ev_a[0], ev_b[0]
+    n = G[G_EVN] - 1
+    G[G_EVN] = n
+    if n > 0:
+        t, s, k, a, b = ev_t[n], ev_s[n], ev_k[n], ev_a[n], ev_b[n]
+        i = 0
+        while True:
+            c = 2 * i + 1
+            if c >= n:
+                break
+            if c + 1 < n and (ev_t[c + 1] < ev_t[c] or (ev_t[c + 1] == ev_t[c] and ev_s[c + 1] < ev_s[c])):
+                c += 1
+            if t < ev_t[c] or (t == ev_t[c] and s < ev_s[c]):
+                break
+            ev_t[i] = ev_t[c]
+            ev_s[i] = ev_s[c]
+            ev_k[i] = ev_k[c]
+            ev_a[i] = ev_a[c]
+            ev_b[i] = ev_b[c]
+            i = c
+        ev_t[i] = t
+        ev_s[i] = s
+        ev_k[i] = k
+        ev_a[i] = a
+        ev_b[i] = b
+    return t0, k0, a0, b0
+
+
+# ---- finish-tag heaps (one row per process or server) ----------------------------------------------
+@njit(cache=True)
+def _hpush(key, seq, item, size, r, k, s, it):
+    i = size[r]
+    size[r] = i + 1
+    while i > 0:
+        p = (i - 1) >> 1
+        if key[r, p] < k or (key[r, p] == k and seq[r, p] < s):
+            break
+        key[r, i] = key[r, p]
+        seq[r, i] = seq[r, p]
+        item[r, i] = item[r, p]
+        i = p
+    key[r, i] = k
+    seq[r, i] = s
+    item[r, i] = it
+
+
+@njit(cache=True)
+def _hpop(key, seq, item, size, r):
+    top = item[r, 0]
+    n = size[r] - 1
+    size[r] = n
+    if n > 0:
+        k, s, it = key[r, n], seq[r, n], item[r, n]
+        i = 0
+        while True:
+            c = 2 * i + 1
+            if c >= n:
+                break
+            if c + 1 < n and (key[r, c + 1] < key[r, c] or (key[r, c + 1] == key[r, c] and seq[r, c + 1] < seq[r, c])):
+                c += 1
+            if k < key[r, c] or (k == key[r, c] and s < seq[r, c]):
+                break
+            key[r, i] = key[r, c]
+            seq[r, i] = seq[r, c]
+            item[r, i] = item[r, c]
+            i = c
+        key[r, i] = k
+        seq[r, i] = s
+        item[r, i] = it
+    return top
+
+
+# ---- FIFO rings (one row per pod, pool or semaphore) ---------------------------------------------------
+@njit(cache=True)
+def _ring_push(ring, head, length, r, v):
+    cap = ring.shape[1]
+    ring[r, (head[r] + length[r]) % cap] = v
+    length[r] += 1
+
+
+@njit(cache=True)
+def _ring_pop(ring, head, length, r):
+    v = ring[r, head[r]]
+    head[r] = (head[r] + 1) % ring.shape[1]
+    length[r] -= 1
+    return v
+
+
+@njit(cache=True)
+def _ring_push_checked(st, ring, head, length, r, v):
+    """A push onto a ring whose length the model does not bound: ask to grow it when half full."""
+    _ring_push(ring, head, length, r, v)
+    if length[r] > GROW_AT * ring.shape[1]:
+        st.G[G_GROW] = 1
+
+
+# ---- tables: flows, tasks, connections -------------------------------------------------------------------
+@njit(cache=True)
+def _new_flow(st, task, start, end, parent):
+    G = st.G
+    top = G[G_FLOWTOP] - 1
+    G[G_FLOWTOP] = top
+    if top < (1.0 - GROW_AT) * st.f_task.shape[0]:
+        G[G_GROW] = 1
+    f = st.flow_free[top]
+    st.f_task[f] = task
+    st.f_pc[f] = start
+    st.f_end[f] = end
+    st.f_parent[f] = parent
+    st.f_pending[f] = 0
+    st.t_nflows[task] += 1
+    return f
+
+
+@njit(cache=True)
+def _free_flow(st, f):
+    G = st.G
+    st.flow_free[G[G_FLOWTOP]] = f
+    G[G_FLOWTOP] += 1
+    st.t_nflows[st.f_task[f]] -= 1
+
+
+@njit(cache=True)
+def _new_task(st, cls, t0, user):
+    G = st.G
+    top = G[G_TASKTOP] - 1
+    G[G_TASKTOP] = top
+    if top < (1.0 - GROW_AT) * st.t_cls.shape[0]:
+        G[G_GROW] = 1
+    t = st.task_free[top]
+    st.t_cls[t] = cls
+    st.t_t0[t] = t0
+    st.t_user[t] = user
+    st.t_pod[t] = -1
+    st.t_proc[t] = -1
+    st.t_alive[t] = 1
+    st.t_gone[t] = 0
+    st.t_nflows[t] = 0
+    st.t_inback[t] = 0
+    st.t_indq[t] = 0
+    st.t_inpod[t] = 0
+    st.t_free[t] = 0
+    return t
+
+
+@njit(cache=True)
+def _try_free_task(st, t):
+    """A task's slot is reused once nothing refers to it: answered, no flow, in no queue."""
+    if st.t_free[t] or st.t_nflows[t] or st.t_inback[t] or st.t_indq[t] or not st.t_gone[t]:
+        return
+    st.t_free[t] = 1
+    G = st.G
+    st.task_free[G[G_TASKTOP]] = t
+    G[G_TASKTOP] += 1
+
+
+@njit(cache=True)
+def _new_conn(st, now):
+    G = st.G
+    top = G[G_CONNTOP] - 1
+    G[G_CONNTOP] = top
+    if top < (1.0 - GROW_AT) * st.cn_born.shape[0]:
+        G[G_GROW] = 1
+    c = st.conn_free[top]
+    st.cn_born[c] = now
+    st.cn_fresh[c] = 1
+    return c
+
+
+@njit(cache=True)
+def _free_conn(st, c):
+    G = st.G
+    st.conn_free[G[G_CONNTOP]] = c
+    G[G_CONNTOP] += 1
+
+
+@njit(cache=True)
+def _push_walk(st, f):
+    G = st.G
+    st.stack[G[G_SP]] = f
+    G[G_SP] += 1
+
+
+@njit(cache=True)
+def _drop_flow(st, f):
+    """A flow of a dead task reached a point where it would resume: it ends, and a parallel parent
+    waiting only for it ends too."""
+    while f >= 0:
+        task = st.f_task[f]
+        parent = st.f_parent[f]
+        _free_flow(st, f)
+        _try_free_task(st, task)
+        if parent < 0:
+            return
+        st.f_pending[parent] -= 1
+        if st.f_pending[parent] != 0:
+            return
+        f = parent
+
+
+# ---- the ingress and the client (components/ingress.py, components/workload.py) ---------------------
+@njit(cache=True)
+def _answer(st, now, task, status, reason, pod):
+    st.t_gone[task] = 1
+    G = st.G
+    n = G[G_NANS]
+    if n + 1 > GROW_AT * st.a_cls.shape[0]:
+        G[G_GROW] = 1
+    st.a_cls[n] = st.t_cls[task]
+    st.a_t0[n] = st.t_t0[task]
+    st.a_end[n] = now
+    st.a_status[n] = status
+    st.a_reason[n] = reason
+    st.a_pod[n] = pod
+    G[G_NANS] = n + 1
+    user = st.t_user[task]
+    if user >= 0:
+        _user_answered(st, now, user, task, status == OK)
+
+
+@njit(cache=True)
+def _user_answered(st, now, user, task, ok):
+    P, PF = st.P, st.PF
+    if not ok and st.u_attempt[user] < P[P_RETRY_ATTEMPTS]:
+        backoff = PF[PF_RETRY_BACKOFF] * PF[PF_RETRY_MULT] ** (st.u_attempt[user] - 1)
+        if PF[PF_RETRY_JITTER] != 0.0:
+            backoff *= 1.0 + PF[PF_RETRY_JITTER] * (2.0 * _draw(st, P[P_S_USERS_U]) - 1.0)
+        st.u_attempt[user] += 1
+        st.u_cls[user] = st.t_cls[task]
+        _later(st, now, backoff, EV_USER_SEND, user, 0)
+        return
+    st.u_attempt[user] = 1
+    st.u_cls[user] = -1
+    _later(st, now, _draw(st, P[P_S_THINK]), EV_USER_SEND, user, 0)
+
+
+@njit(cache=True)
+def _pick_class(st):
+    u = _draw(st, st.P[P_S_MIX])
+    cum = st.cls_cum
+    n = cum.shape[0]
+    c = 0
+    while c < n and cum[c] <= u:  # bisect_right
+        c += 1
+    return min(c, n - 1)
+
+
+@njit(cache=True)
+def _send(st, now, task):
+    G, P = st.G, st.P
+    G[G_ARRIVED] += 1
+    n = P[P_NPODS]
+    if P[P_RANDOM]:
+        pod = int(_draw(st, P[P_S_BALANCER]) * n)
+    else:
+        i = G[G_RR] % n
+        G[G_RR] = i + 1
+        pod = i
+    pod = st.endpoints[pod]
+    if not _pod_submit(st, now, task, pod):
+        _answer(st, now, task, E503, R_BACKLOG_FULL, pod)
+        _try_free_task(st, task)
+        return
+    G[G_INFLIGHT] += 1
+    _ring_push(st.dq, st.dq_head, st.dq_len, 0, task)
+    st.t_indq[task] = 1
+    if not G[G_WATCHING]:
+        _ingress_watch(st, now)
+
+
+@njit(cache=True)
+def _ingress_watch(st, now):
+    G = st.G
+    while st.dq_len[0] and st.t_gone[st.dq[0, st.dq_head[0]]]:
+        t = _ring_pop(st.dq, st.dq_head, st.dq_len, 0)
+        st.t_indq[t] = 0
+        _try_free_task(st, t)
+    if not st.dq_len[0]:
+        G[G_WATCHING] = 0
+        return
+    G[G_WATCHING] = 1
+    due = st.t_t0[st.dq[0, st.dq_head[0]]] + st.PF[PF_TIMEOUT]
+    _later(st, now, max(0.0, due - now), EV_INGRESS_EXPIRE, 0, 0)
+
+
+@njit(cache=True)
+def _ingress_expire(st, now):
+    G = st.G
+    limit = now - st.PF[PF_TIMEOUT] + 1e-9
+    while st.dq_len[0]:
+        t = st.dq[0, st.dq_head[0]]
+        if not (st.t_gone[t] or st.t_t0[t] <= limit):
+            break
+        _ring_pop(st.dq, st.dq_head, st.dq_len, 0)
+        st.t_indq[t] = 0
+        if not st.t_gone[t]:
+            G[G_INFLIGHT] -= 1
+            _answer(st, now, t, E504, R_TIMEOUT, st.t_pod[t])
+        _try_free_task(st, t)
+    _ingress_watch(st, now)
+
+
+@njit(cache=True)
+def _task_done(st, now, task):
+    """The request's program ended: its pod slot goes back, then the client has its answer."""
+    _release(st, now, task)
+    if st.t_gone[task]:
+        return
+    st.G[G_INFLIGHT] -= 1
+    _answer(st, now, task, OK, 0, st.t_pod[task])
+
+
+@njit(cache=True)
+def _fail(st, now, f, reason):
+    """A datastore failed the call of flow `f`: the task ends with 500 `reason` and the flow with it."""
+    task = st.f_task[f]
+    if st.t_alive[task]:
+        st.t_alive[task] = 0
+        if not st.t_gone[task]:
+            st.G[G_INFLIGHT] -= 1
+            _answer(st, now, task, E500, reason, st.t_pod[task])
+        if st.t_inpod[task]:
+            _release(st, now, task)
+    _drop_flow(st, f)
+
+
+# ---- pods: admission and release (components/pods.py) ---------------------------------------------
+@njit(cache=True)
+def _free_proc(st, pod):
+    procs = st.P[P_PROCS]
+    conc = st.P[P_CONC]
+    best = -1
+    for j in range(procs):
+        p = pod * procs + j
+        if st.pr_inflight[p] < conc and (best < 0 or st.pr_inflight[p] < st.pr_inflight[best]):
+            best = p
+    return best
+
+
+@njit(cache=True)
+def _pod_submit(st, now, task, pod):
+    proc = _free_proc(st, pod)
+    if proc >= 0:
+        _admit(st, now, task, proc)
+        return True
+    if st.pod_blen[pod] >= st.P[P_BACKLOG]:
+        return False
+    st.t_pod[task] = pod
+    st.t_inpod[task] = 1
+    st.t_inback[task] = 1
+    _ring_push(st.pod_backlog, st.pod_bhead, st.pod_blen, pod, task)
+    return True
+
+
+@njit(cache=True)
+def _admit(st, now, task, proc):
+    pod = st.pr_pod[proc]
+    st.t_pod[task] = pod
+    st.t_proc[task] = proc
+    st.t_inpod[task] = 1
+    st.pr_inflight[proc] += 1
+    st.pod_inflight[pod] += 1
+    cls = st.t_cls[task]
+    st.pod_mem[pod] += st.cls_mem[cls]
+    if st.pod_mem[pod] > st.pod_mem_peak[pod]:
+        st.pod_mem_peak[pod] = st.pod_mem[pod]
+    f = _new_flow(st, task, st.cls_start[cls], st.cls_end[cls], -1)
+    _push_walk(st, f)
+
+
+@njit(cache=True)
+def _release(st, now, task):
+    proc = st.t_proc[task]
+    pod = st.t_pod[task]
+    st.t_inpod[task] = 0
+    st.pr_inflight[proc] -= 1
+    st.pod_inflight[pod] -= 1
+    st.pod_mem[pod] -= st.cls_mem[st.t_cls[task]]
+    while st.pod_blen[pod]:
+        nxt = st.pod_backlog[pod, st.pod_bhead[pod]]
+        if not st.t_alive[nxt]:
+            _ring_pop(st.pod_backlog, st.pod_bhead, st.pod_blen, pod)
+            st.t_inback[nxt] = 0
+            st.t_inpod[nxt] = 0
+            _try_free_task(st, nxt)
+            continue
+        free = _free_proc(st, pod)
+        if free < 0:
+            break
+        _ring_pop(st.pod_backlog, st.pod_bhead, st.pod_blen, pod)
+        st.t_inback[nxt] = 0
+        _admit(st, now, nxt, free)
+
+
+# ---- a process's CPU: processor sharing with virtual time (components/podcpu.py) ------------------
+@njit(cache=True)
+def _cpu_start(st, now, proc, f, work):
+    n = st.pr_n[proc]
+    if n:
+        dt = now - st.pr_tlast[proc]
+        st.pr_V[proc] += dt / n
+        st.pr_used[proc] += dt
+    else:
+        st.pr_V[proc] = 0.0
+    st.pr_tlast[proc] = now
+    st.pr_seq[proc] += 1
+    V = st.pr_V[proc]
+    _hpush(st.pr_hkey, st.pr_hseq, st.pr_hitem, st.pr_n, proc, V + work, st.pr_seq[proc], f)
+    if st.pr_n[proc] > GROW_AT * st.pr_hkey.shape[1]:
+        st.G[G_GROW] = 1
+    dt = (st.pr_hkey[proc, 0] - V) * st.pr_n[proc]
+    due = now + (dt if dt > 0.0 else 0.0)
+    if due < st.pr_due[proc]:
+        _arm_proc(st, now, proc, due)
+
+
+@njit(cache=True)
+def _arm_proc(st, now, proc, due):
+    st.pr_due[proc] = due
+    st.pr_token[proc] += 1
+    _later(st, now, due - now, EV_PROC_DUE, proc, st.pr_token[proc])
+
+
+@njit(cache=True)
+def _proc_due(st, now, proc, token):
+    if token != st.pr_token[proc]:
+        return
+    st.pr_due[proc] = math.inf
+    n = st.pr_n[proc]
+    if n:
+        dt = now - st.pr_tlast[proc]
+        st.pr_V[proc] += dt / n
+        st.pr_used[proc] += dt
+    st.pr_tlast[proc] = now
+    V = st.pr_V[proc]
+    limit = V + _EPS_ABS + _EPS_REL * abs(V)
+    if n:
+        limit += _TIME_ULPS * np.spacing(abs(now)) / n
+    base = st.G[G_SP]
+    while st.pr_n[proc] and st.pr_hkey[proc, 0] <= limit:
+        _push_walk(st, _hpop(st.pr_hkey, st.pr_hseq, st.pr_hitem, st.pr_n, proc))
+    _reverse_stack(st, base)
+    n = st.pr_n[proc]
+    if n:
+        dt = (st.pr_hkey[proc, 0] - V) * n
+        due = now + (dt if dt > 0.0 else 0.0)
+        if due < st.pr_due[proc]:
+            _arm_proc(st, now, proc, due)
+
+
+@njit(cache=True)
+def _reverse_stack(st, base):
+    """Flows pushed since `base` are walked in the order they were pushed (the stack is LIFO)."""
+    i, j = base, st.G[G_SP] - 1
+    while i < j:
+        st.stack[i], st.stack[j] = st.stack[j], st.stack[i]
+        i += 1
+        j -= 1
+
+
+# ---- a database server: cores shared by processor sharing (components/datastores/pools.py) -------
+@njit(cache=True)
+def _server_sync(st, s, now):
+    n = st.sv_n[s]
+    if n:
+        dt = now - st.sv_tlast[s]
+        if dt > 0.0:
+            cores, speed = st.sv_cores[s], st.sv_speed[s]
+            if n <= cores:
+                st.sv_V[s] += dt * speed
+                st.sv_busy[s] += dt * speed * n
+            else:
+                st.sv_V[s] += dt * speed * cores / n
+                st.sv_busy[s] += dt * speed * cores
+    st.sv_tlast[s] = now
+
+
+@njit(cache=True)
+def _server_submit(st, now, s, work, f):
+    if st.sv_n[s]:
+        _server_sync(st, s, now)
+    else:
+        st.sv_V[s] = 0.0
+        st.sv_tlast[s] = now
+    st.sv_seq[s] += 1
+    V = st.sv_V[s]
+    _hpush(st.sv_hkey, st.sv_hseq, st.sv_hitem, st.sv_n, s, V + work, st.sv_seq[s], f)
+    if st.sv_n[s] > GROW_AT * st.sv_hkey.shape[1]:
+        st.G[G_GROW] = 1
+    n = st.sv_n[s]
+    cores, speed = st.sv_cores[s], st.sv_speed[s]
+    rate = speed if n <= cores else speed * cores / n
+    dt = (st.sv_hkey[s, 0] - V) / rate
+    due = now + dt if dt > 0.0 else now
+    if due < st.sv_due[s]:
+        st.sv_due[s] = due
+        st.sv_token[s] += 1
+        _later(st, now, due - now, EV_SERVER_DUE, s, st.sv_token[s])
+
+
+@njit(cache=True)
+def _server_due(st, now, s, token):
+    if token != st.sv_token[s]:
+        return
+    _server_sync(st, s, now)
+    V = st.sv_V[s]
+    n = st.sv_n[s]
+    cores, speed = st.sv_cores[s], st.sv_speed[s]
+    limit = V + _EPS_ABS + _EPS_REL * abs(V)
+    if n:
+        limit += _TIME_ULPS * np.spacing(abs(now)) * speed * (1.0 if n <= cores else cores / n)
+    st.sv_due[s] = math.inf
+    first = st.G[G_SP]
+    count = 0
+    while st.sv_n[s] and st.sv_hkey[s, 0] <= limit:
+        st.stack[first + count] = _hpop(st.sv_hkey, st.sv_hseq, st.sv_hitem, st.sv_n, s)
+        count += 1
+    n = st.sv_n[s]
+    if n:
+        rate = speed if n <= cores else speed * cores / n
+        dt = (st.sv_hkey[s, 0] - V) / rate
+        due = now + dt if dt > 0.0 else now
+        st.sv_due[s] = due
+        st.sv_token[s] += 1
+        _later(st, now, due - now, EV_SERVER_DUE, s, st.sv_token[s])
+    st.sv_completed[s] += count
+    for j in range(count):
+        f = st.stack[first + j]
+        reply = st.f_reply[f]
+        if reply > 0.0:
+            _later(st, now, reply, EV_QUERY_DONE, f, 0)
+        else:
+            _query_done(st, now, f)
+
+
+# ---- connection pools (components/datastores/sql.py, SQLAlchemy's QueuePool) ------------------------
+@njit(cache=True)
+def _area(st, s, now):
+    dt = now - st.st_tarea[s]
+    if dt > 0.0:
+        st.st_area_use[s] += st.st_nuse[s] * dt
+        st.st_area_wait[s] += st.st_nwait[s] * dt
+        st.st_tarea[s] = now
+
+
+@njit(cache=True)
+def _record_wait(st, s, wait):
+    if wait > 0.0:
+        G = st.G
+        n = G[G_NWAIT]
+        if n + 1 > GROW_AT * st.w_val.shape[0]:
+            G[G_GROW] = 1
+        st.w_store[n] = s
+        st.w_val[n] = wait
+        G[G_NWAIT] = n + 1
+    else:
+        st.st_wzeros[s] += 1
+
+
+@njit(cache=True)
+def _sql_call(st, now, f, op):
+    s = st.op_a[op]
+    row = st.op_samp[op]
+    work = _draw(st, row) if row >= 0 else 0.0
+    st.st_calls[s] += 1
+    pool = s * st.pr_pod.shape[0] + st.t_proc[st.f_task[f]]
+    if not st.pl_idle_len[pool]:
+        _checkout(st, now, s, pool, f, work)
+        return
+    conn = _ring_pop(st.pl_idle, st.pl_idle_head, st.pl_idle_len, pool)
+    st.pl_inuse[pool] += 1
+    _area(st, s, now)
+    st.st_nuse[s] += 1
+    st.st_wzeros[s] += 1
+    _got(st, now, s, pool, conn, f, work)
+
+
+@njit(cache=True)
+def _checkout(st, now, s, pool, f, work):
+    if st.pl_idle_len[pool]:
+        conn = _ring_pop(st.pl_idle, st.pl_idle_head, st.pl_idle_len, pool)
+        st.pl_inuse[pool] += 1
+        _area(st, s, now)
+        st.st_nuse[s] += 1
+        st.st_wzeros[s] += 1
+        _got(st, now, s, pool, conn, f, work)
+    elif st.pl_open[pool] < st.st_pool_limit[s]:
+        st.st_wzeros[s] += 1
+        _connect(st, now, s, pool, f, work, False)
+    else:
+        st.f_deadline[f] = now + st.st_pool_timeout[s]
+        st.f_work[f] = work
+        st.f_tenq[f] = now
+        _ring_push_checked(st, st.pl_wait, st.pl_wait_head, st.pl_wait_len, pool, f)
+        _area(st, s, now)
+        st.st_nwait[s] += 1
+        if not st.pl_watching[pool]:
+            _pool_watch(st, now, s, pool)
+
+
+@njit(cache=True)
+def _connect(st, now, s, pool, f, work, slot_held):
+    if not slot_held:
+        st.pl_open[pool] += 1
+    if st.st_server_open[s] >= st.st_server_limit[s]:
+        st.st_refused[s] += 1
+        _later(st, now, st.st_connect_time[s], EV_REFUSED, f, pool)
+        return
+    st.st_server_open[s] += 1
+    if st.st_server_open[s] > st.st_peak[s]:
+        st.st_peak[s] = st.st_server_open[s]
+    st.st_connects[s] += 1
+    st.f_work[f] = work
+    _later(st, now, st.st_connect_time[s], EV_CONNECTED, f, pool)
+
+
+@njit(cache=True)
+def _connected(st, now, f, pool):
+    s = pool // st.pr_pod.shape[0]
+    st.pl_inuse[pool] += 1
+    _area(st, s, now)
+    st.st_nuse[s] += 1
+    conn = _new_conn(st, now)
+    if not st.t_alive[st.f_task[f]]:
+        _checkin(st, now, s, pool, conn)
+        _drop_flow(st, f)
+        return
+    _got(st, now, s, pool, conn, f, st.f_work[f])
+
+
+@njit(cache=True)
+def _refused(st, now, f, pool):
+    s = pool // st.pr_pod.shape[0]
+    st.pl_open[pool] -= 1
+    _fail(st, now, f, st.st_refused_code[s])
+
+
+@njit(cache=True)
+def _got(st, now, s, pool, conn, f, work):
+    """A connection for the call of flow `f` (whose task is alive): recycle it if too old, else run."""
+    if now - st.cn_born[conn] > st.st_recycle[s]:
+        st.st_recycled[s] += 1
+        st.pl_inuse[pool] -= 1
+        _area(st, s, now)
+        st.st_nuse[s] -= 1
+        st.st_server_open[s] -= 1
+        _free_conn(st, conn)
+        _connect(st, now, s, pool, f, work, True)
+        return
+    pre = st.st_round_trip[s] if (st.st_pre_ping[s] and not st.cn_fresh[conn]) else 0.0
+    st.cn_fresh[conn] = 0
+    st.f_pool[f] = pool
+    st.f_conn[f] = conn
+    st.f_reply[f] = pre + st.st_round_trip[s]
+    if work > 0.0:
+        _server_submit(st, now, s, work, f)
+    else:
+        _later(st, now, st.f_reply[f], EV_QUERY_DONE, f, 0)
+
+
+@njit(cache=True)
+def _query_done(st, now, f):
+    pool = st.f_pool[f]
+    conn = st.f_conn[f]
+    s = pool // st.pr_pod.shape[0]
+    _checkin(st, now, s, pool, conn)
+    _push_walk(st, f)
+
+
+@njit(cache=True)
+def _checkin(st, now, s, pool, conn):
+    st.pl_inuse[pool] -= 1
+    _area(st, s, now)
+    st.st_nuse[s] -= 1
+    while st.pl_wait_len[pool]:
+        w = _ring_pop(st.pl_wait, st.pl_wait_head, st.pl_wait_len, pool)
+        st.st_nwait[s] -= 1
+        if st.t_alive[st.f_task[w]]:
+            st.st_nuse[s] += 1
+            st.pl_inuse[pool] += 1
+            _record_wait(st, s, now - st.f_tenq[w])
+            _got(st, now, s, pool, conn, w, st.f_work[w])
+            return
+        _drop_flow(st, w)
+    if st.pl_idle_len[pool] < st.st_pool_size[s]:
+        _ring_push_checked(st, st.pl_idle, st.pl_idle_head, st.pl_idle_len, pool, conn)
+    else:  # QueuePool._do_return_conn: the idle queue is full, so the (overflow) connection is closed
+        st.pl_open[pool] -= 1
+        st.st_server_open[s] -= 1
+        st.st_overflow_closed[s] += 1
+        _free_conn(st, conn)
+
+
+@njit(cache=True)
+def _pool_watch(st, now, s, pool):
+    while st.pl_wait_len[pool] and not st.t_alive[st.f_task[st.pl_wait[pool, st.pl_wait_head[pool]]]]:
+        w = _ring_pop(st.pl_wait, st.pl_wait_head, st.pl_wait_len, pool)
+        _area(st, s, now)
+        st.st_nwait[s] -= 1
+        _drop_flow(st, w)
+    if not st.pl_wait_len[pool]:
+        st.pl_watching[pool] = 0
+        return
+    st.pl_watching[pool] = 1
+    delay = st.f_deadline[st.pl_wait[pool, st.pl_wait_head[pool]]] - now
+    _later(st, now, delay if delay > 0.0 else 0.0, EV_POOL_EXPIRE, pool, 0)
+
+
+@njit(cache=True)
+def _pool_expire(st, now, pool):
+    s = pool // st.pr_pod.shape[0]
+    limit = now + 1e-9
+    while st.pl_wait_len[pool]:
+        w = st.pl_wait[pool, st.pl_wait_head[pool]]
+        alive = st.t_alive[st.f_task[w]]
+        if alive and st.f_deadline[w] > limit:
+            break
+        _ring_pop(st.pl_wait, st.pl_wait_head, st.pl_wait_len, pool)
+        _area(st, s, now)
+        st.st_nwait[s] -= 1
+        if not alive:
+            _drop_flow(st, w)
+            continue
+        _record_wait(st, s, now - st.f_tenq[w])
+        if st.pl_open[pool] < st.st_pool_limit[s]:  # a slot freed while waiting: QueuePool re-checks
+            _connect(st, now, s, pool, w, st.f_work[w], False)
+        else:
+            st.st_timeouts[s] += 1
+            _fail(st, now, w, st.st_timeout_code[s])
+    _pool_watch(st, now, s, pool)
+
+
+# ---- external APIs: per-process semaphores, the provider's rate limit (datastores/kv.py) ----------
+@njit(cache=True)
+def _ext_call(st, now, f, op):
+    x = st.op_a[op]
+    sem = x * st.pr_pod.shape[0] + st.t_proc[st.f_task[f]]
+    st.ex_calls[x] += 1
+    if st.sm_inuse[sem] < st.ex_conc[x] and not st.sm_wait_len[sem]:
+        st.sm_inuse[sem] += 1
+        if st.sm_inuse[sem] > st.ex_max_in_use[x]:
+            st.ex_max_in_use[x] = st.sm_inuse[sem]
+        if not _ext_attempt(st, now, x, sem, f, 0):
+            _ext_release(st, now, x, sem)
+    else:
+        _ring_push_checked(st, st.sm_wait, st.sm_wait_head, st.sm_wait_len, sem, f)
+
+
+@njit(cache=True)
+def _ext_attempt(st, now, x, sem, f, tries):
+    """One try of flow `f`'s call; False when it ended the flow and its semaphore slot must go back."""
+    if not st.t_alive[st.f_task[f]]:
+        _drop_flow(st, f)
+        return False
+    budget = st.ex_budget[x]
+    if budget >= 0:
+        w = math.floor(now / st.ex_window[x])
+        if w != st.ex_win_index[x]:
+            st.ex_win_index[x] = w
+            st.ex_win_count[x] = 0
+        if st.ex_win_count[x] >= budget:
+            st.ex_rejected[x] += 1
+            st.ex_wrejected[x] += 1
+            if tries < st.ex_retries[x]:
+                st.f_pool[f] = sem
+                st.f_conn[f] = tries + 1
+                _later(st, now, st.ex_backoff[x] * 2.0 ** tries, EV_EXT_RETRY, f, 0)
+                return True
+            st.ex_failed[x] += 1
+            _fail(st, now, f, st.ex_code[x])
+            return False
+        st.ex_win_count[x] += 1
+        if st.ex_win_count[x] > st.ex_win_max[x]:
+            st.ex_win_max[x] = st.ex_win_count[x]
+    st.ex_in_flight[x] += 1
+    st.f_pool[f] = sem
+    _later(st, now, _draw(st, st.ex_samp[x]), EV_EXT_DONE, f, 0)
+    return True
+
+
+@njit(cache=True)
+def _ext_release(st, now, x, sem):
+    st.sm_inuse[sem] -= 1
+    while st.sm_wait_len[sem]:
+        w = _ring_pop(st.sm_wait, st.sm_wait_head, st.sm_wait_len, sem)
+        if st.t_alive[st.f_task[w]]:
+            st.sm_inuse[sem] += 1
+            if _ext_attempt(st, now, x, sem, w, 0):
+                return
+            st.sm_inuse[sem] -= 1
+        else:
+            _drop_flow(st, w)
+
+
+@njit(cache=True)
+def _ext_done(st, now, f):
+    sem = st.f_pool[f]
+    x = sem // st.pr_pod.shape[0]
+    st.ex_in_flight[x] -= 1
+    _ext_release(st, now, x, sem)
+    _push_walk(st, f)
+
+
+@njit(cache=True)
+def _ext_retry(st, now, f):
+    sem = st.f_pool[f]
+    x = sem // st.pr_pod.shape[0]
+    if not _ext_attempt(st, now, x, sem, f, st.f_conn[f]):
+        _ext_release(st, now, x, sem)
+
+
+# ---- the executor: walking step programs (components/flows.py) -------------------------------------
+@njit(cache=True)
+def _walk(st, now):
+    """Walk every flow on the stack to its next step that takes time (or to its end)."""
+    G = st.G
+    while G[G_SP]:
+        G[G_SP] -= 1
+        f = st.stack[G[G_SP]]
+        task = st.f_task[f]
+        if not st.t_alive[task]:
+            _drop_flow(st, f)
+            continue
+        pc, end = st.f_pc[f], st.f_end[f]
+        blocked = False
+        while pc < end:
+            op = pc
+            pc += 1
+            st.f_pc[f] = pc
+            kind = st.op_kind[op]
+            blocked = True
+            if kind == OP_CPU:
+                _cpu_start(st, now, st.t_proc[task], f, _draw(st, st.op_samp[op]))
+            elif kind == OP_CALL:
+                _sql_call(st, now, f, op)
+            elif kind == OP_EXTERNAL:
+                _ext_call(st, now, f, op)
+            else:  # OP_PARALLEL: branches op_a .. op_a + op_b - 1 of the branch table
+                nb = st.op_b[op]
+                st.f_pending[f] = nb
+                for j in range(nb - 1, -1, -1):
+                    b = st.op_a[op] + j
+                    _push_walk(st, _new_flow(st, task, st.br_start[b], st.br_end[b], f))
+            break
+        if blocked:
+            continue
+        parent = st.f_parent[f]
+        _free_flow(st, f)
+        if parent < 0:
+            _task_done(st, now, task)
+            _try_free_task(st, task)
+        else:
+            st.f_pending[parent] -= 1
+            if st.f_pending[parent] == 0:
+                _push_walk(st, parent)
+
+
+# ---- the loop ------------------------------------------------------------------------------------------
+@njit(cache=True)
+def advance(st, until):
+    """Play every event before `until`; DONE, or REFILL / GROW when the caller must act first."""
+    G = st.G
+    while G[G_EVN]:
+        if G[G_REFILL]:
+            return REFILL
+        if G[G_GROW]:
+            return GROW
+        if st.ev_t[0] >= until:
+            break
+        now, kind, a, b = _pop_event(st)
+        if kind == EV_SERVER_DUE:
+            _server_due(st, now, a, b)
+        elif kind == EV_QUERY_DONE:
+            _query_done(st, now, a)
+        elif kind == EV_PROC_DUE:
+            _proc_due(st, now, a, b)
+        elif kind == EV_USER_SEND:
+            if not st.u_retiring[a]:
+                cls = st.u_cls[a]
+                if cls < 0:
+                    cls = _pick_class(st)
+                _send(st, now, _new_task(st, cls, now, a))
+        elif kind == EV_ARRIVAL:
+            _send(st, now, _new_task(st, _pick_class(st), now, -1))
+            if a + 1 < st.P[P_NARRIVALS]:
+                _schedule(st, st.arrivals[a + 1], EV_ARRIVAL, a + 1, 0)
+        elif kind == EV_EXT_DONE:
+            _ext_done(st, now, a)
+        elif kind == EV_CONNECTED:
+            _connected(st, now, a, b)
+        elif kind == EV_INGRESS_EXPIRE:
+            _ingress_expire(st, now)
+        elif kind == EV_POOL_EXPIRE:
+            _pool_expire(st, now, a)
+        elif kind == EV_REFUSED:
+            _refused(st, now, a, b)
+        elif kind == EV_EXT_RETRY:
+            _ext_retry(st, now, a)
+        elif kind == EV_USER_CHANGE:
+            _user_change(st, now, a)
+        _walk(st, now)
+    return DONE
+
+
+@njit(cache=True)
+def _user_change(st, now, delta):
+    G = st.G
+    if delta > 0:
+        u = G[G_NEXTUSER]
+        G[G_NEXTUSER] = u + 1
+        st.active[G[G_NACTIVE]] = u
+        G[G_NACTIVE] += 1
+        _later(st, now, 0.0, EV_USER_SEND, u, 0)
+    elif G[G_NACTIVE]:
+        G[G_NACTIVE] -= 1
+        st.u_retiring[st.active[G[G_NACTIVE]]] = 1
+
+
+@njit(cache=True)
+def start(st, initial, change_t, change_d):
+    """The events a run starts with: the first open arrival, or the `initial` users (each after a
+    uniform share of a think time, as components.workload.ClosedPopulation starts them) and every
+    change of the population (at `change_t`, +1 or -1 in `change_d`)."""
+    P, G = st.P, st.G
+    if not P[P_CLOSED]:
+        if P[P_NARRIVALS]:
+            _schedule(st, st.arrivals[0], EV_ARRIVAL, 0, 0)
+        return
+    for _ in range(initial):
+        u = G[G_NEXTUSER]
+        G[G_NEXTUSER] = u + 1
+        st.active[G[G_NACTIVE]] = u
+        G[G_NACTIVE] += 1
+        delay = _draw(st, P[P_S_THINK]) * _draw(st, P[P_S_USERS_U])
+        _schedule(st, delay, EV_USER_SEND, u, 0)
+    for j in range(change_t.shape[0]):
+        _schedule(st, change_t[j], EV_USER_CHANGE, change_d[j], 0)
+
+
+@njit(cache=True)
+def sync(st, now):
+    """Bring every process's CPU, server's work and pool's time integrals up to `now` (for a sample)."""
+    for p in range(st.pr_n.shape[0]):
+        n = st.pr_n[p]
+        if n:
+            dt = now - st.pr_tlast[p]
+            st.pr_V[p] += dt / n
+            st.pr_used[p] += dt
+        st.pr_tlast[p] = now
+    for s in range(st.sv_n.shape[0]):
+        _server_sync(st, s, now)
+        _area(st, s, now)
+
+
+@njit(cache=True)
+def make_state(nt):
+    """The loop's state (a structref: helpers get a pointer, not ~190 arrays) over the arrays of `nt`."""
+    st = structref.new(STATE_TYPE)
+    st.G = nt.G
+    st.P = nt.P
+    st.PF = nt.PF
+    st.draws = nt.draws
+    st.draw_i = nt.draw_i
+    st.draw_n = nt.draw_n
+    st.ev_t = nt.ev_t
+    st.ev_s = nt.ev_s
+    st.ev_k = nt.ev_k
+    st.ev_a = nt.ev_a
+    st.ev_b = nt.ev_b
+    st.op_kind = nt.op_kind
+    st.op_a = nt.op_a
+    st.op_b = nt.op_b
+    st.op_samp = nt.op_samp
+    st.br_start = nt.br_start
+    st.br_end = nt.br_end
+    st.cls_start = nt.cls_start
+    st.cls_end = nt.cls_end
+    st.cls_mem = nt.cls_mem
+    st.cls_cum = nt.cls_cum
+    st.arrivals = nt.arrivals
+    st.u_retiring = nt.u_retiring
+    st.u_attempt = nt.u_attempt
+    st.u_cls = nt.u_cls
+    st.active = nt.active
+    st.f_task = nt.f_task
+    st.f_pc = nt.f_pc
+    st.f_end = nt.f_end
+    st.f_parent = nt.f_parent
+    st.f_pending = nt.f_pending
+    st.f_pool = nt.f_pool
+    st.f_conn = nt.f_conn
+    st.f_work = nt.f_work
+    st.f_deadline = nt.f_deadline
+    st.f_tenq = nt.f_tenq
+    st.f_reply = nt.f_reply
+    st.flow_free = nt.flow_free
+    st.stack = nt.stack
+    st.t_cls = nt.t_cls
+    st.t_t0 = nt.t_t0
+    st.t_user = nt.t_user
+    st.t_pod = nt.t_pod
+    st.t_proc = nt.t_proc
+    st.t_alive = nt.t_alive
+    st.t_gone = nt.t_gone
+    st.t_nflows = nt.t_nflows
+    st.t_inback = nt.t_inback
+    st.t_indq = nt.t_indq
+    st.t_inpod = nt.t_inpod
+    st.t_free = nt.t_free
+    st.task_free = nt.task_free
+    st.dq = nt.dq
+    st.dq_head = nt.dq_head
+    st.dq_len = nt.dq_len
+    st.a_cls = nt.a_cls
+    st.a_t0 = nt.a_t0
+    st.a_end = nt.a_end
+    st.a_status = nt.a_status
+    st.a_reason = nt.a_reason
+    st.a_pod = nt.a_pod
+    st.endpoints = nt.endpoints
+    st.pod_inflight = nt.pod_inflight
+    st.pod_mem = nt.pod_mem
+    st.pod_mem_peak = nt.pod_mem_peak
+    st.pod_backlog = nt.pod_backlog
+    st.pod_bhead = nt.pod_bhead
+    st.pod_blen = nt.pod_blen
+    st.pr_pod = nt.pr_pod
+    st.pr_inflight = nt.pr_inflight
+    st.pr_n = nt.pr_n
+    st.pr_token = nt.pr_token
+    st.pr_seq = nt.pr_seq
+    st.pr_V = nt.pr_V
+    st.pr_tlast = nt.pr_tlast
+    st.pr_used = nt.pr_used
+    st.pr_due = nt.pr_due
+    st.pr_hkey = nt.pr_hkey
+    st.pr_hseq = nt.pr_hseq
+    st.pr_hitem = nt.pr_hitem
+    st.sv_n = nt.sv_n
+    st.sv_token = nt.sv_token
+    st.sv_seq = nt.sv_seq
+    st.sv_completed = nt.sv_completed
+    st.sv_V = nt.sv_V
+    st.sv_tlast = nt.sv_tlast
+    st.sv_due = nt.sv_due
+    st.sv_busy = nt.sv_busy
+    st.sv_cores = nt.sv_cores
+    st.sv_speed = nt.sv_speed
+    st.sv_hkey = nt.sv_hkey
+    st.sv_hseq = nt.sv_hseq
+    st.sv_hitem = nt.sv_hitem
+    st.st_pool_size = nt.st_pool_size
+    st.st_pool_limit = nt.st_pool_limit
+    st.st_pool_timeout = nt.st_pool_timeout
+    st.st_pre_ping = nt.st_pre_ping
+    st.st_recycle = nt.st_recycle
+    st.st_server_limit = nt.st_server_limit
+    st.st_round_trip = nt.st_round_trip
+    st.st_connect_time = nt.st_connect_time
+    st.st_timeout_code = nt.st_timeout_code
+    st.st_refused_code = nt.st_refused_code
+    st.st_calls = nt.st_calls
+    st.st_timeouts = nt.st_timeouts
+    st.st_refused = nt.st_refused
+    st.st_connects = nt.st_connects
+    st.st_overflow_closed = nt.st_overflow_closed
+    st.st_recycled = nt.st_recycled
+    st.st_server_open = nt.st_server_open
+    st.st_peak = nt.st_peak
+    st.st_nuse = nt.st_nuse
+    st.st_nwait = nt.st_nwait
+    st.st_area_use = nt.st_area_use
+    st.st_area_wait = nt.st_area_wait
+    st.st_tarea = nt.st_tarea
+    st.st_wzeros = nt.st_wzeros
+    st.pl_open = nt.pl_open
+    st.pl_inuse = nt.pl_inuse
+    st.pl_watching = nt.pl_watching
+    st.pl_idle = nt.pl_idle
+    st.pl_idle_head = nt.pl_idle_head
+    st.pl_idle_len = nt.pl_idle_len
+    st.pl_wait = nt.pl_wait
+    st.pl_wait_head = nt.pl_wait_head
+    st.pl_wait_len = nt.pl_wait_len
+    st.cn_born = nt.cn_born
+    st.cn_fresh = nt.cn_fresh
+    st.conn_free = nt.conn_free
+    st.w_store = nt.w_store
+    st.w_val = nt.w_val
+    st.ex_conc = nt.ex_conc
+    st.ex_retries = nt.ex_retries
+    st.ex_backoff = nt.ex_backoff
+    st.ex_window = nt.ex_window
+    st.ex_budget = nt.ex_budget
+    st.ex_code = nt.ex_code
+    st.ex_samp = nt.ex_samp
+    st.ex_win_index = nt.ex_win_index
+    st.ex_win_count = nt.ex_win_count
+    st.ex_win_max = nt.ex_win_max
+    st.ex_in_flight = nt.ex_in_flight
+    st.ex_calls = nt.ex_calls
+    st.ex_rejected = nt.ex_rejected
+    st.ex_failed = nt.ex_failed
+    st.ex_wrejected = nt.ex_wrejected
+    st.ex_max_in_use = nt.ex_max_in_use
+    st.sm_inuse = nt.sm_inuse
+    st.sm_wait = nt.sm_wait
+    st.sm_wait_head = nt.sm_wait_head
+    st.sm_wait_len = nt.sm_wait_len
+    return st
