@@ -21,7 +21,7 @@ import pytest
 from memstack_capacity import load_scenario, simulate
 from memstack_capacity.engine import capabilities
 from memstack_capacity.scenario.load import parse_scenario
-from tests.agreement import disagreements
+from tests.agreement import TRAJECTORY_SHARE, disagreements, trajectory_share
 from tests.factory import assert_conservation, closed_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
@@ -70,6 +70,21 @@ def _pressure(**changes) -> dict:
     return data
 
 
+def _autoscaled_pressure() -> dict:
+    """The pressure scenario under an HPA with probes, in containers whose memory limit the
+    requests in flight can pass: OOMKills, restarts with back-off, pods coming and going."""
+    data = _pressure(duration=400.0, warmup=60.0)
+    api = data["deployments"]["api"]
+    api.update({"replicas": 2, "image_pull": "3s", "startup": "4s", "memory_base": "110Mi",
+                "readinessProbe": {"initialDelaySeconds": 2, "periodSeconds": 2, "timeoutSeconds": 1, "failureThreshold": 2},
+                "livenessProbe": {"initialDelaySeconds": 10, "periodSeconds": 5, "timeoutSeconds": 1, "failureThreshold": 3}})
+    api["resources"]["requests"]["memory"], api["resources"]["limits"]["memory"] = "110Mi", "130Mi"
+    api["hpa"] = {"minReplicas": 2, "maxReplicas": 8, "metrics": [
+        {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}}}]}
+    data["workload"]["users"]["profile"] = [{"at": 0, "users": 40}, {"at": 150, "users": 120}, {"at": 300, "users": 60}]
+    return data
+
+
 def test_the_pressure_scenario_can_run_on_the_compiled_data_plane_and_drives_every_path():
     scenario = parse_scenario(_pressure())
     assert capabilities.choose(scenario).engine == "fast"
@@ -86,6 +101,31 @@ def test_the_pressure_scenario_can_run_on_the_compiled_data_plane_and_drives_eve
 def test_the_compiled_data_plane_agrees_with_the_general_engine_under_pressure():
     des, fast = _both(parse_scenario(_pressure()))
     assert disagreements([r.summary for r in des], [r.summary for r in fast]) == []
+
+
+def test_the_compiled_data_plane_agrees_with_the_general_engine_with_oomkills_probes_and_an_hpa():
+    scenario = parse_scenario(_autoscaled_pressure())
+    assert capabilities.choose(scenario).engine == "fast"
+    des, fast = _both(scenario)
+    assert all(r.record.deployments["api"].oom_kills > 0 for r in des + fast)  # the path is taken
+    assert all(r.summary["requests"]["errors"]["502"] > 0 for r in fast)
+    assert disagreements([r.summary for r in des], [r.summary for r in fast]) == []
+    oom = [[r.record.deployments["api"].oom_kills for r in runs] for runs in (des, fast)]
+    restarts = [[r.record.deployments["api"].restarts for r in runs] for runs in (des, fast)]
+    assert sum(oom[0]) == pytest.approx(sum(oom[1]), rel=0.2) and sum(restarts[0]) == pytest.approx(sum(restarts[1]), rel=0.2)
+
+
+def test_the_compiled_data_plane_agrees_with_the_general_engine_on_an_autoscaled_ramp():
+    """day.yaml's API tier (HPA, probes) under a ramp: replicas within one pod on ≥ 95 % of samples."""
+    from tests.test_engine_agreement import _day_ramp
+
+    scenario = _day_ramp()
+    des, fast = _both(scenario)
+    assert disagreements([r.summary for r in des], [r.summary for r in fast]) == []
+    replicas = [r.series["api/replicas_desired"].to_numpy() for r in des]
+    assert max(r.max() for r in replicas) > min(r.min() for r in replicas)  # the HPA did scale
+    share = trajectory_share(replicas, [r.series["api/replicas_desired"].to_numpy() for r in fast])
+    assert share >= TRAJECTORY_SHARE
 
 
 def test_the_compiled_data_plane_agrees_with_the_general_engine_on_small_yaml():

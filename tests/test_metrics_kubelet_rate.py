@@ -191,7 +191,7 @@ def test_the_scenario_key_checks_its_loops_and_the_flow_model_refuses_it():
     with pytest.raises(ScenarioError) as err:
         capabilities.choose(sc, "fluid")
     assert "metrics_cpu_window: housekeeping" in str(err.value) and "before 0.5" in str(err.value)
-    assert capabilities.choose(sc, "auto").engine == "hybrid"
+    assert capabilities.choose(sc, "auto").engine == "fast"
     assert parse_scenario(scenario()).cluster.metrics_cpu_window is None  # the default: metrics-server ≥ 0.5
 
 

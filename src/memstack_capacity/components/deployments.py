@@ -383,7 +383,7 @@ class DeploymentRuntime:
     def _fail_tasks(self, pod, reason: str) -> None:
         code = REASON_CODE[reason]
         procs = list(pod.procs)  # drop_all replaces them
-        for task in pod.drop_all():
+        for task in pod.drop_all(reason):
             if not task.alive:
                 continue
             task.alive = False

@@ -161,8 +161,9 @@ class Pod(PodCpu):
             if not self.container_up:
                 break
 
-    def drop_all(self) -> list:
-        """Remove every task (container died or pod deleted); returns them, still alive, oldest first."""
+    def drop_all(self, reason: str = "") -> list:
+        """Remove every task (container died or pod deleted, for `reason`); returns them, still alive,
+        oldest first."""
         tasks = sorted(self.tasks, key=_arrival)
         self._sync(self.env.now)
         self._reset_container()

@@ -29,7 +29,7 @@ from memstack_capacity.scenario.workload import CpuStep
 #: Every engine, in the order the table shows them.
 ENGINES = ("des", "fast", "hybrid", "kernel", "fluid")
 #: What ``engine="auto"`` tries, fastest first; the general engine runs everything.
-AUTO_ORDER = ("kernel", "hybrid", "fast", "des")
+AUTO_ORDER = ("kernel", "fast", "hybrid", "des")
 #: What each engine is called in messages and docs.
 TITLES = {"des": "the general engine", "fast": "the compiled data plane", "hybrid": "the batched data plane", "kernel": "the per-pod kernel",
           "fluid": "the flow model"}
@@ -211,7 +211,7 @@ def _event(kind: str):
     return used
 
 
-_EVENT_ENGINES = {"traffic_spike": frozenset({"des", "hybrid", "fluid"}), "pod_kill": frozenset({"des", "hybrid"}),
+_EVENT_ENGINES = {"traffic_spike": frozenset({"des", "fast", "hybrid", "fluid"}), "pod_kill": frozenset({"des", "hybrid"}),
                   "drain": frozenset({"des", "hybrid"}), "rolling_update": frozenset({"des", "hybrid"})}
 
 #: The table: what each engine models. A feature absent from a scenario does not restrict it.
@@ -226,18 +226,18 @@ FEATURES: tuple[Feature, ...] = (
     Feature("requests of several steps", COMPILED, _multi_step_requests),
     Feature("load balancing that reads pod state", GENERAL, _stateful_balancing),
     Feature("a CPU limit shared by the processes", GENERAL, _cpu_limit_couples),
-    Feature("OOMKills", GENERAL, _oom_possible),
+    Feature("OOMKills", COMPILED, _oom_possible),
     Feature("the node autoscaler", GENERAL, _node_autoscaler),
-    Feature("HPA on the API (Resource metrics)", frozenset({"des", "hybrid", "fluid"}), _api_hpa),
+    Feature("HPA on the API (Resource metrics)", frozenset({"des", "fast", "hybrid", "fluid"}), _api_hpa),
     Feature("HPA on Pods or External metrics", GENERAL, _non_resource_metrics),
     Feature("CPU burnt without serving (background_cpu)", frozenset({"des", "hybrid"}), _background_cpu),
-    Feature("missing or noisy resource metrics", frozenset({"des", "hybrid"}), _metrics_errors),
+    Feature("missing or noisy resource metrics", frozenset({"des", "fast", "hybrid"}), _metrics_errors),
     Feature("the kubelet's CPU rate window (metrics-server before 0.5)", frozenset({"des", "fast", "hybrid", "kernel"}),
             _metrics_cpu_window),
     Feature("nodes whose cores the pods can oversubscribe", GENERAL, node_contention),
-    Feature("readiness and liveness probes", frozenset({"des", "hybrid", "fluid"}), _probes),
-    Feature("no API pod at the start", frozenset({"des", "hybrid", "fluid"}), _no_replicas),
-    Feature("initial pods that cannot all be scheduled", frozenset({"des", "hybrid", "fluid"}), _unplaceable),
+    Feature("readiness and liveness probes", frozenset({"des", "fast", "hybrid", "fluid"}), _probes),
+    Feature("no API pod at the start", frozenset({"des", "fast", "hybrid", "fluid"}), _no_replicas),
+    Feature("initial pods that cannot all be scheduled", frozenset({"des", "fast", "hybrid", "fluid"}), _unplaceable),
     *(Feature(f"`{kind}` events", _EVENT_ENGINES.get(kind, frozenset({"des"})), _event(kind)) for kind in Event.KINDS),
 )
 

@@ -1,35 +1,41 @@
-"""The compiled data plane's run: the loop between samples, and the run's record.
+"""The compiled data plane's run: the general engine's control plane around the compiled loop.
 
-The run advances ``loop.advance`` from one monitor sample to the next (and to the warm-up's
-end, where the datastores start counting for the summary), answering the loop's requests for
-more random numbers or larger tables in between. At each sample it writes what
-``components/monitor.py`` and the datastores' and nodes' samplers write, from the state
-arrays; at the end it hands back a :class:`RunRecord` with the general engine's blocks. The
-API's pods are placed by the general engine's deployment code (``engine/des`` builds the
-model; the data plane replaces only its request path), so pod events, nodes and costs are
-the same objects.
+The model is the general engine's (``engine/des`` builds it): deployments and their pods'
+lifecycles, probes, metrics-server and cAdvisor, the HPA controllers, the monitor — simpy
+processes on the same clock. What the general engine does per request is replaced by the
+compiled loop (``loop.advance``): before every control-plane event (``Clock.before_step``)
+the loop plays the data plane up to that instant, so the control plane reads every pod as
+the general engine would show it. The API's pods are :class:`.pods.FastPod`: each container
+incarnation a slot of the loop's arrays. When the loop has something for the control plane
+— a probe answered, a container OOMKilled — it stops at that instant and the plane hands it
+to the control plane then. Answers reach the request log, the streaming statistics and the
+ingress's interval counters before each monitor sample; the datastores' series and summary
+block are written from the loop's counters.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from types import SimpleNamespace
 
 import numpy as np
 
 from memstack_capacity.components.datastores.stats import WaitStats
-from memstack_capacity.components.recorder import OK, STATUS_LABELS
+from memstack_capacity.components.recorder import OK, REASON_CODE, STATUS_LABELS
 from memstack_capacity.engine.capabilities import reasons
 from memstack_capacity.engine.des.build import build
-from memstack_capacity.engine.des.run import PROGRESS_STEP_S
+from memstack_capacity.engine.des.run import advance_to_horizon
 from memstack_capacity.engine.fast import layout, loop
-from memstack_capacity.engine.kernel.engine import arrival_times
-from memstack_capacity.engine.kernel.series import record_answers, sample_times
+from memstack_capacity.engine.fast.pods import FastPod
+from memstack_capacity.engine.kernel.engine import ArrivalBlocks
+from memstack_capacity.engine.kernel.series import record_answers
 from memstack_capacity.engine.record import DeploymentTotals, RunRecord
 from memstack_capacity.engine.rng import stream
 
 NAME = "fast"
+
+#: A memory limit that never binds, in bytes.
+_NO_LIMIT = 1 << 62
 
 
 def eligibility(scenario) -> list[str]:
@@ -41,99 +47,221 @@ def run(scenario, seed: int, progress=None) -> RunRecord:
     """Simulate `scenario` with `seed` on the compiled data plane."""
     started = time.perf_counter()
     model = build(scenario, seed)
-    runtime = model.runtimes["api"]
-    runtime.start(scenario.api.replicas)
-    if any(p.phase != "Running" for p in runtime.pods):  # the capability table said otherwise: a bug
-        raise RuntimeError("fast: an initial pod was not placed")
+    plane = CompiledPlane(model, seed)
+    plane.start()
+    advance_to_horizon(model, progress)
+    plane.finish()
+    model.monitor.sample_at_horizon()
+    return plane.record(time.perf_counter() - started)
+
+
+def _arrival_times(scenario, points: list, seed: int) -> np.ndarray:
+    """The open source's arrival times before the horizon (kernel.ArrivalBlocks, the engine's draws)."""
     horizon = float(scenario.duration)
-    wl = scenario.workload
-    arrivals = None if wl.users is not None else arrival_times(wl.arrivals, stream(seed, "workload/arrivals"), horizon)
-    nt, stores, rows, first = layout.lay_out(scenario, seed, len(runtime.pods), arrivals)
-    st = loop.make_state(nt)
-    loop.start(st, first.initial, first.change_t, first.change_d)
-    books = _Books(scenario, model, nt, stores)
-
-    boundaries = sorted(set(sample_times(scenario.sample_interval, horizon)) | {float(scenario.warmup), horizon})
-    next_progress = PROGRESS_STEP_S
-    for t in boundaries:
-        if t <= 0.0:
-            books.measure(nt)
-            continue
-        nt, st = _advance(nt, st, rows, books, t)
-        loop.sync(st, t)
-        books.flush(nt)
-        if books.is_sample(t):
-            books.sample(nt, t)
-        if t == float(scenario.warmup):
-            books.measure(nt)
-        if progress is not None:
-            while next_progress <= t:
-                progress(min(next_progress, horizon), horizon)
-                next_progress += PROGRESS_STEP_S
-    if progress is not None and next_progress - PROGRESS_STEP_S < horizon:
-        progress(horizon, horizon)
-    model.env._now = horizon
-    return books.record(nt, horizon, time.perf_counter() - started)
+    blocks = ArrivalBlocks(points, scenario.workload.arrivals.cv, stream(seed, "workload/arrivals"), horizon)
+    parts = []
+    while not blocks.done:
+        parts.append(blocks.next_times())
+    t = np.concatenate(parts) if parts else np.empty(0)
+    return t[: int(np.searchsorted(t, horizon, side="left"))]
 
 
-def _advance(nt, st, rows, books, until: float):
-    """Play the data plane up to `until`, refilling random numbers and growing tables as asked.
+class CompiledPlane:
+    """The loop, its state, and everything that passes between it and the control plane."""
 
-    `nt` holds the arrays (Python reads them), `st` is the loop's view of the same arrays; a
-    grown table is a new array, so the view is made again."""
-    while True:
-        code = loop.advance(st, until)
-        if code == loop.DONE:
-            return nt, st
-        books.flush(nt)
-        if code == loop.REFILL:
-            layout.refill(nt, rows)
+    def __init__(self, model, seed: int):
+        scenario = model.scenario
+        self.model = model
+        self.scenario = scenario
+        self.env = model.env
+        self.runtime = model.runtimes["api"]
+        wl = scenario.workload
+        folded = model.folded_profile  # traffic spikes, folded in at build time
+        if wl.users is not None:
+            points = folded or [(float(p.at), float(p.users)) for p in wl.users.profile]
+            users = [(t, int(round(v))) for t, v in points] if folded else points
+            arrivals = None
         else:
-            nt = layout.grow(nt)
-            st = loop.make_state(nt)
+            users = None
+            arrivals = _arrival_times(scenario, folded or [(p.at, p.rps) for p in wl.arrivals.profile], seed)
+        api = scenario.api
+        slots = max(8, 2 * (api.max_replicas + 2))
+        self.nt, self.stores, self.rows, self.first = layout.lay_out(scenario, seed, slots, arrivals, users)
+        self.st = loop.make_state(self.nt)
+        self.slots = 0
+        self.pods_by_slot: dict = {}
+        self.probes: dict = {}
+        self.next_probe = 0
+        self.memory_limit = int(api.resources.limits.memory) if api.resources.limits.memory is not None else _NO_LIMIT
+        self.books = _Books(scenario, model, self.stores, self)
+        self.runtime.pod_factory = lambda env, rt, index, name, spec: FastPod(env, rt, index, name, spec, self)
+        self.runtime.endpoints_changed = self._endpoints_changed
+        self.env.before_step = self.bring
+        model.monitor.before_sample.append(self.flush)
+        model.monitor.extra = [self.books.sample_datastores if f == getattr(model.datastores, "sample", None) else f
+                               for f in model.monitor.extra]
+
+    # ---- the run -------------------------------------------------------------------------------
+    def start(self) -> None:
+        """The general engine's start (engine/des/run.start_model) with the loop as the data plane:
+        the pods, the loop's first arrivals or users, the monitor, the control loops."""
+        model, env = self.model, self.env
+        for name, runtime in model.runtimes.items():
+            runtime.start(model.scenario.deployments[name].replicas)
+        loop.start(self.st, self.first.initial, self.first.change_t, self.first.change_d)
+        env.process(model.monitor.run())
+        env.process(self._warmup())
+        if model.metrics_server is not None:
+            env.process(model.metrics_server.run())
+            for controller in model.hpa.values():
+                env.process(controller.run())
+        if model.events is not None:
+            model.events.start()
+
+    def _warmup(self):
+        """From the warm-up's end the datastores count for the summary (a control-plane event, so
+        the loop is there when it is taken)."""
+        warmup = float(self.scenario.warmup)
+        if warmup > 0:
+            yield self.env.timeout(warmup)
+        self.books.measure(self.nt, warmup)
+
+    def finish(self) -> None:
+        """Play the loop up to the horizon (the clock stops before it) and hand over its answers."""
+        horizon = float(self.scenario.duration)
+        while self._advance(horizon) == loop.NOTES:
+            for when, fn, arg in self._take_notes():
+                self.env._now = when
+                fn(arg)
+        self.env._now = horizon
+        self.flush()
+
+    def bring(self, t: float) -> None:
+        """Play the data plane up to `t` (``Clock.before_step``); notes for the control plane are
+        scheduled at their instants, before anything at `t`."""
+        if self._advance(t) == loop.NOTES:
+            now = self.env.now
+            for when, fn, arg in self._take_notes():
+                self.env.later(when - now if when > now else 0.0, fn, arg)
+
+    def _advance(self, until: float) -> int:
+        while True:
+            code = loop.advance(self.st, until)
+            if code in (loop.DONE, loop.NOTES):
+                return code
+            self.flush_buffers()
+            if code == loop.REFILL:
+                layout.refill(self.nt, self.rows)
+            else:
+                self.nt = layout.grow(self.nt)
+                self.st = loop.make_state(self.nt)
+
+    def _take_notes(self) -> list:
+        G = self.nt.G
+        n = int(G[loop.G_NOTES])
+        notes = []
+        for j in range(n):
+            kind, value, when = int(self.nt.note_kind[j]), int(self.nt.note_value[j]), float(self.nt.note_time[j])
+            if kind == loop.NOTE_PROBE:
+                notes.append((when, self._probe_answered, value))
+            else:
+                notes.append((when, self._oom_killed, value))
+        G[loop.G_NOTES] = 0
+        return notes
+
+    # ---- containers --------------------------------------------------------------------------------
+    def new_slot(self, pod: FastPod, now: float) -> int:
+        """A slot of the loop's arrays for a container of `pod` starting now."""
+        if self.slots == len(self.nt.pod_killed):
+            self.nt = layout.grow_slots(self.nt)
+            self.st = loop.make_state(self.nt)
+        slot = self.slots
+        self.slots += 1
+        layout.add_slot(self.nt, slot, now, int(pod.spec.memory_base), self.memory_limit, pod.index)
+        self.pods_by_slot[slot] = pod
+        return slot
+
+    def slot_usage(self, slot: int, now: float) -> float:
+        """Core-seconds the slot's processes have run up to `now` (the loop is at `now`)."""
+        nt = self.nt
+        procs = self.scenario.api.processes
+        rows = slice(slot * procs, (slot + 1) * procs)
+        used = nt.pr_used[rows]
+        busy = nt.pr_n[rows] > 0
+        return float((used + np.where(busy, now - nt.pr_tlast[rows], 0.0)).sum())
+
+    def kill(self, pod: FastPod, reason: str, now: float) -> None:
+        """The control plane killed `pod`'s container: the loop fails what it held."""
+        loop.kill_slot(self.st, now, pod.slot, REASON_CODE[reason] if reason else REASON_CODE["pod_terminated"])
+
+    def _oom_killed(self, slot: int) -> None:
+        """The loop OOMKilled a container at admission: the deployment does the rest, now."""
+        pod = self.pods_by_slot[slot]
+        if pod.slot == slot:
+            self.runtime.container_died(pod, "oom_killed")
+
+    def _endpoints_changed(self) -> None:
+        eps = self.runtime.endpoints
+        self.nt.endpoints[: len(eps)] = [p.slot for p in eps]
+        self.nt.G[loop.G_NEP] = len(eps)
+
+    # ---- probes --------------------------------------------------------------------------------------
+    def probe(self, proc: int, flow, work: float, now: float) -> None:
+        probe = self.next_probe
+        self.next_probe += 1
+        self.probes[probe] = flow.task.owner
+        loop.probe_start(self.st, now, proc, work, probe)
+
+    def _probe_answered(self, probe: int) -> None:
+        owner = self.probes.pop(probe)
+        if not owner.triggered:
+            owner.succeed()
+
+    # ---- answers -----------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Before a monitor sample: the answers so far reach the log, the statistics and the ingress."""
+        self.flush_buffers()
+        ingress = self.model.ingress
+        G = self.nt.G
+        ingress.arrived = int(G[loop.G_ARRIVED])
+        ingress.in_flight = int(G[loop.G_INFLIGHT])
+
+    def flush_buffers(self) -> None:
+        self.books.flush(self.nt)
+
+    def record(self, wall_s: float) -> RunRecord:
+        return self.books.record(self.nt, float(self.scenario.duration), wall_s)
 
 
 class _Books:
-    """What the run writes down: answers, the monitor's samples, the datastores' figures."""
+    """What the run writes down besides the control plane's own records: answers, the datastores."""
 
-    def __init__(self, scenario, model, st, stores):
+    def __init__(self, scenario, model, stores, plane):
+        self.plane = plane  # its ``nt``: the loop's arrays (a new object when a table grows)
         self.scenario = scenario
         self.model = model
         self.stores = stores
         self.interval = float(scenario.sample_interval)
-        self.samples = set(sample_times(self.interval, float(scenario.duration)))
-        self.runtime = model.runtimes["api"]
-        self.pods = list(self.runtime.pods)
-        self.pod_index = np.asarray([p.index for p in self.pods], dtype=np.int64)
-        self.procs = scenario.api.processes
         self.waits = {name: WaitStats() for name in stores.pooled}
         self.measure_from = 0.0
         self.base: dict = {}
         self.prev: dict = {}
-        self.used_prev = np.zeros(len(self.pods))
-        self.arrived_prev = 0
-        self.status = [0] * len(STATUS_LABELS)
-        self.latencies: list = []
-        self.usage_at: dict = {}
 
-    def is_sample(self, t: float) -> bool:
-        return t in self.samples
-
-    # ---- answers and waits, handed over at every return of the loop -------------------------------
     def flush(self, st) -> None:
+        """Answers and pool waits since the last call, from the loop's buffers."""
         G = st.G
         n = int(G[loop.G_NANS])
         if n:
             ans = SimpleNamespace(cls=st.a_cls[:n].copy(), t0=st.a_t0[:n].copy(), t_end=st.a_end[:n].copy(),
-                                  status=st.a_status[:n].copy(), reason=st.a_reason[:n].copy(),
-                                  pod=np.where(st.a_pod[:n] >= 0, self.pod_index[np.maximum(st.a_pod[:n], 0)], -1))
+                                  status=st.a_status[:n].copy(), reason=st.a_reason[:n].copy(), pod=st.a_pod[:n].copy())
             record_answers(self.model, ans)
+            ingress = self.model.ingress
             counts = np.bincount(ans.status, minlength=len(STATUS_LABELS))
             for code, v in enumerate(counts.tolist()):
-                self.status[code] += v
+                ingress.interval_status[code] += v
             ok = ans.status == OK
             if ok.any():
-                self.latencies.append(ans.t_end[ok] - ans.t0[ok])
+                ingress.window.extend((ans.t_end[ok] - ans.t0[ok]).tolist())
             G[loop.G_NANS] = 0
         m = int(G[loop.G_NWAIT])
         for s, name in enumerate(self.stores.pooled):
@@ -143,105 +271,44 @@ class _Books:
         G[loop.G_NWAIT] = 0
 
     # ---- the warm-up's end: the datastores count for the summary from here (Datastores._measure) --
-    def measure(self, st) -> None:
-        self.measure_from = float(self.scenario.warmup)
+    def measure(self, st, at: float) -> None:
+        self.flush(st)
+        self.measure_from = at
+        nx = int(st.P[loop.P_NEXT])
         for s, name in enumerate(self.stores.pooled):
             self.waits[name].measuring = True
             st.st_peak[s] = st.st_server_open[s]
             self.base[name] = {"timeouts": int(st.st_timeouts[s]), "refused": int(st.st_refused[s]),
                                "calls": int(st.st_calls[s]), "connects": int(st.st_connects[s]),
-                               "overflow_closed": int(st.st_overflow_closed[s]), "busy": float(st.sv_busy[s]),
-                               "area_use": float(st.st_area_use[s]), "area_wait": float(st.st_area_wait[s])}
-        n_procs = len(st.pr_pod)
+                               "overflow_closed": int(st.st_overflow_closed[s]), "busy": _busy_now(st, s, at),
+                               "area_use": _area_now(st, s, at)[0], "area_wait": _area_now(st, s, at)[1]}
         for x, name in enumerate(self.stores.external):
             self.base[name] = {"calls": int(st.ex_calls[x]), "rejected": int(st.ex_rejected[x]),
                                "failed": int(st.ex_failed[x])}
             st.ex_win_max[x] = st.ex_win_count[x]
-            st.ex_max_in_use[x] = int(st.sm_inuse[x * n_procs:(x + 1) * n_procs].max(initial=0))
+            st.ex_max_in_use[x] = int(st.sm_inuse[x::nx].max(initial=0))
 
-    # ---- a monitor sample (components/monitor.py, then the datastores' and the nodes' samplers) ----
-    def sample(self, st, now: float) -> None:
-        add = self.model.recorder.samples.add
-        self._deployment(st, now, add)
-        self._ingress(st, now, add)
-        self._datastores(st, now, add)
-        node_sampler = self.model.node_sampler
-        if node_sampler is not None:
-            usage = self.usage_at
-            node_sampler.usage = lambda pod: usage[pod]
-            node_sampler.sample(now, add)
-
-    def _deployment(self, st, now: float, add) -> None:
-        sc, rt = self.scenario, self.runtime
-        api = sc.api
-        used = st.pr_used.reshape(len(self.pods), self.procs).sum(axis=1)
-        self.usage_at = dict(zip(self.pods, used.tolist()))
-        cores = float((used - self.used_prev).sum()) / self.interval
-        self.used_prev = used
-        req_cpu = sum(p.cpu_request for p in self.pods) or float("nan")
-        req_mem = sum(p.mem_request for p in self.pods) or float("nan")
-        mem = int(st.pod_mem.sum())
-        limit = api.resources.limits.memory
-        frac = float(st.pod_mem.max()) / limit if limit is not None else 0.0
-        add(now, "api", "replicas_desired", rt.spec_replicas)
-        add(now, "api", "pods", len(self.pods))
-        add(now, "api", "pods_ready", rt.ready_count())
-        add(now, "api", "pods_pending", 0)
-        add(now, "api", "cpu_cores", cores)
-        add(now, "api", "cpu_utilization", cores / req_cpu)
-        add(now, "api", "memory_bytes", mem)
-        add(now, "api", "memory_utilization", mem / req_mem)
-        add(now, "api", "memory_limit_fraction_max", frac)
-        add(now, "api", "in_flight", int(st.pod_inflight.sum()))
-        add(now, "api", "backlog", int(st.pod_blen.sum()))
-        add(now, "api", "throttled_fraction", 0.0)  # the capability table admits no binding CPU limit
-        add(now, "api", "throttled_s", 0.0)
-        add(now, "api", "cfs_periods", 0)
-        add(now, "api", "cfs_throttled_periods", 0)
-        add(now, "api", "throttled_periods_fraction", 0.0)
-
-    def _ingress(self, st, now: float, add) -> None:
+    # ---- the datastores' samples (components/datastores/runtime.py ``Datastores.sample``) -----------
+    def sample_datastores(self, now: float, add) -> None:
+        st = self.plane.nt
         dt = self.interval
-        arrived = int(st.G[loop.G_ARRIVED])
-        add(now, "ingress", "arrivals_rps", (arrived - self.arrived_prev) / dt)
-        self.arrived_prev = arrived
-        counts, self.status = self.status, [0] * len(STATUS_LABELS)
-        ok = counts[OK]
-        add(now, "ingress", "throughput_rps", ok / dt)
-        for code, label in enumerate(STATUS_LABELS[1:], start=1):
-            add(now, "ingress", f"errors_{label}_rps", counts[code] / dt)
-        answered = sum(counts)
-        add(now, "ingress", "error_rate", (answered - ok) / answered if answered else 0.0)
-        add(now, "ingress", "in_flight", int(st.G[loop.G_INFLIGHT]))
-        if self.latencies:
-            arr = np.concatenate(self.latencies)
-            self.latencies = []
-            p50, p95, p99 = np.percentile(arr, [50, 95, 99])
-            add(now, "ingress", "latency_mean_s", float(arr.mean()))
-            add(now, "ingress", "latency_p50_s", p50)
-            add(now, "ingress", "latency_p95_s", p95)
-            add(now, "ingress", "latency_p99_s", p99)
-
-    def _datastores(self, st, now: float, add) -> None:
-        dt = self.interval
-        n_procs = len(st.pr_pod)
+        npooled, nx = int(st.P[loop.P_NPOOLED]), int(st.P[loop.P_NEXT])
         for name in self.scenario.datastores:
             if name in self.stores.pooled:
                 s = self.stores.pooled.index(name)
-                pools = slice(s * n_procs, (s + 1) * n_procs)
-                busy = float(st.sv_busy[s])
+                busy = _busy_now(st, s, now)
                 add(now, name, "connections_open", int(st.st_server_open[s]))
-                add(now, name, "connections_in_use", int(st.pl_inuse[pools].sum()))
-                add(now, name, "pool_waiters", int(st.pl_wait_len[pools].sum()))
+                add(now, name, "connections_in_use", int(st.pl_inuse[s::npooled].sum()))
+                add(now, name, "pool_waiters", int(st.pl_wait_len[s::npooled].sum()))
                 add(now, name, "pool_wait_p99_s", self.waits[name].interval_p99())
                 add(now, name, "pool_timeouts", int(st.st_timeouts[s]) - self._prev(name, "timeouts", int(st.st_timeouts[s])))
                 add(now, name, "refused", int(st.st_refused[s]) - self._prev(name, "refused", int(st.st_refused[s])))
-                add(now, name, "utilization", (busy - self._prev(name, "busy", busy)) / (st.sv_cores[s] * dt))
+                add(now, name, "utilization", (busy - self._prev(name, "busy", busy)) / (float(st.sv_cores[s]) * dt))
                 add(now, name, "queries_in_service", int(st.sv_n[s]))
             else:
                 x = self.stores.external.index(name)
                 add(now, name, "in_flight", int(st.ex_in_flight[x]))
-                add(now, name, "waiters", int(st.sm_wait_len[x * n_procs:(x + 1) * n_procs].sum()))
+                add(now, name, "waiters", int(st.sm_wait_len[x::nx].sum()))
                 add(now, name, "rate_limited", int(st.ex_wrejected[x]))
                 st.ex_wrejected[x] = 0
 
@@ -262,7 +329,8 @@ class _Books:
             scenario=self.scenario, seed=model.seed, engine=NAME, recorder=model.recorder,
             arrived=int(st.G[loop.G_ARRIVED]), in_flight_end=int(st.G[loop.G_INFLIGHT]), deployments=totals,
             request_stats=model.ingress.stats, jobs=None, datastores=self._datastores_block(st, now),
-            nodes_requested_at=[], wall_s=wall_s,
+            nodes_requested_at=list(model.node_autoscaler.requested_at) if model.node_autoscaler is not None else [],
+            wall_s=wall_s,
         )
 
     def _datastores_block(self, st, now: float) -> dict:
@@ -275,18 +343,19 @@ class _Books:
                 s = self.stores.pooled.index(name)
                 w = self.waits[name]
                 limit = int(st.st_server_limit[s])
+                area_use, area_wait = _area_now(st, s, now)
                 out[name] = {
                     "kind": spec.kind,
                     "connections_max": int(st.st_peak[s]),
                     "connections_limit": limit if limit < layout._UNLIMITED else None,
                     "pool_wait_s": {"mean": w.mean(), "p50": w.run_percentile(50), "p95": w.run_percentile(95),
                                     "p99": w.run_percentile(99)},
-                    "connections_in_use_mean": (float(st.st_area_use[s]) - base.get("area_use", 0.0)) / span,
-                    "pool_waiters_mean": (float(st.st_area_wait[s]) - base.get("area_wait", 0.0)) / span,
+                    "connections_in_use_mean": (area_use - base.get("area_use", 0.0)) / span,
+                    "pool_waiters_mean": (area_wait - base.get("area_wait", 0.0)) / span,
                     "checkouts": w.count,
                     "pool_timeouts": int(st.st_timeouts[s]) - base.get("timeouts", 0),
                     "refused": int(st.st_refused[s]) - base.get("refused", 0),
-                    "utilization": {"mean": (float(st.sv_busy[s]) - base.get("busy", 0.0)) / (float(st.sv_cores[s]) * span)},
+                    "utilization": {"mean": (_busy_now(st, s, now) - base.get("busy", 0.0)) / (float(st.sv_cores[s]) * span)},
                     "calls": int(st.st_calls[s]) - base.get("calls", 0),
                     "connects": int(st.st_connects[s]) - base.get("connects", 0),
                     "overflow_closed": int(st.st_overflow_closed[s]) - base.get("overflow_closed", 0),
@@ -302,3 +371,24 @@ class _Books:
                     "accepted_max_per_window": int(st.ex_win_max[x]),
                 }
         return out
+
+
+def _busy_now(st, s: int, now: float) -> float:
+    """A server's core-seconds of work up to `now` (pools.PSServer.busy_now, without moving its clock)."""
+    n = int(st.sv_n[s])
+    busy = float(st.sv_busy[s])
+    dt = now - float(st.sv_tlast[s])
+    if n and dt > 0.0:
+        cores, speed = float(st.sv_cores[s]), float(st.sv_speed[s])
+        busy += dt * speed * (n if n <= cores else cores)
+    return busy
+
+
+def _area_now(st, s: int, now: float) -> tuple[float, float]:
+    """∫ connections in use dt and ∫ waiting checkouts dt up to `now`."""
+    dt = now - float(st.st_tarea[s])
+    use, wait = float(st.st_area_use[s]), float(st.st_area_wait[s])
+    if dt > 0.0:
+        use += int(st.st_nuse[s]) * dt
+        wait += int(st.st_nwait[s]) * dt
+    return use, wait

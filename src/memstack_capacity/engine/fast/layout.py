@@ -148,10 +148,11 @@ class Start:
     change_d: np.ndarray
 
 
-def lay_out(scenario, seed: int, n_pods: int, arrivals: np.ndarray | None):
+def lay_out(scenario, seed: int, slots: int, arrivals: np.ndarray | None, users: list | None):
     """The state of a run of `scenario` with `seed` at t = 0 (a :class:`State`), its datastores'
-    indices, its random-number rows and what it starts with: `n_pods` API pods (in the runtime's
-    order, all endpoints), open `arrivals` (times) or the scenario's closed users."""
+    indices, its random-number rows and what it starts with: room for `slots` API containers (a
+    pod's container incarnation is a slot; Python adds them, :func:`grow_slots` makes room), open
+    `arrivals` (times) or closed users following `users` ((t, users) points)."""
     api = scenario.api
     wl = scenario.workload
     ds = scenario.datastores
@@ -169,15 +170,16 @@ def lay_out(scenario, seed: int, n_pods: int, arrivals: np.ndarray | None):
     cls_range = [programs.emit(c.steps, f"requests/{c.name}") for c in wl.requests]
 
     procs = api.processes
+    n_pods = slots
     n_procs = n_pods * procs
     width = programs.widest
     per_proc = api.concurrency * width
-    flows = _capacity(64 + 4 * (n_pods * procs * per_proc if api.concurrency < 10_000 else 1 << 16))
-    flows = min(flows, 1 << 20)
+    # tables start where most runs never grow them; the loop asks for more when half full
+    flows = max(1 << 14, min(_capacity(4 * n_pods * procs * per_proc), 1 << 20))
     tasks = flows
 
     P = _i(loop.P_SIZE)
-    P[loop.P_NPODS], P[loop.P_PROCS], P[loop.P_CONC], P[loop.P_BACKLOG] = n_pods, procs, api.concurrency, api.backlog
+    P[loop.P_NPODS], P[loop.P_PROCS], P[loop.P_CONC], P[loop.P_BACKLOG] = 0, procs, api.concurrency, api.backlog
     P[loop.P_RANDOM] = api.load_balancing == "random"
     P[loop.P_CLOSED] = closed
     retry = wl.users.retry if closed else None
@@ -198,14 +200,16 @@ def lay_out(scenario, seed: int, n_pods: int, arrivals: np.ndarray | None):
         cum.append(acc)
     cum[-1] = 1.0
 
-    changes = user_changes([(p.at, p.users) for p in wl.users.profile], float(scenario.duration)) if closed else []
-    initial = _initial_users(wl) if closed else 0
+    changes = user_changes(users, float(scenario.duration)) if closed else []
+    initial = _initial_users(users) if closed else 0
     n_users = max(1, initial + sum(1 for _, d in changes if d > 0))
 
     ext = [ds[n] for n in stores.external]
     n_ext = max(1, len(ext))
+    P[loop.P_NEXT] = n_ext
     pooled = [ds[n] for n in stores.pooled]
     n_pooled = max(1, len(pooled))
+    P[loop.P_NPOOLED] = n_pooled
     settings = [_pool_settings(s) for s in pooled]
     conn_per_pool = max([min(lim, per_proc + 16) if lim < _UNLIMITED else per_proc + 16 for _, lim, *_ in settings],
                         default=1)
@@ -215,7 +219,7 @@ def lay_out(scenario, seed: int, n_pods: int, arrivals: np.ndarray | None):
     st = State(
         G=_i(loop.G_SIZE), P=P, PF=PF,
         draws=_f((n_rows, _ROW)), draw_i=_i(n_rows), draw_n=_i(n_rows),
-        ev_t=_f(1024), ev_s=_i(1024), ev_k=_i(1024), ev_a=_i(1024), ev_b=_i(1024),
+        ev_t=_f(1 << 12), ev_s=_i(1 << 12), ev_k=_i(1 << 12), ev_a=_i(1 << 12), ev_b=_i(1 << 12),
         op_kind=np.asarray(programs.kind, dtype=np.int64), op_a=np.asarray(programs.a, dtype=np.int64),
         op_b=np.asarray(programs.b, dtype=np.int64), op_samp=np.asarray(programs.samp, dtype=np.int64),
         br_start=np.asarray(programs.br_start or [0], dtype=np.int64),
@@ -235,7 +239,9 @@ def lay_out(scenario, seed: int, n_pods: int, arrivals: np.ndarray | None):
         dq=_i((1, tasks)), dq_head=_i(1), dq_len=_i(1),
         a_cls=_i(1 << 16), a_t0=_f(1 << 16), a_end=_f(1 << 16), a_status=_i(1 << 16), a_reason=_i(1 << 16),
         a_pod=_i(1 << 16),
-        endpoints=np.arange(n_pods, dtype=np.int64), pod_inflight=_i(n_pods),
+        endpoints=_i(n_pods), pod_killed=_i(n_pods, 1), pod_mem_limit=_i(n_pods), pod_index=_i(n_pods),
+        pl_dead=_i(n_pooled * n_procs), note_kind=_i(256), note_value=_i(256), note_time=_f(256),
+        pod_inflight=_i(n_pods),
         pod_mem=_i(n_pods, int(api.memory_base)), pod_mem_peak=_i(n_pods, int(api.memory_base)),
         pod_backlog=_i((n_pods, max(1, api.backlog))), pod_bhead=_i(n_pods), pod_blen=_i(n_pods),
         pr_pod=np.repeat(np.arange(n_pods, dtype=np.int64), procs), pr_inflight=_i(n_procs), pr_n=_i(n_procs),
@@ -297,9 +303,9 @@ def _capacity(n: int) -> int:
     return 1 << max(10, int(math.ceil(math.log2(max(n, 2)))))
 
 
-def _initial_users(wl) -> int:
-    first = wl.users.profile[0]
-    return int(first.users) if first.at <= 0 else 0
+def _initial_users(points: list) -> int:
+    at, users = points[0]
+    return int(users) if at <= 0 else 0
 
 
 def _pool_settings(spec) -> tuple:
@@ -416,3 +422,41 @@ def _wider_ring(ring: np.ndarray, head: np.ndarray, length: np.ndarray) -> np.nd
         out[r, :n] = ring[r, idx]
     head[:] = 0
     return out
+
+
+#: The tables that have a row per container slot, per process and per (process, store).
+_PER_SLOT = ("endpoints", "pod_killed", "pod_mem_limit", "pod_index", "pod_inflight", "pod_mem", "pod_mem_peak",
+             "pod_bhead", "pod_blen", "pod_backlog")
+_PER_PROC = ("pr_pod", "pr_inflight", "pr_n", "pr_token", "pr_seq", "pr_V", "pr_tlast", "pr_used", "pr_due",
+             "pr_hkey", "pr_hseq", "pr_hitem")
+_PER_POOL = ("pl_open", "pl_inuse", "pl_watching", "pl_dead", "pl_idle", "pl_idle_head", "pl_idle_len", "pl_wait",
+             "pl_wait_head", "pl_wait_len")
+_PER_SEM = ("sm_inuse", "sm_wait", "sm_wait_head", "sm_wait_len")
+
+
+def grow_slots(st: State) -> State:
+    """Room for twice as many container slots: every per-slot, per-process, per-pool and
+    per-semaphore table doubles its rows (new rows as a fresh container's: killed until added)."""
+    repl = {}
+    for name in _PER_SLOT + _PER_PROC + _PER_POOL + _PER_SEM:
+        a = getattr(st, name)
+        extra = np.zeros_like(a)
+        if name == "pod_killed":
+            extra[:] = 1
+        elif name == "pr_due":
+            extra[:] = math.inf
+        repl[name] = np.concatenate([a, extra], axis=0)
+    return st._replace(**repl)
+
+
+def add_slot(st: State, slot: int, now: float, memory_base: int, memory_limit: int, pod_index: int) -> None:
+    """Slot `slot` becomes a container that has just started: no request, `memory_base` bytes."""
+    procs = int(st.P[loop.P_PROCS])
+    st.pod_killed[slot] = 0
+    st.pod_mem[slot] = st.pod_mem_peak[slot] = memory_base
+    st.pod_mem_limit[slot] = memory_limit
+    st.pod_index[slot] = pod_index
+    rows = slice(slot * procs, (slot + 1) * procs)
+    st.pr_pod[rows] = slot
+    st.pr_tlast[rows] = now
+    st.P[loop.P_NPODS] = max(int(st.P[loop.P_NPODS]), slot + 1)

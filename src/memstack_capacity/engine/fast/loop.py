@@ -36,22 +36,26 @@ EV_CONNECTED, EV_REFUSED, EV_POOL_EXPIRE, EV_EXT_DONE, EV_EXT_RETRY, EV_INGRESS_
 OP_CPU, OP_CALL, OP_EXTERNAL, OP_PARALLEL = 0, 1, 2, 3
 
 # ---- return codes of advance ----------------------------------------------------------------------
-DONE, REFILL, GROW = 0, 1, 2
+DONE, REFILL, GROW, NOTES = 0, 1, 2, 3
+
+# ---- what the loop tells Python (the notes' kinds) ----------------------------------------------------
+NOTE_PROBE, NOTE_OOM = 0, 1
 
 # ---- status and reason codes (components/recorder.py) ----------------------------------------------
-OK, E503, E504, E500 = 0, 1, 2, 4
-R_BACKLOG_FULL, R_TIMEOUT = 1, 3
+OK, E503, E504, E502, E500 = 0, 1, 2, 3, 4
+R_BACKLOG_FULL, R_NO_ENDPOINTS, R_TIMEOUT, R_OOM = 1, 2, 3, 4
 
 # ---- the integer globals G[...] -------------------------------------------------------------------
 G_EVN, G_EVSEQ, G_REFILL, G_GROW, G_ARRIVED, G_INFLIGHT, G_RR = 0, 1, 2, 3, 4, 5, 6
 G_NACTIVE, G_DQHEAD, G_DQLEN, G_WATCHING, G_NANS, G_NWAIT = 7, 8, 9, 10, 11, 12
 G_FLOWTOP, G_TASKTOP, G_CONNTOP, G_SP, G_NEXTUSER = 13, 14, 15, 16, 17
-G_SIZE = 18
+G_NEP, G_NOTES = 18, 19  # endpoints; notes for Python (probes answered, containers OOMKilled)
+G_SIZE = 20
 
 # ---- the scenario's integer parameters P[...] and float parameters PF[...] ----------------------
 P_NPODS, P_PROCS, P_CONC, P_BACKLOG, P_RANDOM, P_CLOSED, P_RETRY_ATTEMPTS, P_NARRIVALS = 0, 1, 2, 3, 4, 5, 6, 7
-P_NCLASSES, P_S_THINK, P_S_USERS_U, P_S_MIX, P_S_BALANCER = 8, 9, 10, 11, 12
-P_SIZE = 13
+P_NCLASSES, P_S_THINK, P_S_USERS_U, P_S_MIX, P_S_BALANCER, P_NPOOLED, P_NEXT = 8, 9, 10, 11, 12, 13, 14
+P_SIZE = 15
 PF_TIMEOUT, PF_RETRY_BACKOFF, PF_RETRY_MULT, PF_RETRY_JITTER = 0, 1, 2, 3
 PF_SIZE = 4
 
@@ -90,7 +94,8 @@ STATE_FIELDS = (
     ("t_indq", I1), ("t_inpod", I1), ("t_free", I1), ("task_free", I1),
     ("dq", I2), ("dq_head", I1), ("dq_len", I1), ("a_cls", I1),
     ("a_t0", F1), ("a_end", F1), ("a_status", I1), ("a_reason", I1),
-    ("a_pod", I1), ("endpoints", I1), ("pod_inflight", I1), ("pod_mem", I1),
+    ("a_pod", I1), ("endpoints", I1), ("pod_killed", I1), ("pod_mem_limit", I1), ("pod_index", I1), ("pl_dead", I1),
+    ("note_kind", I1), ("note_value", I1), ("note_time", F1), ("pod_inflight", I1), ("pod_mem", I1),
     ("pod_mem_peak", I1), ("pod_backlog", I2), ("pod_bhead", I1), ("pod_blen", I1),
     ("pr_pod", I1), ("pr_inflight", I1), ("pr_n", I1), ("pr_token", I1),
     ("pr_seq", I1), ("pr_V", F1), ("pr_tlast", F1), ("pr_used", F1),
@@ -432,7 +437,11 @@ def _pick_class(st):
 def _send(st, now, task):
     G, P = st.G, st.P
     G[G_ARRIVED] += 1
-    n = P[P_NPODS]
+    n = G[G_NEP]
+    if n == 0:
+        _answer(st, now, task, E503, R_NO_ENDPOINTS, -1)
+        _try_free_task(st, task)
+        return
     if P[P_RANDOM]:
         pod = int(_draw(st, P[P_S_BALANCER]) * n)
     else:
@@ -441,7 +450,7 @@ def _send(st, now, task):
         pod = i
     pod = st.endpoints[pod]
     if not _pod_submit(st, now, task, pod):
-        _answer(st, now, task, E503, R_BACKLOG_FULL, pod)
+        _answer(st, now, task, E503, R_BACKLOG_FULL, st.pod_index[pod])
         _try_free_task(st, task)
         return
     G[G_INFLIGHT] += 1
@@ -478,19 +487,25 @@ def _ingress_expire(st, now):
         st.t_indq[t] = 0
         if not st.t_gone[t]:
             G[G_INFLIGHT] -= 1
-            _answer(st, now, t, E504, R_TIMEOUT, st.t_pod[t])
+            _answer(st, now, t, E504, R_TIMEOUT, st.pod_index[st.t_pod[t]])
         _try_free_task(st, t)
     _ingress_watch(st, now)
 
 
 @njit(cache=True)
 def _task_done(st, now, task):
-    """The request's program ended: its pod slot goes back, then the client has its answer."""
+    """The request's program ended: its pod slot goes back, then the client has its answer (a probe's
+    prober is told)."""
+    user = st.t_user[task]
+    if user <= -2:
+        st.t_gone[task] = 1
+        _note(st, now, NOTE_PROBE, -2 - user)
+        return
     _release(st, now, task)
     if st.t_gone[task]:
         return
     st.G[G_INFLIGHT] -= 1
-    _answer(st, now, task, OK, 0, st.t_pod[task])
+    _answer(st, now, task, OK, 0, st.pod_index[st.t_pod[task]])
 
 
 @njit(cache=True)
@@ -501,7 +516,7 @@ def _fail(st, now, f, reason):
         st.t_alive[task] = 0
         if not st.t_gone[task]:
             st.G[G_INFLIGHT] -= 1
-            _answer(st, now, task, E500, reason, st.t_pod[task])
+            _answer(st, now, task, E500, reason, st.pod_index[st.t_pod[task]])
         if st.t_inpod[task]:
             _release(st, now, task)
     _drop_flow(st, f)
@@ -547,6 +562,10 @@ def _admit(st, now, task, proc):
     st.pod_mem[pod] += st.cls_mem[cls]
     if st.pod_mem[pod] > st.pod_mem_peak[pod]:
         st.pod_mem_peak[pod] = st.pod_mem[pod]
+    if st.pod_mem[pod] > st.pod_mem_limit[pod]:  # OOMKilled: everything in the container fails
+        _kill_slot(st, now, pod, R_OOM)
+        _note(st, now, NOTE_OOM, pod)
+        return
     f = _new_flow(st, task, st.cls_start[cls], st.cls_end[cls], -1)
     _push_walk(st, f)
 
@@ -555,6 +574,8 @@ def _admit(st, now, task, proc):
 def _release(st, now, task):
     proc = st.t_proc[task]
     pod = st.t_pod[task]
+    if not st.t_inpod[task]:
+        return
     st.t_inpod[task] = 0
     st.pr_inflight[proc] -= 1
     st.pod_inflight[pod] -= 1
@@ -573,6 +594,8 @@ def _release(st, now, task):
         _ring_pop(st.pod_backlog, st.pod_bhead, st.pod_blen, pod)
         st.t_inback[nxt] = 0
         _admit(st, now, nxt, free)
+        if st.pod_killed[pod]:
+            break
 
 
 # ---- a process's CPU: processor sharing with virtual time (components/podcpu.py) ------------------
@@ -746,7 +769,7 @@ def _sql_call(st, now, f, op):
     row = st.op_samp[op]
     work = _draw(st, row) if row >= 0 else 0.0
     st.st_calls[s] += 1
-    pool = s * st.pr_pod.shape[0] + st.t_proc[st.f_task[f]]
+    pool = st.t_proc[st.f_task[f]] * st.P[P_NPOOLED] + s
     if not st.pl_idle_len[pool]:
         _checkout(st, now, s, pool, f, work)
         return
@@ -799,7 +822,10 @@ def _connect(st, now, s, pool, f, work, slot_held):
 
 @njit(cache=True)
 def _connected(st, now, f, pool):
-    s = pool // st.pr_pod.shape[0]
+    s = pool % st.P[P_NPOOLED]
+    if st.pl_dead[pool]:
+        _drop_flow(st, f)
+        return
     st.pl_inuse[pool] += 1
     _area(st, s, now)
     st.st_nuse[s] += 1
@@ -813,8 +839,11 @@ def _connected(st, now, f, pool):
 
 @njit(cache=True)
 def _refused(st, now, f, pool):
-    s = pool // st.pr_pod.shape[0]
+    s = pool % st.P[P_NPOOLED]
     st.pl_open[pool] -= 1
+    if st.pl_dead[pool]:
+        _drop_flow(st, f)
+        return
     _fail(st, now, f, st.st_refused_code[s])
 
 
@@ -845,13 +874,16 @@ def _got(st, now, s, pool, conn, f, work):
 def _query_done(st, now, f):
     pool = st.f_pool[f]
     conn = st.f_conn[f]
-    s = pool // st.pr_pod.shape[0]
+    s = pool % st.P[P_NPOOLED]
     _checkin(st, now, s, pool, conn)
     _push_walk(st, f)
 
 
 @njit(cache=True)
 def _checkin(st, now, s, pool, conn):
+    if st.pl_dead[pool]:  # its process died: the connection was closed then
+        _free_conn(st, conn)
+        return
     st.pl_inuse[pool] -= 1
     _area(st, s, now)
     st.st_nuse[s] -= 1
@@ -891,7 +923,9 @@ def _pool_watch(st, now, s, pool):
 
 @njit(cache=True)
 def _pool_expire(st, now, pool):
-    s = pool // st.pr_pod.shape[0]
+    s = pool % st.P[P_NPOOLED]
+    if st.pl_dead[pool]:
+        return
     limit = now + 1e-9
     while st.pl_wait_len[pool]:
         w = st.pl_wait[pool, st.pl_wait_head[pool]]
@@ -917,7 +951,7 @@ def _pool_expire(st, now, pool):
 @njit(cache=True)
 def _ext_call(st, now, f, op):
     x = st.op_a[op]
-    sem = x * st.pr_pod.shape[0] + st.t_proc[st.f_task[f]]
+    sem = st.t_proc[st.f_task[f]] * st.P[P_NEXT] + x
     st.ex_calls[x] += 1
     if st.sm_inuse[sem] < st.ex_conc[x] and not st.sm_wait_len[sem]:
         st.sm_inuse[sem] += 1
@@ -978,7 +1012,7 @@ def _ext_release(st, now, x, sem):
 @njit(cache=True)
 def _ext_done(st, now, f):
     sem = st.f_pool[f]
-    x = sem // st.pr_pod.shape[0]
+    x = sem % st.P[P_NEXT]
     st.ex_in_flight[x] -= 1
     _ext_release(st, now, x, sem)
     _push_walk(st, f)
@@ -987,7 +1021,7 @@ def _ext_done(st, now, f):
 @njit(cache=True)
 def _ext_retry(st, now, f):
     sem = st.f_pool[f]
-    x = sem // st.pr_pod.shape[0]
+    x = sem % st.P[P_NEXT]
     if not _ext_attempt(st, now, x, sem, f, st.f_conn[f]):
         _ext_release(st, now, x, sem)
 
@@ -1082,7 +1116,87 @@ def advance(st, until):
         elif kind == EV_USER_CHANGE:
             _user_change(st, now, a)
         _walk(st, now)
+        if G[G_NOTES]:
+            return NOTES
     return DONE
+
+
+@njit(cache=True)
+def _note(st, now, kind, value):
+    G = st.G
+    n = G[G_NOTES]
+    if n < st.note_kind.shape[0]:
+        st.note_kind[n] = kind
+        st.note_value[n] = value
+        st.note_time[n] = now
+        G[G_NOTES] = n + 1
+    else:
+        raise RuntimeError("more notes for Python in one event than the loop can hold")
+
+
+@njit(cache=True)
+def _kill_slot(st, now, slot, reason):
+    """The container of pod slot `slot` died (OOMKilled, restarted, deleted): what it held fails with
+    502 `reason`, oldest first, and its processes' pools close at the servers
+    (components/deployments.py ``_fail_tasks``, datastores ``proc_gone``)."""
+    if st.pod_killed[slot]:
+        return
+    st.pod_killed[slot] = 1
+    n = 0
+    cap = st.t_cls.shape[0]
+    held = np.empty(cap, dtype=np.int64)
+    for t in range(cap):
+        if st.t_free[t] == 0 and st.t_inpod[t] and st.t_pod[t] == slot:
+            held[n] = t
+            n += 1
+    order = np.argsort(st.t_t0[held[:n]], kind="mergesort")
+    G = st.G
+    for j in range(n):
+        t = held[order[j]]
+        st.t_inpod[t] = 0
+        st.t_inback[t] = 0
+        if st.t_alive[t]:
+            st.t_alive[t] = 0
+            if not st.t_gone[t]:
+                G[G_INFLIGHT] -= 1
+                _answer(st, now, t, E502, reason, st.pod_index[slot])
+        _try_free_task(st, t)
+    st.pod_inflight[slot] = 0
+    st.pod_blen[slot] = 0
+    procs = st.P[P_PROCS]
+    npooled = st.P[P_NPOOLED]
+    for j in range(procs):
+        p = slot * procs + j
+        st.pr_inflight[p] = 0
+        for s in range(npooled):
+            pool = p * npooled + s
+            if st.pl_dead[pool]:
+                continue
+            _area(st, s, now)
+            st.pl_dead[pool] = 1
+            st.st_nwait[s] -= st.pl_wait_len[pool]
+            st.st_nuse[s] -= st.pl_inuse[pool]
+            st.st_server_open[s] -= st.pl_open[pool]
+            st.pl_inuse[pool] = 0
+            st.pl_open[pool] = 0
+            while st.pl_idle_len[pool]:
+                _free_conn(st, _ring_pop(st.pl_idle, st.pl_idle_head, st.pl_idle_len, pool))
+            while st.pl_wait_len[pool]:
+                _drop_flow(st, _ring_pop(st.pl_wait, st.pl_wait_head, st.pl_wait_len, pool))
+
+
+@njit(cache=True)
+def kill_slot(st, now, slot, reason):
+    """:func:`_kill_slot` from Python (the control plane killed the container); the loop is at `now`."""
+    _kill_slot(st, now, slot, reason)
+
+
+@njit(cache=True)
+def probe_start(st, now, proc, work, probe):
+    """A probe's CPU work on process `proc`; the loop notes ``(NOTE_PROBE, probe)`` when it is done."""
+    task = _new_task(st, -1, now, -2 - probe)
+    f = _new_flow(st, task, 0, 0, -1)
+    _cpu_start(st, now, proc, f, work)
 
 
 @njit(cache=True)
@@ -1118,21 +1232,6 @@ def start(st, initial, change_t, change_d):
         _schedule(st, delay, EV_USER_SEND, u, 0)
     for j in range(change_t.shape[0]):
         _schedule(st, change_t[j], EV_USER_CHANGE, change_d[j], 0)
-
-
-@njit(cache=True)
-def sync(st, now):
-    """Bring every process's CPU, server's work and pool's time integrals up to `now` (for a sample)."""
-    for p in range(st.pr_n.shape[0]):
-        n = st.pr_n[p]
-        if n:
-            dt = now - st.pr_tlast[p]
-            st.pr_V[p] += dt / n
-            st.pr_used[p] += dt
-        st.pr_tlast[p] = now
-    for s in range(st.sv_n.shape[0]):
-        _server_sync(st, s, now)
-        _area(st, s, now)
 
 
 @njit(cache=True)
@@ -1201,6 +1300,13 @@ def make_state(nt):
     st.a_reason = nt.a_reason
     st.a_pod = nt.a_pod
     st.endpoints = nt.endpoints
+    st.pod_killed = nt.pod_killed
+    st.pod_mem_limit = nt.pod_mem_limit
+    st.pod_index = nt.pod_index
+    st.pl_dead = nt.pl_dead
+    st.note_kind = nt.note_kind
+    st.note_value = nt.note_value
+    st.note_time = nt.note_time
     st.pod_inflight = nt.pod_inflight
     st.pod_mem = nt.pod_mem
     st.pod_mem_peak = nt.pod_mem_peak

@@ -360,7 +360,7 @@ class LazyPod(ProbeWakeups, Pod):
             else:
                 dues[j] = INF
 
-    def drop_all(self) -> list:
+    def drop_all(self, reason: str = "") -> list:
         """The container died or the pod is gone: what it held, as tasks the deployment fails."""
         now = self.env.now
         self.plane.bring(self, now)
