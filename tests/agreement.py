@@ -46,6 +46,18 @@ PER_DATASTORE = (
 )
 
 
+#: The worker tier's figures compared.
+JOBS = (
+    ("completed", ("completed",)),
+    ("failed", ("failed",)),
+    ("latency_mean_s", ("latency_s", "mean")),
+    ("retries", ("retries",)),
+    ("backlog_max", ("backlog_max",)),
+    ("enqueued", ("totals", "enqueued")),
+    ("crashes", ("totals", "crashes")),
+)
+
+
 def _get(node, path):
     for key in path:
         if not isinstance(node, dict) or key not in node:
@@ -66,13 +78,26 @@ def figures(summary: dict) -> dict[str, float]:
     for name, block in (summary.get("datastores") or {}).items():
         for label, path in PER_DATASTORE:
             out[f"{name}.{label}"] = _get(block, path)
+    for label, path in JOBS:
+        out[f"jobs.{label}"] = _get(summary.get("jobs") or {}, path)
     return {k: float(v) for k, v in out.items() if v is not None}
 
 
 def disagreements(reference: list[dict], fast: list[dict], k: float = K_SE) -> list[str]:
     """Figures whose means differ by more than `k` combined standard errors (with what they were)."""
-    ref = [figures(s) for s in reference]
-    got = [figures(s) for s in fast]
+    return figure_disagreements([figures(s) for s in reference], [figures(s) for s in fast], k)
+
+
+def series_means(series, suffixes: tuple = ("/utilization", "/connections_in_use", "/jobs/backlog",
+                                            "/jobs/slots_busy", "/cpu_cores", "/memory_bytes")) -> dict[str, float]:
+    """Each run's time-averaged series (a run's frame of series): what the monitor's samplers wrote,
+    which the summary does not all carry (a sampler reading the wrong state shows here)."""
+    return {f"series {c}": float(series[c].mean()) for c in series.columns
+            if c.endswith(suffixes) and series[c].notna().any()}
+
+
+def figure_disagreements(ref: list[dict], got: list[dict], k: float = K_SE) -> list[str]:
+    """:func:`disagreements` on figures already taken (label -> value, one dict per run)."""
     labels = sorted(set.intersection(*(set(f) for f in ref + got)))
     bad = []
     for label in labels:

@@ -33,7 +33,7 @@ def test_the_general_engine_models_every_feature():
 
 
 @pytest.mark.parametrize("path, engine", [
-    ("small.yaml", "fast"), ("peak.yaml", "des"), ("flash-crowd.yaml", "des"), ("node-loss.yaml", "des"),
+    ("small.yaml", "fast"), ("peak.yaml", "fast"), ("flash-crowd.yaml", "fast"), ("node-loss.yaml", "des"),
     ("day.yaml", "fast"), ("week.yaml", "des"),
 ])
 def test_auto_picks_the_fastest_engine_for_each_bundled_scenario(path, engine):

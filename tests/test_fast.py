@@ -21,7 +21,7 @@ import pytest
 from memstack_capacity import load_scenario, simulate
 from memstack_capacity.engine import capabilities
 from memstack_capacity.scenario.load import parse_scenario
-from tests.agreement import TRAJECTORY_SHARE, disagreements, trajectory_share
+from tests.agreement import TRAJECTORY_SHARE, disagreements, figure_disagreements, series_means, trajectory_share
 from tests.factory import assert_conservation, closed_scenario
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
@@ -133,6 +133,32 @@ def test_the_compiled_data_plane_agrees_with_the_general_engine_on_small_yaml():
     assert capabilities.choose(scenario).engine == "fast"
     des, fast = _both(scenario)
     assert disagreements([r.summary for r in des], [r.summary for r in fast]) == []
+    means = [series_means(r.series) for r in des]
+    assert "series postgres/utilization" in means[0]
+    assert figure_disagreements(means, [series_means(r.series) for r in fast]) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, duration", [("flash-crowd.yaml", None), ("peak.yaml", "10m")])
+def test_the_compiled_data_plane_agrees_with_the_general_engine_on_the_bundled_scenarios(name, duration):
+    """The worker tier (Temporal's queue, OOMKilled workers crash-looping, retries at the
+    start-to-close timeout), both HPAs, probes, a traffic spike: every figure within 4 combined
+    SE, both trajectories within one replica on ≥ 95 % of the samples. (peak.yaml is cut to its
+    first ten minutes here, the ramp and the first crash loops; the whole hour is measured in
+    docs/performance.md.)"""
+    scenario = load_scenario(SCENARIOS / name)
+    if duration is not None:
+        scenario = scenario.with_overrides({"duration": duration})
+    assert capabilities.choose(scenario).engine == "fast"
+    des, fast = _both(scenario)
+    assert disagreements([r.summary for r in des], [r.summary for r in fast]) == []
+    assert figure_disagreements([series_means(r.series) for r in des], [series_means(r.series) for r in fast]) == []
+    for dep in scenario.deployments:
+        replicas = [r.series[f"{dep}/replicas_desired"].to_numpy() for r in des]
+        share = trajectory_share(replicas, [r.series[f"{dep}/replicas_desired"].to_numpy() for r in fast])
+        assert share >= TRAJECTORY_SHARE, dep
+    assert all(r.record.deployments["worker"].oom_kills > 0 for r in fast)  # the crash loop is taken
+    assert all(r.summary["jobs"]["totals"]["crashes"] > 0 for r in fast)
 
 
 def test_the_series_have_the_general_engines_names_and_times():

@@ -218,7 +218,7 @@ def test_series_at_gives_a_time_index_pandas_resamples(result):
 
 def test_repr_html_names_scenario_engine_and_verdict(result):
     page = result._repr_html_()
-    assert "<code>peak</code>" in page and "the general engine" in page
+    assert "<code>peak</code>" in page and "the compiled data plane" in page
     assert ("all targets met" in page) == result.summary["met"]
     assert "api replicas" in page and "target latency_p99" in page
     assert len(page) < 4000

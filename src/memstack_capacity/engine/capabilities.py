@@ -24,7 +24,7 @@ from memstack_capacity.errors import Problem, ScenarioError
 from memstack_capacity.scenario.infrastructure import Event
 from memstack_capacity.scenario.kinds import KINDS
 from memstack_capacity.scenario.models import Scenario
-from memstack_capacity.scenario.workload import CpuStep
+from memstack_capacity.scenario.workload import CallStep, CpuStep
 
 #: Every engine, in the order the table shows them.
 ENGINES = ("des", "fast", "hybrid", "kernel", "fluid")
@@ -64,8 +64,29 @@ def _datastores(sc):
 
 
 def _redis(sc):
-    caches = [n for n, d in sc.datastores.items() if KINDS[d.kind].is_cache]
-    return "datastores: " + ", ".join(caches) if caches else None
+    """Redis that a step calls (a declared cache no step calls is only sampled, idle)."""
+    called = _called_stores([*(c.steps for c in sc.workload.requests), *(j.steps for j in sc.workload.jobs)])
+    caches = [n for n, d in sc.datastores.items() if KINDS[d.kind].is_cache and n in called]
+    return "datastores: " + ", ".join(caches) + " (called by a step)" if caches else None
+
+
+def _called_stores(step_lists) -> set:
+    called: set = set()
+    todo = [s for steps in step_lists for s in steps]
+    while todo:
+        step = todo.pop()
+        if isinstance(step, CallStep):
+            called.add(step.call)
+            todo.extend(step.miss or [])
+        todo.extend(getattr(step, "steps", None) or [])
+        todo.extend(getattr(step, "parallel", None) or [])
+    return called
+
+
+def _task_queues(sc):
+    """More than one Temporal task queue (jobs consumed by different sets of deployments)."""
+    consumers = {tuple(n for n, d in sc.deployments.items() if j.name in d.consumes) for j in sc.workload.jobs}
+    return f"{len(consumers)} task queues" if len(consumers) > 1 else None
 
 
 def _sessions(sc):
@@ -122,11 +143,9 @@ def _api_hpa(sc):
 
 
 def _non_resource_metrics(sc):
-    hpa = sc.api.hpa
-    if hpa is None:
-        return None
-    kinds = sorted({m.type for m in hpa.metrics} - {"Resource"})
-    return "deployments.api.hpa.metrics: " + ", ".join(kinds) if kinds else None
+    used = [f"deployments.{name}.hpa.metrics: " + ", ".join(kinds) for name, d in sc.deployments.items()
+            if d.hpa is not None and (kinds := sorted({m.type for m in d.hpa.metrics} - {"Resource"}))]
+    return "; ".join(used) or None
 
 
 def _probes(sc):
@@ -217,8 +236,9 @@ _EVENT_ENGINES = {"traffic_spike": frozenset({"des", "fast", "hybrid", "fluid"})
 #: The table: what each engine models. A feature absent from a scenario does not restrict it.
 FEATURES: tuple[Feature, ...] = (
     Feature("closed users", COMPILED, _closed_users),
-    Feature("background jobs and the worker tier", GENERAL, _jobs),
-    Feature("deployments other than the API", GENERAL, _other_deployments),
+    Feature("background jobs and the worker tier", COMPILED, _jobs),
+    Feature("jobs on more than one task queue", GENERAL, _task_queues),
+    Feature("deployments other than the API", COMPILED, _other_deployments),
     Feature("the API consuming jobs", GENERAL, _api_consumes),
     Feature("datastores, pools and external APIs", COMPILED, _datastores),
     Feature("Redis", GENERAL, _redis),

@@ -22,13 +22,14 @@ import numpy as np
 
 from memstack_capacity.components.datastores.stats import WaitStats
 from memstack_capacity.components.recorder import OK, REASON_CODE, STATUS_LABELS
+from memstack_capacity.components.workers import QueueCounts, jobs_summary, sample_queue
 from memstack_capacity.engine.capabilities import reasons
 from memstack_capacity.engine.des.build import build
 from memstack_capacity.engine.des.run import advance_to_horizon
 from memstack_capacity.engine.fast import layout, loop
 from memstack_capacity.engine.fast.pods import FastPod
 from memstack_capacity.engine.kernel.engine import ArrivalBlocks
-from memstack_capacity.engine.kernel.series import record_answers
+from memstack_capacity.engine.kernel.series import append_rows, record_answers
 from memstack_capacity.engine.record import DeploymentTotals, RunRecord
 from memstack_capacity.engine.rng import stream
 
@@ -84,22 +85,26 @@ class CompiledPlane:
         else:
             users = None
             arrivals = _arrival_times(scenario, folded or [(p.at, p.rps) for p in wl.arrivals.profile], seed)
-        api = scenario.api
-        slots = max(8, 2 * (api.max_replicas + 2))
+        slots = max(8, 2 * sum(d.max_replicas + 2 for d in scenario.deployments.values()))
         self.nt, self.stores, self.rows, self.first = layout.lay_out(scenario, seed, slots, arrivals, users)
         self.st = loop.make_state(self.nt)
         self.slots = 0
+        self.procs = 0
         self.pods_by_slot: dict = {}
         self.probes: dict = {}
         self.next_probe = 0
-        self.memory_limit = int(api.resources.limits.memory) if api.resources.limits.memory is not None else _NO_LIMIT
         self.books = _Books(scenario, model, self.stores, self)
-        self.runtime.pod_factory = lambda env, rt, index, name, spec: FastPod(env, rt, index, name, spec, self)
+        self.consumers = [model.runtimes[n] for n, d in scenario.deployments.items() if d.consumes]
+        for runtime in model.runtimes.values():
+            runtime.pod_factory = lambda env, rt, index, name, spec: FastPod(env, rt, index, name, spec, self)
         self.runtime.endpoints_changed = self._endpoints_changed
+        for runtime in self.consumers:
+            runtime.endpoints_changed = self._pollers_changed
         self.env.before_step = self.bring
         model.monitor.before_sample.append(self.flush)
-        model.monitor.extra = [self.books.sample_datastores if f == getattr(model.datastores, "sample", None) else f
-                               for f in model.monitor.extra]
+        ds_sample, jobs_sample = getattr(model.datastores, "sample", None), getattr(model.jobs, "sample", None)
+        model.monitor.extra = [self.books.sample_datastores if f == ds_sample else
+                               self.books.sample_jobs if f == jobs_sample else f for f in model.monitor.extra]
 
     # ---- the run -------------------------------------------------------------------------------
     def start(self) -> None:
@@ -171,21 +176,31 @@ class CompiledPlane:
 
     # ---- containers --------------------------------------------------------------------------------
     def new_slot(self, pod: FastPod, now: float) -> int:
-        """A slot of the loop's arrays for a container of `pod` starting now."""
+        """A slot of the loop's arrays for a container of `pod` starting now, with its processes."""
+        spec = pod.spec
         if self.slots == len(self.nt.pod_killed):
             self.nt = layout.grow_slots(self.nt)
             self.st = loop.make_state(self.nt)
-        slot = self.slots
+        while self.procs + spec.processes > len(self.nt.pr_pod):
+            self.nt = layout.grow_procs(self.nt)
+            self.st = loop.make_state(self.nt)
+        slot, first = self.slots, self.procs
         self.slots += 1
-        layout.add_slot(self.nt, slot, now, int(pod.spec.memory_base), self.memory_limit, pod.index)
+        self.procs += spec.processes
+        limit = int(spec.resources.limits.memory) if spec.resources.limits.memory is not None else _NO_LIMIT
+        layout.add_slot(self.nt, slot, first, now, spec, limit, pod.index)
         self.pods_by_slot[slot] = pod
         return slot
+
+    def slot_procs(self, slot: int) -> range:
+        first = int(self.nt.sl_first[slot])
+        return range(first, first + int(self.nt.sl_nprocs[slot]))
 
     def slot_usage(self, slot: int, now: float) -> float:
         """Core-seconds the slot's processes have run up to `now` (the loop is at `now`)."""
         nt = self.nt
-        procs = self.scenario.api.processes
-        rows = slice(slot * procs, (slot + 1) * procs)
+        first = int(nt.sl_first[slot])
+        rows = slice(first, first + int(nt.sl_nprocs[slot]))
         used = nt.pr_used[rows]
         busy = nt.pr_n[rows] > 0
         return float((used + np.where(busy, now - nt.pr_tlast[rows], 0.0)).sum())
@@ -198,12 +213,19 @@ class CompiledPlane:
         """The loop OOMKilled a container at admission: the deployment does the rest, now."""
         pod = self.pods_by_slot[slot]
         if pod.slot == slot:
-            self.runtime.container_died(pod, "oom_killed")
+            pod.runtime.container_died(pod, "oom_killed")
 
     def _endpoints_changed(self) -> None:
         eps = self.runtime.endpoints
         self.nt.endpoints[: len(eps)] = [p.slot for p in eps]
         self.nt.G[loop.G_NEP] = len(eps)
+
+    def _pollers_changed(self) -> None:
+        """The job queue's pollers: the consuming deployments' endpoints with their container up."""
+        pods = [p for rt in self.consumers for p in rt.endpoints if p.container_up and not p.deleting]
+        self.nt.pollers[: len(pods)] = [p.slot for p in pods]
+        self.nt.G[loop.G_NPOLL] = len(pods)
+        loop.dispatch(self.st, self.env.now)
 
     # ---- probes --------------------------------------------------------------------------------------
     def probe(self, proc: int, flow, work: float, now: float) -> None:
@@ -243,6 +265,8 @@ class _Books:
         self.stores = stores
         self.interval = float(scenario.sample_interval)
         self.waits = {name: WaitStats() for name in stores.pooled}
+        self.job_latencies: list = []
+        self.t_jobs_sample = 0.0
         self.measure_from = 0.0
         self.base: dict = {}
         self.prev: dict = {}
@@ -263,6 +287,15 @@ class _Books:
             if ok.any():
                 ingress.window.extend((ans.t_end[ok] - ans.t0[ok]).tolist())
             G[loop.G_NANS] = 0
+        k = int(G[loop.G_NJL])
+        if k:
+            rows = SimpleNamespace(cls=st.jl_cls[:k].copy(), t0=st.jl_t0[:k].copy(), t_end=st.jl_end[:k].copy(),
+                                   status=st.jl_status[:k].copy(), reason=st.jl_reason[:k].copy(), pod=st.jl_pod[:k].copy())
+            append_rows(self.model.recorder.jobs, rows)
+            ok = rows.status == OK
+            if ok.any():
+                self.job_latencies.extend((rows.t_end[ok] - rows.t0[ok]).tolist())
+            G[loop.G_NJL] = 0
         m = int(G[loop.G_NWAIT])
         for s, name in enumerate(self.stores.pooled):
             positive = st.w_val[:m][st.w_store[:m] == s] if m else np.empty(0)
@@ -305,12 +338,35 @@ class _Books:
                 add(now, name, "refused", int(st.st_refused[s]) - self._prev(name, "refused", int(st.st_refused[s])))
                 add(now, name, "utilization", (busy - self._prev(name, "busy", busy)) / (float(st.sv_cores[s]) * dt))
                 add(now, name, "queries_in_service", int(st.sv_n[s]))
+            elif name not in self.stores.external:  # a cache no step calls (the capability table): idle
+                add(now, name, "utilization", 0.0)
             else:
                 x = self.stores.external.index(name)
                 add(now, name, "in_flight", int(st.ex_in_flight[x]))
                 add(now, name, "waiters", int(st.sm_wait_len[x::nx].sum()))
                 add(now, name, "rate_limited", int(st.ex_wrejected[x]))
                 st.ex_wrejected[x] = 0
+
+    # ---- the job queue's samples (components/workers.py ``WorkerTier.sample``) ------------------------
+    def sample_jobs(self, now: float, add) -> None:
+        st = self.plane.nt
+        dt = now - self.t_jobs_sample
+        self.t_jobs_sample = now
+        name = "+".join(rt.name for rt in self.plane.consumers)
+        busy = sum(p.inflight for rt in self.plane.consumers for p in rt.pods if p.phase == "Running" and p.container_up)
+        sample_queue(add, now, dt, name, self.queue_counts(st), busy, self.job_latencies)
+        self.job_latencies = []
+        for j in (loop.JS_WIN_COMPLETED, loop.JS_WIN_FAILED, loop.JS_WIN_RETRIES):
+            st.jstat[j] = 0
+
+    @staticmethod
+    def queue_counts(st) -> QueueCounts:
+        J = st.jstat
+        return QueueCounts(int(st.jq_len[0]), int(J[loop.JS_RUNNING]), int(J[loop.JS_WAITING_RETRY]),
+                           int(J[loop.JS_STALE]), int(J[loop.JS_WIN_COMPLETED]), int(J[loop.JS_WIN_FAILED]),
+                           int(J[loop.JS_WIN_RETRIES]), int(J[loop.JS_ENQUEUED]), int(J[loop.JS_COMPLETED]),
+                           int(J[loop.JS_FAILED]), int(J[loop.JS_RETRIES]), int(J[loop.JS_RETRIES_COUNTED]),
+                           int(J[loop.JS_CRASHES]), int(J[loop.JS_BACKLOG_MAX]))
 
     def _prev(self, name: str, key: str, value):
         old = self.prev.get((name, key), 0)
@@ -328,7 +384,9 @@ class _Books:
         return RunRecord(
             scenario=self.scenario, seed=model.seed, engine=NAME, recorder=model.recorder,
             arrived=int(st.G[loop.G_ARRIVED]), in_flight_end=int(st.G[loop.G_INFLIGHT]), deployments=totals,
-            request_stats=model.ingress.stats, jobs=None, datastores=self._datastores_block(st, now),
+            request_stats=model.ingress.stats, datastores=self._datastores_block(st, now),
+            jobs=jobs_summary(model.recorder.jobs, float(self.scenario.warmup), list(self.scenario.workload.jobs),
+                              [self.queue_counts(st)]) if self.scenario.workload.jobs else None,
             nodes_requested_at=list(model.node_autoscaler.requested_at) if model.node_autoscaler is not None else [],
             wall_s=wall_s,
         )
@@ -360,6 +418,9 @@ class _Books:
                     "connects": int(st.st_connects[s]) - base.get("connects", 0),
                     "overflow_closed": int(st.st_overflow_closed[s]) - base.get("overflow_closed", 0),
                 }
+            elif name not in self.stores.external:  # a cache no step calls: idle
+                out[name] = {"kind": spec.kind, "utilization": {"mean": 0.0}, "ops": 0, "hit_ratio": None,
+                             "hit_ratio_model": {}, "lookups": 0}
             else:
                 x = self.stores.external.index(name)
                 out[name] = {

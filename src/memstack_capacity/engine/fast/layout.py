@@ -22,7 +22,7 @@ from memstack_capacity.components.workload import user_changes
 from memstack_capacity.engine.fast import loop
 from memstack_capacity.engine.rng import stream
 from memstack_capacity.scenario.kinds import KINDS
-from memstack_capacity.scenario.workload import CallStep, CpuStep, ExternalStep, ParallelStep, RepeatStep
+from memstack_capacity.scenario.workload import CallStep, CpuStep, EnqueueStep, ExternalStep, ParallelStep, RepeatStep
 
 #: Draws a row holds after a refill: 16 of the general engine's blocks.
 REFILL_TO = 16 * BLOCK
@@ -68,8 +68,8 @@ class Programs:
     """Step programs as flat tables: a program is a range of operations; ``parallel`` names a
     range of the branch table, each branch a program of its own."""
 
-    def __init__(self, rows: Rows, stores: Stores):
-        self.rows, self.stores = rows, stores
+    def __init__(self, rows: Rows, stores: Stores, jobs: list):
+        self.rows, self.stores, self.jobs = rows, stores, jobs
         self.kind: list = []
         self.a: list = []
         self.b: list = []
@@ -112,6 +112,8 @@ class Programs:
                 op = (loop.OP_CALL, self.stores.pooled.index(step.call), 0, samp, None)
             elif isinstance(step, ExternalStep):
                 op = (loop.OP_EXTERNAL, self.stores.external.index(step.external), 0, -1, None)
+            elif isinstance(step, EnqueueStep):
+                op = (loop.OP_ENQUEUE, self.jobs.index(step.enqueue), 0, -1, None)
             elif isinstance(step, ParallelStep):
                 branches = [([s], f"{where}/{j}") for j, s in enumerate(step.parallel)]
                 self.widest = max(self.widest, len(branches) * self._width(step.parallel))
@@ -166,17 +168,21 @@ def lay_out(scenario, seed: int, slots: int, arrivals: np.ndarray | None, users:
     mix = rows.row("workload/mix")
     balancer = rows.row("balancer/api")
     ext_rows = [rows.row(f"datastores/{n}/latency", ds[n].latency) for n in stores.external]
-    programs = Programs(rows, stores)
+    programs = Programs(rows, stores, [j.name for j in wl.jobs])
     cls_range = [programs.emit(c.steps, f"requests/{c.name}") for c in wl.requests]
+    cls_range += [programs.emit(j.steps, f"jobs/{j.name}") for j in wl.jobs]
 
-    procs = api.processes
+    deps = list(scenario.deployments.values())
     n_pods = slots
-    n_procs = n_pods * procs
+    n_procs = slots * max(d.processes for d in deps)
     width = programs.widest
-    per_proc = api.concurrency * width
+    per_proc = max(d.concurrency for d in deps) * width
+    backlog = max(1, max(d.backlog for d in deps))
     # tables start where most runs never grow them; the loop asks for more when half full
-    flows = max(1 << 14, min(_capacity(4 * n_pods * procs * per_proc), 1 << 20))
+    flows = max(1 << 14, min(_capacity(4 * n_procs * per_proc), 1 << 20))
     tasks = flows
+    jobs = 1 << 12 if wl.jobs else 1
+    procs = api.processes
 
     P = _i(loop.P_SIZE)
     P[loop.P_NPODS], P[loop.P_PROCS], P[loop.P_CONC], P[loop.P_BACKLOG] = 0, procs, api.concurrency, api.backlog
@@ -189,6 +195,7 @@ def lay_out(scenario, seed: int, slots: int, arrivals: np.ndarray | None, users:
     P[loop.P_S_THINK], P[loop.P_S_USERS_U], P[loop.P_S_MIX], P[loop.P_S_BALANCER] = think, users_u, mix, balancer
     PF = _f(loop.PF_SIZE)
     PF[loop.PF_TIMEOUT] = float(wl.timeout)
+    PF[loop.PF_WARMUP] = float(scenario.warmup)
     if retry is not None:
         PF[loop.PF_RETRY_BACKOFF], PF[loop.PF_RETRY_MULT] = float(retry.backoff), float(retry.multiplier)
         PF[loop.PF_RETRY_JITTER] = float(retry.jitter or 0.0)
@@ -226,7 +233,7 @@ def lay_out(scenario, seed: int, slots: int, arrivals: np.ndarray | None, users:
         br_end=np.asarray(programs.br_end or [0], dtype=np.int64),
         cls_start=np.asarray([a for a, _ in cls_range], dtype=np.int64),
         cls_end=np.asarray([b for _, b in cls_range], dtype=np.int64),
-        cls_mem=np.asarray([int(c.memory) for c in wl.requests], dtype=np.int64),
+        cls_mem=np.asarray([int(c.memory) for c in wl.requests] + [int(j.memory) for j in wl.jobs], dtype=np.int64),
         cls_cum=np.asarray(cum, dtype=np.float64),
         arrivals=np.asarray(arrivals if arrivals is not None else [0.0], dtype=np.float64),
         u_retiring=_i(n_users), u_attempt=_i(n_users, 1), u_cls=_i(n_users, -1), active=_i(n_users),
@@ -241,10 +248,22 @@ def lay_out(scenario, seed: int, slots: int, arrivals: np.ndarray | None, users:
         a_pod=_i(1 << 16),
         endpoints=_i(n_pods), pod_killed=_i(n_pods, 1), pod_mem_limit=_i(n_pods), pod_index=_i(n_pods),
         pl_dead=_i(n_pooled * n_procs), note_kind=_i(256), note_value=_i(256), note_time=_f(256),
+        sl_first=_i(n_pods), sl_nprocs=_i(n_pods), sl_conc=_i(n_pods), sl_backlog=_i(n_pods), t_job=_i(tasks, -1),
+        j_cls=_i(jobs), j_t0=_f(jobs), j_attempt=_i(jobs), j_task=_i(jobs), j_counted=_i(jobs), j_pod=_i(jobs),
+        j_open=_i(jobs),
+        jc_attempts=np.asarray([j.retry.maximum_attempts for j in wl.jobs] or [1], dtype=np.int64),
+        jc_initial=np.asarray([float(j.retry.initial_interval) for j in wl.jobs] or [0.0]),
+        jc_coeff=np.asarray([float(j.retry.backoff_coefficient) for j in wl.jobs] or [1.0]),
+        jc_max_interval=np.asarray([float(j.retry.maximum_interval) for j in wl.jobs] or [0.0]),
+        jc_timeout=np.asarray([float(j.start_to_close_timeout) for j in wl.jobs] or [0.0]),
+        jc_heartbeat=np.asarray([float(getattr(j, "heartbeat_timeout", None) or 0.0) for j in wl.jobs] or [0.0]),
+        jq=_i((1, 1 << 12)), jq_head=_i(1), jq_len=_i(1), jstat=_i(loop.JS_SIZE), pollers=_i(n_pods),
+        jl_cls=_i(1 << 14), jl_t0=_f(1 << 14), jl_end=_f(1 << 14), jl_status=_i(1 << 14), jl_reason=_i(1 << 14),
+        jl_pod=_i(1 << 14),
         pod_inflight=_i(n_pods),
         pod_mem=_i(n_pods, int(api.memory_base)), pod_mem_peak=_i(n_pods, int(api.memory_base)),
-        pod_backlog=_i((n_pods, max(1, api.backlog))), pod_bhead=_i(n_pods), pod_blen=_i(n_pods),
-        pr_pod=np.repeat(np.arange(n_pods, dtype=np.int64), procs), pr_inflight=_i(n_procs), pr_n=_i(n_procs),
+        pod_backlog=_i((n_pods, backlog)), pod_bhead=_i(n_pods), pod_blen=_i(n_pods),
+        pr_pod=_i(n_procs), pr_inflight=_i(n_procs), pr_n=_i(n_procs),
         pr_token=_i(n_procs), pr_seq=_i(n_procs), pr_V=_f(n_procs), pr_tlast=_f(n_procs), pr_used=_f(n_procs),
         pr_due=_f(n_procs, math.inf),
         pr_hkey=_f((n_procs, 2 * per_proc + 64)), pr_hseq=_i((n_procs, 2 * per_proc + 64)),
@@ -366,7 +385,7 @@ def grow(st: State) -> State:
     if G[loop.G_TASKTOP] < (1.0 - loop.GROW_AT) * len(st.t_cls):
         cap = len(st.t_cls)
         for name in ("t_cls", "t_t0", "t_user", "t_pod", "t_proc", "t_alive", "t_gone", "t_nflows", "t_inback",
-                     "t_indq", "t_inpod"):
+                     "t_indq", "t_inpod", "t_job"):
             repl[name] = _longer(getattr(st, name))
         repl["t_free"] = np.concatenate([st.t_free, np.ones(cap, dtype=np.int64)])
         repl["task_free"] = _more_free(st.task_free, G[loop.G_TASKTOP], cap)
@@ -387,8 +406,14 @@ def grow(st: State) -> State:
         r = getattr(st, ring)
         if getattr(st, length).max() > loop.GROW_AT * r.shape[1]:
             repl[ring] = _wider_ring(r, getattr(st, head), getattr(st, length))
+    if G[loop.G_NJOBS] > loop.GROW_AT * len(st.j_cls):
+        for name in ("j_cls", "j_t0", "j_attempt", "j_task", "j_counted", "j_pod", "j_open"):
+            repl[name] = _longer(getattr(st, name))
+    if st.jq_len[0] > loop.GROW_AT * st.jq.shape[1]:
+        repl["jq"] = _wider_ring(st.jq, st.jq_head, st.jq_len)
     for names, count in ((("a_cls", "a_t0", "a_end", "a_status", "a_reason", "a_pod"), loop.G_NANS),
-                         (("w_store", "w_val"), loop.G_NWAIT)):
+                         (("w_store", "w_val"), loop.G_NWAIT),
+                         (("jl_cls", "jl_t0", "jl_end", "jl_status", "jl_reason", "jl_pod"), loop.G_NJL)):
         if G[count] > loop.GROW_AT * len(getattr(st, names[0])):
             for name in names:
                 repl[name] = _longer(getattr(st, name))
@@ -426,7 +451,7 @@ def _wider_ring(ring: np.ndarray, head: np.ndarray, length: np.ndarray) -> np.nd
 
 #: The tables that have a row per container slot, per process and per (process, store).
 _PER_SLOT = ("endpoints", "pod_killed", "pod_mem_limit", "pod_index", "pod_inflight", "pod_mem", "pod_mem_peak",
-             "pod_bhead", "pod_blen", "pod_backlog")
+             "pod_bhead", "pod_blen", "pod_backlog", "sl_first", "sl_nprocs", "sl_conc", "sl_backlog", "pollers")
 _PER_PROC = ("pr_pod", "pr_inflight", "pr_n", "pr_token", "pr_seq", "pr_V", "pr_tlast", "pr_used", "pr_due",
              "pr_hkey", "pr_hseq", "pr_hitem")
 _PER_POOL = ("pl_open", "pl_inuse", "pl_watching", "pl_dead", "pl_idle", "pl_idle_head", "pl_idle_len", "pl_wait",
@@ -435,10 +460,18 @@ _PER_SEM = ("sm_inuse", "sm_wait", "sm_wait_head", "sm_wait_len")
 
 
 def grow_slots(st: State) -> State:
-    """Room for twice as many container slots: every per-slot, per-process, per-pool and
-    per-semaphore table doubles its rows (new rows as a fresh container's: killed until added)."""
+    """Room for twice as many container slots (new rows as a fresh container's: killed until added)."""
+    return _grow_rows(st, _PER_SLOT)
+
+
+def grow_procs(st: State) -> State:
+    """Room for twice as many processes: every per-process, per-pool and per-semaphore table."""
+    return _grow_rows(st, _PER_PROC + _PER_POOL + _PER_SEM)
+
+
+def _grow_rows(st: State, names: tuple) -> State:
     repl = {}
-    for name in _PER_SLOT + _PER_PROC + _PER_POOL + _PER_SEM:
+    for name in names:
         a = getattr(st, name)
         extra = np.zeros_like(a)
         if name == "pod_killed":
@@ -449,14 +482,16 @@ def grow_slots(st: State) -> State:
     return st._replace(**repl)
 
 
-def add_slot(st: State, slot: int, now: float, memory_base: int, memory_limit: int, pod_index: int) -> None:
-    """Slot `slot` becomes a container that has just started: no request, `memory_base` bytes."""
-    procs = int(st.P[loop.P_PROCS])
+def add_slot(st: State, slot: int, first_proc: int, now: float, spec, memory_limit: int, pod_index: int) -> None:
+    """Slot `slot` becomes a container of a pod of deployment `spec` that has just started: no
+    request, ``memory_base`` bytes, processes from `first_proc` on."""
     st.pod_killed[slot] = 0
-    st.pod_mem[slot] = st.pod_mem_peak[slot] = memory_base
+    st.pod_mem[slot] = st.pod_mem_peak[slot] = int(spec.memory_base)
     st.pod_mem_limit[slot] = memory_limit
     st.pod_index[slot] = pod_index
-    rows = slice(slot * procs, (slot + 1) * procs)
+    st.sl_first[slot], st.sl_nprocs[slot] = first_proc, spec.processes
+    st.sl_conc[slot], st.sl_backlog[slot] = spec.concurrency, spec.backlog
+    rows = slice(first_proc, first_proc + spec.processes)
     st.pr_pod[rows] = slot
     st.pr_tlast[rows] = now
     st.P[loop.P_NPODS] = max(int(st.P[loop.P_NPODS]), slot + 1)

@@ -31,9 +31,10 @@ from numba.experimental import structref
 # ---- event kinds ------------------------------------------------------------------------------------
 EV_ARRIVAL, EV_USER_SEND, EV_USER_CHANGE, EV_PROC_DUE, EV_SERVER_DUE, EV_QUERY_DONE = 0, 1, 2, 3, 4, 5
 EV_CONNECTED, EV_REFUSED, EV_POOL_EXPIRE, EV_EXT_DONE, EV_EXT_RETRY, EV_INGRESS_EXPIRE = 6, 7, 8, 9, 10, 11
+EV_JOB_TIMEOUT, EV_JOB_RETRY = 12, 13
 
 # ---- step kinds -------------------------------------------------------------------------------------
-OP_CPU, OP_CALL, OP_EXTERNAL, OP_PARALLEL = 0, 1, 2, 3
+OP_CPU, OP_CALL, OP_EXTERNAL, OP_PARALLEL, OP_ENQUEUE = 0, 1, 2, 3, 4
 
 # ---- return codes of advance ----------------------------------------------------------------------
 DONE, REFILL, GROW, NOTES = 0, 1, 2, 3
@@ -43,21 +44,28 @@ NOTE_PROBE, NOTE_OOM = 0, 1
 
 # ---- status and reason codes (components/recorder.py) ----------------------------------------------
 OK, E503, E504, E502, E500 = 0, 1, 2, 3, 4
-R_BACKLOG_FULL, R_NO_ENDPOINTS, R_TIMEOUT, R_OOM = 1, 2, 3, 4
+R_BACKLOG_FULL, R_NO_ENDPOINTS, R_TIMEOUT, R_OOM, R_RESTARTED = 1, 2, 3, 4, 5
 
 # ---- the integer globals G[...] -------------------------------------------------------------------
 G_EVN, G_EVSEQ, G_REFILL, G_GROW, G_ARRIVED, G_INFLIGHT, G_RR = 0, 1, 2, 3, 4, 5, 6
 G_NACTIVE, G_DQHEAD, G_DQLEN, G_WATCHING, G_NANS, G_NWAIT = 7, 8, 9, 10, 11, 12
 G_FLOWTOP, G_TASKTOP, G_CONNTOP, G_SP, G_NEXTUSER = 13, 14, 15, 16, 17
 G_NEP, G_NOTES = 18, 19  # endpoints; notes for Python (probes answered, containers OOMKilled)
-G_SIZE = 20
+G_NPOLL, G_NJL, G_NJOBS, G_DISPATCH = 20, 21, 22, 23  # the job queue's pollers, job-log rows, jobs, dispatch due
+G_SIZE = 24
+
+# ---- the job queue's counters JS[...] (components/workers.py TaskQueue) -------------------------------
+JS_ENQUEUED, JS_COMPLETED, JS_FAILED, JS_RUNNING, JS_WAITING_RETRY, JS_STALE = 0, 1, 2, 3, 4, 5
+JS_RETRIES, JS_RETRIES_COUNTED, JS_CRASHES, JS_BACKLOG_MAX, JS_WIN_COMPLETED, JS_WIN_FAILED, JS_WIN_RETRIES = (
+    6, 7, 8, 9, 10, 11, 12)
+JS_SIZE = 13
 
 # ---- the scenario's integer parameters P[...] and float parameters PF[...] ----------------------
 P_NPODS, P_PROCS, P_CONC, P_BACKLOG, P_RANDOM, P_CLOSED, P_RETRY_ATTEMPTS, P_NARRIVALS = 0, 1, 2, 3, 4, 5, 6, 7
 P_NCLASSES, P_S_THINK, P_S_USERS_U, P_S_MIX, P_S_BALANCER, P_NPOOLED, P_NEXT = 8, 9, 10, 11, 12, 13, 14
 P_SIZE = 15
-PF_TIMEOUT, PF_RETRY_BACKOFF, PF_RETRY_MULT, PF_RETRY_JITTER = 0, 1, 2, 3
-PF_SIZE = 4
+PF_TIMEOUT, PF_RETRY_BACKOFF, PF_RETRY_MULT, PF_RETRY_JITTER, PF_WARMUP = 0, 1, 2, 3, 4
+PF_SIZE = 5
 
 # A table (flows, tasks, connections, heaps) asks to grow when it is this full: no single event
 # can fill the rest.
@@ -95,7 +103,12 @@ STATE_FIELDS = (
     ("dq", I2), ("dq_head", I1), ("dq_len", I1), ("a_cls", I1),
     ("a_t0", F1), ("a_end", F1), ("a_status", I1), ("a_reason", I1),
     ("a_pod", I1), ("endpoints", I1), ("pod_killed", I1), ("pod_mem_limit", I1), ("pod_index", I1), ("pl_dead", I1),
-    ("note_kind", I1), ("note_value", I1), ("note_time", F1), ("pod_inflight", I1), ("pod_mem", I1),
+    ("note_kind", I1), ("note_value", I1), ("note_time", F1),
+    ("sl_first", I1), ("sl_nprocs", I1), ("sl_conc", I1), ("sl_backlog", I1), ("t_job", I1),
+    ("j_cls", I1), ("j_t0", F1), ("j_attempt", I1), ("j_task", I1), ("j_counted", I1), ("j_pod", I1), ("j_open", I1),
+    ("jc_attempts", I1), ("jc_initial", F1), ("jc_coeff", F1), ("jc_max_interval", F1), ("jc_timeout", F1),
+    ("jc_heartbeat", F1), ("jq", I2), ("jq_head", I1), ("jq_len", I1), ("jstat", I1), ("pollers", I1),
+    ("jl_cls", I1), ("jl_t0", F1), ("jl_end", F1), ("jl_status", I1), ("jl_reason", I1), ("jl_pod", I1), ("pod_inflight", I1), ("pod_mem", I1),
     ("pod_mem_peak", I1), ("pod_backlog", I2), ("pod_bhead", I1), ("pod_blen", I1),
     ("pr_pod", I1), ("pr_inflight", I1), ("pr_n", I1), ("pr_token", I1),
     ("pr_seq", I1), ("pr_V", F1), ("pr_tlast", F1), ("pr_used", F1),
@@ -328,6 +341,7 @@ def _new_task(st, cls, t0, user):
     st.t_indq[t] = 0
     st.t_inpod[t] = 0
     st.t_free[t] = 0
+    st.t_job[t] = -1
     return t
 
 
@@ -501,6 +515,9 @@ def _task_done(st, now, task):
         st.t_gone[task] = 1
         _note(st, now, NOTE_PROBE, -2 - user)
         return
+    if st.t_job[task] >= 0:
+        _job_completed(st, now, task)
+        return
     _release(st, now, task)
     if st.t_gone[task]:
         return
@@ -512,7 +529,12 @@ def _task_done(st, now, task):
 def _fail(st, now, f, reason):
     """A datastore failed the call of flow `f`: the task ends with 500 `reason` and the flow with it."""
     task = st.f_task[f]
-    if st.t_alive[task]:
+    if st.t_alive[task] and st.t_job[task] >= 0:
+        st.t_alive[task] = 0
+        if st.t_inpod[task]:
+            _release(st, now, task)
+        _job_failed(st, now, task, E500, reason)
+    elif st.t_alive[task]:
         st.t_alive[task] = 0
         if not st.t_gone[task]:
             st.G[G_INFLIGHT] -= 1
@@ -525,11 +547,11 @@ def _fail(st, now, f, reason):
 # ---- pods: admission and release (components/pods.py) ---------------------------------------------
 @njit(cache=True)
 def _free_proc(st, pod):
-    procs = st.P[P_PROCS]
-    conc = st.P[P_CONC]
+    first = st.sl_first[pod]
+    conc = st.sl_conc[pod]
     best = -1
-    for j in range(procs):
-        p = pod * procs + j
+    for j in range(st.sl_nprocs[pod]):
+        p = first + j
         if st.pr_inflight[p] < conc and (best < 0 or st.pr_inflight[p] < st.pr_inflight[best]):
             best = p
     return best
@@ -541,7 +563,7 @@ def _pod_submit(st, now, task, pod):
     if proc >= 0:
         _admit(st, now, task, proc)
         return True
-    if st.pod_blen[pod] >= st.P[P_BACKLOG]:
+    if st.pod_blen[pod] >= st.sl_backlog[pod]:
         return False
     st.t_pod[task] = pod
     st.t_inpod[task] = 1
@@ -1045,6 +1067,9 @@ def _walk(st, now):
             pc += 1
             st.f_pc[f] = pc
             kind = st.op_kind[op]
+            if kind == OP_ENQUEUE:
+                _job_submit(st, now, st.op_a[op])
+                continue
             blocked = True
             if kind == OP_CPU:
                 _cpu_start(st, now, st.t_proc[task], f, _draw(st, st.op_samp[op]))
@@ -1115,7 +1140,13 @@ def advance(st, until):
             _ext_retry(st, now, a)
         elif kind == EV_USER_CHANGE:
             _user_change(st, now, a)
+        elif kind == EV_JOB_TIMEOUT:
+            _job_timeout(st, now, a, b)
+        elif kind == EV_JOB_RETRY:
+            st.jstat[JS_WAITING_RETRY] -= 1
+            _job_attempt(st, now, a)
         _walk(st, now)
+        _settle(st, now)
         if G[G_NOTES]:
             return NOTES
     return DONE
@@ -1157,16 +1188,17 @@ def _kill_slot(st, now, slot, reason):
         st.t_inback[t] = 0
         if st.t_alive[t]:
             st.t_alive[t] = 0
-            if not st.t_gone[t]:
+            if st.t_job[t] >= 0:
+                _job_failed(st, now, t, E502, reason)
+            elif not st.t_gone[t]:
                 G[G_INFLIGHT] -= 1
                 _answer(st, now, t, E502, reason, st.pod_index[slot])
         _try_free_task(st, t)
     st.pod_inflight[slot] = 0
     st.pod_blen[slot] = 0
-    procs = st.P[P_PROCS]
     npooled = st.P[P_NPOOLED]
-    for j in range(procs):
-        p = slot * procs + j
+    for j in range(st.sl_nprocs[slot]):
+        p = st.sl_first[slot] + j
         st.pr_inflight[p] = 0
         for s in range(npooled):
             pool = p * npooled + s
@@ -1189,6 +1221,7 @@ def _kill_slot(st, now, slot, reason):
 def kill_slot(st, now, slot, reason):
     """:func:`_kill_slot` from Python (the control plane killed the container); the loop is at `now`."""
     _kill_slot(st, now, slot, reason)
+    _settle(st, now)
 
 
 @njit(cache=True)
@@ -1197,6 +1230,170 @@ def probe_start(st, now, proc, work, probe):
     task = _new_task(st, -1, now, -2 - probe)
     f = _new_flow(st, task, 0, 0, -1)
     _cpu_start(st, now, proc, f, work)
+
+
+# ---- the worker tier: one Temporal task queue (components/workers.py) ------------------------------
+@njit(cache=True)
+def _settle(st, now):
+    """Hand queued job attempts to free worker slots until nothing more can start (a start can
+    OOMKill a worker and so free attempts to retry: the dispatch folds that in, as WorkerTier's)."""
+    G = st.G
+    while G[G_DISPATCH]:
+        G[G_DISPATCH] = 0
+        _dispatch(st, now)
+        _walk(st, now)
+
+
+@njit(cache=True)
+def _job_submit(st, now, cls):
+    G = st.G
+    job = G[G_NJOBS]
+    if job + 1 > GROW_AT * st.j_cls.shape[0]:
+        G[G_GROW] = 1
+    G[G_NJOBS] = job + 1
+    st.j_cls[job] = cls
+    st.j_t0[job] = now
+    st.j_attempt[job] = 0
+    st.j_counted[job] = now >= st.PF[PF_WARMUP]
+    st.j_pod[job] = -1
+    st.j_open[job] = 0
+    st.jstat[JS_ENQUEUED] += 1
+    _job_attempt(st, now, job)
+
+
+@njit(cache=True)
+def _job_attempt(st, now, job):
+    """A new attempt of `job` joins the back of the queue."""
+    st.j_attempt[job] += 1
+    cls = st.j_cls[job]
+    task = _new_task(st, st.P[P_NCLASSES] + cls, st.j_t0[job], -1)
+    st.t_job[task] = job
+    st.j_task[job] = task
+    st.t_indq[task] = 1  # held by the queue until it starts
+    _ring_push_checked(st, st.jq, st.jq_head, st.jq_len, 0, task)
+    n = st.jq_len[0]
+    if n > st.jstat[JS_BACKLOG_MAX] and now >= st.PF[PF_WARMUP]:
+        st.jstat[JS_BACKLOG_MAX] = n
+    st.G[G_DISPATCH] = 1
+
+
+@njit(cache=True)
+def _dispatch(st, now):
+    """Each queued attempt goes to the polling pod with the most free slots (ties: lowest index)."""
+    G = st.G
+    while st.jq_len[0]:
+        best, best_free = -1, 0
+        for i in range(G[G_NPOLL]):
+            p = st.pollers[i]
+            if st.pod_killed[p]:
+                continue
+            free = st.sl_nprocs[p] * st.sl_conc[p] - st.pod_inflight[p]
+            if free > best_free or (free == best_free and free > 0 and st.pod_index[p] < st.pod_index[best]):
+                best, best_free = p, free
+        if best < 0:
+            return
+        task = _ring_pop(st.jq, st.jq_head, st.jq_len, 0)
+        st.t_indq[task] = 0
+        job = st.t_job[task]
+        st.j_open[job] = 1
+        st.j_pod[job] = st.pod_index[best]
+        st.jstat[JS_RUNNING] += 1
+        _later(st, now, st.jc_timeout[st.j_cls[job]], EV_JOB_TIMEOUT, job, st.j_attempt[job])
+        _pod_submit(st, now, task, best)
+        _walk(st, now)  # the attempt starts its steps before the next one is admitted, as WorkerTier's
+
+
+@njit(cache=True)
+def _job_completed(st, now, task):
+    _release(st, now, task)
+    job = st.t_job[task]
+    if st.t_gone[task]:  # timed out earlier: the server discards the late result
+        st.jstat[JS_STALE] -= 1
+    else:
+        st.t_gone[task] = 1
+        st.j_open[job] = 0
+        st.jstat[JS_RUNNING] -= 1
+        _job_finish(st, now, job, OK, 0)
+    st.G[G_DISPATCH] = 1
+
+
+@njit(cache=True)
+def _job_failed(st, now, task, status, reason):
+    """An attempt died in its pod (the task is no longer alive and holds no slot)."""
+    job = st.t_job[task]
+    if st.t_gone[task]:  # already timed out at the server; it was still running on the worker
+        st.jstat[JS_STALE] -= 1
+    elif reason == R_OOM or reason == R_RESTARTED:
+        # a killed process reports nothing: the server learns at the heartbeat or start-to-close timeout
+        st.jstat[JS_CRASHES] += 1
+        heartbeat = st.jc_heartbeat[st.j_cls[job]]
+        if heartbeat > 0.0:
+            _later(st, now, heartbeat, EV_JOB_TIMEOUT, job, st.j_attempt[job])
+    else:
+        st.t_gone[task] = 1
+        st.j_open[job] = 0
+        st.jstat[JS_RUNNING] -= 1
+        _job_attempt_failed(st, now, job, status, reason)
+    st.G[G_DISPATCH] = 1
+
+
+@njit(cache=True)
+def _job_timeout(st, now, job, attempt):
+    """Start-to-close (or heartbeat) deadline of attempt `attempt`: the server closes it as timed out."""
+    if st.j_attempt[job] != attempt or not st.j_open[job]:
+        return
+    task = st.j_task[job]
+    st.t_gone[task] = 1
+    st.j_open[job] = 0
+    st.jstat[JS_RUNNING] -= 1
+    if st.t_alive[task]:
+        st.jstat[JS_STALE] += 1  # still running on its worker, holding its slot
+    _job_attempt_failed(st, now, job, E504, R_TIMEOUT)
+    _try_free_task(st, task)
+
+
+@njit(cache=True)
+def _job_attempt_failed(st, now, job, status, reason):
+    cls = st.j_cls[job]
+    attempt = st.j_attempt[job]
+    if attempt >= st.jc_attempts[cls]:
+        _job_finish(st, now, job, status, reason)
+        return
+    st.jstat[JS_RETRIES] += 1
+    st.jstat[JS_WIN_RETRIES] += 1
+    if st.j_counted[job]:
+        st.jstat[JS_RETRIES_COUNTED] += 1
+    st.jstat[JS_WAITING_RETRY] += 1
+    delay = min(st.jc_initial[cls] * st.jc_coeff[cls] ** (attempt - 1), st.jc_max_interval[cls])
+    _later(st, now, delay, EV_JOB_RETRY, job, 0)
+
+
+@njit(cache=True)
+def _job_finish(st, now, job, status, reason):
+    if status == OK:
+        st.jstat[JS_COMPLETED] += 1
+        st.jstat[JS_WIN_COMPLETED] += 1
+    else:
+        st.jstat[JS_FAILED] += 1
+        st.jstat[JS_WIN_FAILED] += 1
+    G = st.G
+    n = G[G_NJL]
+    if n + 1 > GROW_AT * st.jl_cls.shape[0]:
+        G[G_GROW] = 1
+    st.jl_cls[n] = st.j_cls[job]
+    st.jl_t0[n] = st.j_t0[job]
+    st.jl_end[n] = now
+    st.jl_status[n] = status
+    st.jl_reason[n] = reason
+    st.jl_pod[n] = st.j_pod[job]
+    G[G_NJL] = n + 1
+
+
+@njit(cache=True)
+def dispatch(st, now):
+    """The pollers changed (Python): queued attempts may start now."""
+    st.G[G_DISPATCH] = 1
+    _settle(st, now)
 
 
 @njit(cache=True)
@@ -1307,6 +1504,35 @@ def make_state(nt):
     st.note_kind = nt.note_kind
     st.note_value = nt.note_value
     st.note_time = nt.note_time
+    st.sl_first = nt.sl_first
+    st.sl_nprocs = nt.sl_nprocs
+    st.sl_conc = nt.sl_conc
+    st.sl_backlog = nt.sl_backlog
+    st.t_job = nt.t_job
+    st.j_cls = nt.j_cls
+    st.j_t0 = nt.j_t0
+    st.j_attempt = nt.j_attempt
+    st.j_task = nt.j_task
+    st.j_counted = nt.j_counted
+    st.j_pod = nt.j_pod
+    st.j_open = nt.j_open
+    st.jc_attempts = nt.jc_attempts
+    st.jc_initial = nt.jc_initial
+    st.jc_coeff = nt.jc_coeff
+    st.jc_max_interval = nt.jc_max_interval
+    st.jc_timeout = nt.jc_timeout
+    st.jc_heartbeat = nt.jc_heartbeat
+    st.jq = nt.jq
+    st.jq_head = nt.jq_head
+    st.jq_len = nt.jq_len
+    st.jstat = nt.jstat
+    st.pollers = nt.pollers
+    st.jl_cls = nt.jl_cls
+    st.jl_t0 = nt.jl_t0
+    st.jl_end = nt.jl_end
+    st.jl_status = nt.jl_status
+    st.jl_reason = nt.jl_reason
+    st.jl_pod = nt.jl_pod
     st.pod_inflight = nt.pod_inflight
     st.pod_mem = nt.pod_mem
     st.pod_mem_peak = nt.pod_mem_peak

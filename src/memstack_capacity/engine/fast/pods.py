@@ -59,8 +59,7 @@ class FastPod(Pod):
         if self.slot >= 0:
             self.used_before += self.plane.slot_usage(self.slot, now)
         self.slot = self.plane.new_slot(self, now)
-        procs = self.spec.processes
-        self.procs = [_ProcView(self.plane, self.slot * procs + j) for j in range(procs)]
+        self.procs = [_ProcView(self.plane, proc) for proc in self.plane.slot_procs(self.slot)]
         self.backlog = _Backlog(self.plane, self.slot)
         self.bandwidth = None
         self.independent = self.own_clocks = True

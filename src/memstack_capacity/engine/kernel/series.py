@@ -21,12 +21,19 @@ _COLUMNS = (("cls", "cls", "i"), ("t_arrival", "t0", "d"), ("t_end", "t_end", "d
 
 
 def record_answers(model, ans) -> None:
-    """Append the answers to the request log (and the streaming stats when the engine keeps them).
+    """Append the answers to the request log (and the streaming stats when the engine keeps them)."""
+    append_rows(model.recorder.requests, ans)
+    stats = getattr(model.ingress, "stats", None)
+    if stats is not None:
+        _record_stats(stats, ans)
+
+
+def append_rows(log, ans) -> None:
+    """Append rows (``cls``, ``t0``, ``t_end``, ``status``, ``reason``, ``pod`` arrays) to a RequestLog.
 
     A sampled log (``every`` > 1) keeps the rows whose running count is a multiple of
     ``every``, as ``RequestLog.add`` does one by one.
     """
-    log = model.recorder.requests
     n = len(ans.t_end)
     every = getattr(log, "every", 1)
     bulk = hasattr(log, "seen") or every == 1
@@ -48,9 +55,6 @@ def record_answers(model, ans) -> None:
         add = log.add
         for row in zip(*(getattr(ans, attr).tolist() for _, attr, _ in _COLUMNS)):
             add(*row)
-    stats = getattr(model.ingress, "stats", None)
-    if stats is not None:
-        _record_stats(stats, ans)
 
 
 def _record_stats(stats, ans) -> None:
