@@ -1,11 +1,11 @@
-"""The compiled data plane's state: a scenario laid out as arrays, and their upkeep between calls.
+"""The compiled data plane's state: a scenario laid out as arrays.
 
 :func:`lay_out` turns a scenario into a :class:`State` (one namedtuple of numpy arrays, what
 ``loop.advance`` reads and writes): step programs as flat operation tables, one random-number
 row per sampler (the general engine's stream names, drawn in its blocks), the pods and their
 processes, each pooled datastore's server and per-process pools, each external API's
 per-process semaphores, the users, and the tables of flows, tasks and connections with their
-free lists. :func:`refill` and :func:`grow` are what the loop asks of Python between calls.
+free lists (their upkeep between the loop's calls is in :mod:`.tables`).
 """
 
 from __future__ import annotations
@@ -19,18 +19,15 @@ import numpy as np
 from memstack_capacity.components.recorder import REASON_CODE
 from memstack_capacity.components.sampling import BLOCK, _block_drawer
 from memstack_capacity.components.workload import user_changes
-from memstack_capacity.engine.fast import loop
+from memstack_capacity.engine.fast import loop, tables
 from memstack_capacity.engine.rng import stream
 from memstack_capacity.scenario.kinds import KINDS
 from memstack_capacity.scenario.workload import CallStep, CpuStep, EnqueueStep, ExternalStep, ParallelStep, RepeatStep
 
-#: Draws a row holds after a refill: 16 of the general engine's blocks.
-REFILL_TO = 16 * BLOCK
-_ROW = REFILL_TO + BLOCK + loop.DRAW_MARGIN
 
 State = namedtuple("State", [name for name, _ in loop.STATE_FIELDS])
 
-_UNLIMITED = 1 << 40  # a pool or server limit that never binds, as an integer
+UNLIMITED = 1 << 40  # a pool or server limit that never binds, as an integer
 
 
 @dataclass
@@ -178,14 +175,13 @@ def lay_out(scenario, seed: int, slots: int, arrivals: np.ndarray | None, users:
     width = programs.widest
     per_proc = max(d.concurrency for d in deps) * width
     backlog = max(1, max(d.backlog for d in deps))
-    # tables start where most runs never grow them; the loop asks for more when half full
-    flows = max(1 << 14, min(_capacity(4 * n_procs * per_proc), 1 << 20))
+    # tables start at what the initial pods can hold (the loop asks for more when one is half full)
+    initial = sum(d.replicas * d.processes * d.concurrency for d in deps) * width
+    flows = max(1 << 14, min(_capacity(4 * initial), 1 << 18))
     tasks = flows
     jobs = 1 << 12 if wl.jobs else 1
-    procs = api.processes
 
     P = _i(loop.P_SIZE)
-    P[loop.P_NPODS], P[loop.P_PROCS], P[loop.P_CONC], P[loop.P_BACKLOG] = 0, procs, api.concurrency, api.backlog
     P[loop.P_RANDOM] = api.load_balancing == "random"
     P[loop.P_CLOSED] = closed
     retry = wl.users.retry if closed else None
@@ -218,14 +214,14 @@ def lay_out(scenario, seed: int, slots: int, arrivals: np.ndarray | None, users:
     n_pooled = max(1, len(pooled))
     P[loop.P_NPOOLED] = n_pooled
     settings = [_pool_settings(s) for s in pooled]
-    conn_per_pool = max([min(lim, per_proc + 16) if lim < _UNLIMITED else per_proc + 16 for _, lim, *_ in settings],
+    conn_per_pool = max([min(lim, per_proc + 16) if lim < UNLIMITED else per_proc + 16 for _, lim, *_ in settings],
                         default=1)
     conns = _capacity(64 + 2 * n_pooled * n_procs * conn_per_pool)
 
     n_rows = len(rows.fills)
     st = State(
         G=_i(loop.G_SIZE), P=P, PF=PF,
-        draws=_f((n_rows, _ROW)), draw_i=_i(n_rows), draw_n=_i(n_rows),
+        draws=_f((n_rows, tables.ROW)), draw_i=_i(n_rows), draw_n=_i(n_rows),
         ev_t=_f(1 << 12), ev_s=_i(1 << 12), ev_k=_i(1 << 12), ev_a=_i(1 << 12), ev_b=_i(1 << 12),
         op_kind=np.asarray(programs.kind, dtype=np.int64), op_a=np.asarray(programs.a, dtype=np.int64),
         op_b=np.asarray(programs.b, dtype=np.int64), op_samp=np.asarray(programs.samp, dtype=np.int64),
@@ -312,7 +308,7 @@ def lay_out(scenario, seed: int, slots: int, arrivals: np.ndarray | None, users:
     st.G[loop.G_CONNTOP] = conns
     st.G[loop.G_RR] = 0
     for r in range(n_rows):
-        _fill_row(st, rows.fills[r], r)
+        tables.fill_row(st, rows.fills[r], r)
     start = Start(initial, np.asarray([t for t, _ in changes], dtype=np.float64),
                   np.asarray([d for _, d in changes], dtype=np.int64))
     return st, stores, rows, start
@@ -338,160 +334,8 @@ def _pool_settings(spec) -> tuple:
         code = REASON_CODE["pool_timeout"]
     else:
         size, overflow, timeout = p.max_connection_pool_size, 0, float(p.connection_acquisition_timeout)
-        pre_ping, recycle, server, code = 0, math.inf, _UNLIMITED, REASON_CODE["acquisition_timeout"]
+        pre_ping, recycle, server, code = 0, math.inf, UNLIMITED, REASON_CODE["acquisition_timeout"]
     unlimited = overflow == -1 or size == 0
-    kept = size if size > 0 else _UNLIMITED
-    limit = _UNLIMITED if unlimited else size + overflow
+    kept = size if size > 0 else UNLIMITED
+    limit = UNLIMITED if unlimited else size + overflow
     return kept, limit, timeout, pre_ping, recycle, server, code
-
-
-def _fill_row(st: State, fill, r: int) -> None:
-    """Keep the row's unused draws and append blocks until it holds REFILL_TO."""
-    i, n = st.draw_i[r], st.draw_n[r]
-    left = st.draws[r, i:n].copy()
-    parts = [left]
-    have = len(left)
-    while have < REFILL_TO:
-        block = np.asarray(fill(), dtype=np.float64)
-        parts.append(block)
-        have += len(block)
-    row = np.concatenate(parts)
-    st.draws[r, : len(row)] = row
-    st.draw_i[r], st.draw_n[r] = 0, len(row)
-
-
-def refill(st: State, rows: Rows) -> None:
-    """Every row running low gets its next blocks (the loop asked: ``REFILL``)."""
-    low = np.flatnonzero(st.draw_n - st.draw_i < loop.DRAW_MARGIN + REFILL_TO // 2)
-    for r in low.tolist():
-        _fill_row(st, rows.fills[r], r)
-    st.G[loop.G_REFILL] = 0
-
-
-def grow(st: State) -> State:
-    """Every table the loop found over half full, twice as large (the loop asked: ``GROW``)."""
-    G = st.G
-    repl: dict = {}
-    if G[loop.G_EVN] > loop.GROW_AT * len(st.ev_t):
-        for name in ("ev_t", "ev_s", "ev_k", "ev_a", "ev_b"):
-            repl[name] = _longer(getattr(st, name))
-    if G[loop.G_FLOWTOP] < (1.0 - loop.GROW_AT) * len(st.f_task):
-        cap = len(st.f_task)
-        for name in ("f_task", "f_pc", "f_end", "f_parent", "f_pending", "f_pool", "f_conn", "f_work", "f_deadline",
-                     "f_tenq", "f_reply", "stack"):
-            repl[name] = _longer(getattr(st, name))
-        repl["flow_free"] = _more_free(st.flow_free, G[loop.G_FLOWTOP], cap)
-        G[loop.G_FLOWTOP] += cap
-    if G[loop.G_TASKTOP] < (1.0 - loop.GROW_AT) * len(st.t_cls):
-        cap = len(st.t_cls)
-        for name in ("t_cls", "t_t0", "t_user", "t_pod", "t_proc", "t_alive", "t_gone", "t_nflows", "t_inback",
-                     "t_indq", "t_inpod", "t_job"):
-            repl[name] = _longer(getattr(st, name))
-        repl["t_free"] = np.concatenate([st.t_free, np.ones(cap, dtype=np.int64)])
-        repl["task_free"] = _more_free(st.task_free, G[loop.G_TASKTOP], cap)
-        G[loop.G_TASKTOP] += cap
-        repl["dq"] = _wider_ring(st.dq, st.dq_head, st.dq_len)
-    if G[loop.G_CONNTOP] < (1.0 - loop.GROW_AT) * len(st.cn_born):
-        cap = len(st.cn_born)
-        repl["cn_born"], repl["cn_fresh"] = _longer(st.cn_born), _longer(st.cn_fresh)
-        repl["conn_free"] = _more_free(st.conn_free, G[loop.G_CONNTOP], cap)
-        G[loop.G_CONNTOP] += cap
-    for prefix, size in (("pr_h", st.pr_n), ("sv_h", st.sv_n)):
-        key = getattr(st, prefix + "key")
-        if len(size) and size.max() > loop.GROW_AT * key.shape[1]:
-            for name in ("key", "seq", "item"):
-                repl[prefix + name] = _wider(getattr(st, prefix + name))
-    for ring, head, length in (("pl_wait", "pl_wait_head", "pl_wait_len"), ("pl_idle", "pl_idle_head", "pl_idle_len"),
-                               ("sm_wait", "sm_wait_head", "sm_wait_len")):
-        r = getattr(st, ring)
-        if getattr(st, length).max() > loop.GROW_AT * r.shape[1]:
-            repl[ring] = _wider_ring(r, getattr(st, head), getattr(st, length))
-    if G[loop.G_NJOBS] > loop.GROW_AT * len(st.j_cls):
-        for name in ("j_cls", "j_t0", "j_attempt", "j_task", "j_counted", "j_pod", "j_open"):
-            repl[name] = _longer(getattr(st, name))
-    if st.jq_len[0] > loop.GROW_AT * st.jq.shape[1]:
-        repl["jq"] = _wider_ring(st.jq, st.jq_head, st.jq_len)
-    for names, count in ((("a_cls", "a_t0", "a_end", "a_status", "a_reason", "a_pod"), loop.G_NANS),
-                         (("w_store", "w_val"), loop.G_NWAIT),
-                         (("jl_cls", "jl_t0", "jl_end", "jl_status", "jl_reason", "jl_pod"), loop.G_NJL)):
-        if G[count] > loop.GROW_AT * len(getattr(st, names[0])):
-            for name in names:
-                repl[name] = _longer(getattr(st, name))
-    G[loop.G_GROW] = 0
-    return st._replace(**repl) if repl else st
-
-
-def _longer(a: np.ndarray) -> np.ndarray:
-    return np.concatenate([a, np.zeros_like(a)])
-
-
-def _wider(a: np.ndarray) -> np.ndarray:
-    return np.concatenate([a, np.zeros_like(a)], axis=1)
-
-
-def _more_free(free: np.ndarray, top: int, cap: int) -> np.ndarray:
-    """A free list of 2·cap slots: the free ones below `top`, then the new ones (taken last first)."""
-    out = np.zeros(2 * cap, dtype=np.int64)
-    out[:top] = free[:top]
-    out[top : top + cap] = np.arange(2 * cap - 1, cap - 1, -1, dtype=np.int64)
-    return out
-
-
-def _wider_ring(ring: np.ndarray, head: np.ndarray, length: np.ndarray) -> np.ndarray:
-    """Each row's queue unrolled from its head into a ring twice as wide (heads set to 0)."""
-    rows, cap = ring.shape
-    out = np.zeros((rows, 2 * cap), dtype=ring.dtype)
-    for r in range(rows):
-        n = int(length[r])
-        idx = (int(head[r]) + np.arange(n)) % cap
-        out[r, :n] = ring[r, idx]
-    head[:] = 0
-    return out
-
-
-#: The tables that have a row per container slot, per process and per (process, store).
-_PER_SLOT = ("endpoints", "pod_killed", "pod_mem_limit", "pod_index", "pod_inflight", "pod_mem", "pod_mem_peak",
-             "pod_bhead", "pod_blen", "pod_backlog", "sl_first", "sl_nprocs", "sl_conc", "sl_backlog", "pollers")
-_PER_PROC = ("pr_pod", "pr_inflight", "pr_n", "pr_token", "pr_seq", "pr_V", "pr_tlast", "pr_used", "pr_due",
-             "pr_hkey", "pr_hseq", "pr_hitem")
-_PER_POOL = ("pl_open", "pl_inuse", "pl_watching", "pl_dead", "pl_idle", "pl_idle_head", "pl_idle_len", "pl_wait",
-             "pl_wait_head", "pl_wait_len")
-_PER_SEM = ("sm_inuse", "sm_wait", "sm_wait_head", "sm_wait_len")
-
-
-def grow_slots(st: State) -> State:
-    """Room for twice as many container slots (new rows as a fresh container's: killed until added)."""
-    return _grow_rows(st, _PER_SLOT)
-
-
-def grow_procs(st: State) -> State:
-    """Room for twice as many processes: every per-process, per-pool and per-semaphore table."""
-    return _grow_rows(st, _PER_PROC + _PER_POOL + _PER_SEM)
-
-
-def _grow_rows(st: State, names: tuple) -> State:
-    repl = {}
-    for name in names:
-        a = getattr(st, name)
-        extra = np.zeros_like(a)
-        if name == "pod_killed":
-            extra[:] = 1
-        elif name == "pr_due":
-            extra[:] = math.inf
-        repl[name] = np.concatenate([a, extra], axis=0)
-    return st._replace(**repl)
-
-
-def add_slot(st: State, slot: int, first_proc: int, now: float, spec, memory_limit: int, pod_index: int) -> None:
-    """Slot `slot` becomes a container of a pod of deployment `spec` that has just started: no
-    request, ``memory_base`` bytes, processes from `first_proc` on."""
-    st.pod_killed[slot] = 0
-    st.pod_mem[slot] = st.pod_mem_peak[slot] = int(spec.memory_base)
-    st.pod_mem_limit[slot] = memory_limit
-    st.pod_index[slot] = pod_index
-    st.sl_first[slot], st.sl_nprocs[slot] = first_proc, spec.processes
-    st.sl_conc[slot], st.sl_backlog[slot] = spec.concurrency, spec.backlog
-    rows = slice(first_proc, first_proc + spec.processes)
-    st.pr_pod[rows] = slot
-    st.pr_tlast[rows] = now
-    st.P[loop.P_NPODS] = max(int(st.P[loop.P_NPODS]), slot + 1)

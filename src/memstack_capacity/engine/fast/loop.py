@@ -52,7 +52,8 @@ G_NACTIVE, G_DQHEAD, G_DQLEN, G_WATCHING, G_NANS, G_NWAIT = 7, 8, 9, 10, 11, 12
 G_FLOWTOP, G_TASKTOP, G_CONNTOP, G_SP, G_NEXTUSER = 13, 14, 15, 16, 17
 G_NEP, G_NOTES = 18, 19  # endpoints; notes for Python (probes answered, containers OOMKilled)
 G_NPOLL, G_NJL, G_NJOBS, G_DISPATCH = 20, 21, 22, 23  # the job queue's pollers, job-log rows, jobs, dispatch due
-G_SIZE = 24
+G_NEED_ARRIVALS = 24  # the open arrivals' block is used up and more follow (Python loads the next)
+G_SIZE = 25
 
 # ---- the job queue's counters JS[...] (components/workers.py TaskQueue) -------------------------------
 JS_ENQUEUED, JS_COMPLETED, JS_FAILED, JS_RUNNING, JS_WAITING_RETRY, JS_STALE = 0, 1, 2, 3, 4, 5
@@ -61,9 +62,9 @@ JS_RETRIES, JS_RETRIES_COUNTED, JS_CRASHES, JS_BACKLOG_MAX, JS_WIN_COMPLETED, JS
 JS_SIZE = 13
 
 # ---- the scenario's integer parameters P[...] and float parameters PF[...] ----------------------
-P_NPODS, P_PROCS, P_CONC, P_BACKLOG, P_RANDOM, P_CLOSED, P_RETRY_ATTEMPTS, P_NARRIVALS = 0, 1, 2, 3, 4, 5, 6, 7
-P_NCLASSES, P_S_THINK, P_S_USERS_U, P_S_MIX, P_S_BALANCER, P_NPOOLED, P_NEXT = 8, 9, 10, 11, 12, 13, 14
-P_SIZE = 15
+P_RANDOM, P_CLOSED, P_RETRY_ATTEMPTS, P_NARRIVALS, P_MORE_ARRIVALS = 0, 1, 2, 3, 4
+P_NCLASSES, P_S_THINK, P_S_USERS_U, P_S_MIX, P_S_BALANCER, P_NPOOLED, P_NEXT = 5, 6, 7, 8, 9, 10, 11
+P_SIZE = 12
 PF_TIMEOUT, PF_RETRY_BACKOFF, PF_RETRY_MULT, PF_RETRY_JITTER, PF_WARMUP = 0, 1, 2, 3, 4
 PF_SIZE = 5
 
@@ -1126,6 +1127,9 @@ def advance(st, until):
             _send(st, now, _new_task(st, _pick_class(st), now, -1))
             if a + 1 < st.P[P_NARRIVALS]:
                 _schedule(st, st.arrivals[a + 1], EV_ARRIVAL, a + 1, 0)
+            elif st.P[P_MORE_ARRIVALS]:
+                G[G_NEED_ARRIVALS] = 1
+                G[G_REFILL] = 1
         elif kind == EV_EXT_DONE:
             _ext_done(st, now, a)
         elif kind == EV_CONNECTED:
@@ -1222,6 +1226,14 @@ def kill_slot(st, now, slot, reason):
     """:func:`_kill_slot` from Python (the control plane killed the container); the loop is at `now`."""
     _kill_slot(st, now, slot, reason)
     _settle(st, now)
+
+
+@njit(cache=True)
+def next_arrivals(st):
+    """The next block of open arrivals is in ``arrivals`` (Python put it there): schedule its first."""
+    st.G[G_NEED_ARRIVALS] = 0
+    if st.P[P_NARRIVALS]:
+        _schedule(st, st.arrivals[0], EV_ARRIVAL, 0, 0)
 
 
 @njit(cache=True)
