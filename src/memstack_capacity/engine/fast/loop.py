@@ -298,13 +298,27 @@ def _ring_push_checked(st, ring, head, length, r, v):
 
 # ---- tables: flows, tasks, connections -------------------------------------------------------------------
 @njit(cache=True)
-def _new_flow(st, task, start, end, parent):
+def _take(st, free, top_at):
+    """A free slot from the free list `free` whose top is ``G[top_at]`` (asks to grow it when half used)."""
     G = st.G
-    top = G[G_FLOWTOP] - 1
-    G[G_FLOWTOP] = top
-    if top < (1.0 - GROW_AT) * st.f_task.shape[0]:
+    top = G[top_at] - 1
+    G[top_at] = top
+    if top < (1.0 - GROW_AT) * free.shape[0]:
         G[G_GROW] = 1
-    f = st.flow_free[top]
+    return free[top]
+
+
+@njit(cache=True)
+def _give(st, free, top_at, item):
+    """Slot `item` back on the free list `free`."""
+    G = st.G
+    free[G[top_at]] = item
+    G[top_at] += 1
+
+
+@njit(cache=True)
+def _new_flow(st, task, start, end, parent):
+    f = _take(st, st.flow_free, G_FLOWTOP)
     st.f_task[f] = task
     st.f_pc[f] = start
     st.f_end[f] = end
@@ -316,20 +330,13 @@ def _new_flow(st, task, start, end, parent):
 
 @njit(cache=True)
 def _free_flow(st, f):
-    G = st.G
-    st.flow_free[G[G_FLOWTOP]] = f
-    G[G_FLOWTOP] += 1
+    _give(st, st.flow_free, G_FLOWTOP, f)
     st.t_nflows[st.f_task[f]] -= 1
 
 
 @njit(cache=True)
 def _new_task(st, cls, t0, user):
-    G = st.G
-    top = G[G_TASKTOP] - 1
-    G[G_TASKTOP] = top
-    if top < (1.0 - GROW_AT) * st.t_cls.shape[0]:
-        G[G_GROW] = 1
-    t = st.task_free[top]
+    t = _take(st, st.task_free, G_TASKTOP)
     st.t_cls[t] = cls
     st.t_t0[t] = t0
     st.t_user[t] = user
@@ -352,19 +359,12 @@ def _try_free_task(st, t):
     if st.t_free[t] or st.t_nflows[t] or st.t_inback[t] or st.t_indq[t] or not st.t_gone[t]:
         return
     st.t_free[t] = 1
-    G = st.G
-    st.task_free[G[G_TASKTOP]] = t
-    G[G_TASKTOP] += 1
+    _give(st, st.task_free, G_TASKTOP, t)
 
 
 @njit(cache=True)
 def _new_conn(st, now):
-    G = st.G
-    top = G[G_CONNTOP] - 1
-    G[G_CONNTOP] = top
-    if top < (1.0 - GROW_AT) * st.cn_born.shape[0]:
-        G[G_GROW] = 1
-    c = st.conn_free[top]
+    c = _take(st, st.conn_free, G_CONNTOP)
     st.cn_born[c] = now
     st.cn_fresh[c] = 1
     return c
@@ -372,9 +372,7 @@ def _new_conn(st, now):
 
 @njit(cache=True)
 def _free_conn(st, c):
-    G = st.G
-    st.conn_free[G[G_CONNTOP]] = c
-    G[G_CONNTOP] += 1
+    _give(st, st.conn_free, G_CONNTOP, c)
 
 
 @njit(cache=True)
@@ -403,19 +401,28 @@ def _drop_flow(st, f):
 
 # ---- the ingress and the client (components/ingress.py, components/workload.py) ---------------------
 @njit(cache=True)
+def _log_row(st, count_at, cls_col, t0_col, end_col, status_col, reason_col, pod_col, cls, t0, end, status, reason,
+             pod):
+    """One row of a log buffer (the answers', the jobs'), whose length is ``G[count_at]``; Python
+    takes the rows whenever the loop returns."""
+    G = st.G
+    n = G[count_at]
+    if n + 1 > GROW_AT * cls_col.shape[0]:
+        G[G_GROW] = 1
+    cls_col[n] = cls
+    t0_col[n] = t0
+    end_col[n] = end
+    status_col[n] = status
+    reason_col[n] = reason
+    pod_col[n] = pod
+    G[count_at] = n + 1
+
+
+@njit(cache=True)
 def _answer(st, now, task, status, reason, pod):
     st.t_gone[task] = 1
-    G = st.G
-    n = G[G_NANS]
-    if n + 1 > GROW_AT * st.a_cls.shape[0]:
-        G[G_GROW] = 1
-    st.a_cls[n] = st.t_cls[task]
-    st.a_t0[n] = st.t_t0[task]
-    st.a_end[n] = now
-    st.a_status[n] = status
-    st.a_reason[n] = reason
-    st.a_pod[n] = pod
-    G[G_NANS] = n + 1
+    _log_row(st, G_NANS, st.a_cls, st.a_t0, st.a_end, st.a_status, st.a_reason, st.a_pod,
+             st.t_cls[task], st.t_t0[task], now, status, reason, pod)
     user = st.t_user[task]
     if user >= 0:
         _user_answered(st, now, user, task, status == OK)
@@ -1388,17 +1395,8 @@ def _job_finish(st, now, job, status, reason):
     else:
         st.jstat[JS_FAILED] += 1
         st.jstat[JS_WIN_FAILED] += 1
-    G = st.G
-    n = G[G_NJL]
-    if n + 1 > GROW_AT * st.jl_cls.shape[0]:
-        G[G_GROW] = 1
-    st.jl_cls[n] = st.j_cls[job]
-    st.jl_t0[n] = st.j_t0[job]
-    st.jl_end[n] = now
-    st.jl_status[n] = status
-    st.jl_reason[n] = reason
-    st.jl_pod[n] = st.j_pod[job]
-    G[G_NJL] = n + 1
+    _log_row(st, G_NJL, st.jl_cls, st.jl_t0, st.jl_end, st.jl_status, st.jl_reason, st.jl_pod,
+             st.j_cls[job], st.j_t0[job], now, status, reason, st.j_pod[job])
 
 
 @njit(cache=True)
