@@ -47,7 +47,7 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 
 import pandas as pd
 

@@ -145,7 +145,6 @@ def plot_utilisation(result) -> Figure | None:
     for i, d in enumerate(deps):
         spec = result.scenario.deployments[d]
         targets = hpa_targets(spec)
-        req, lim = spec.resources.requests, spec.resources.limits
         for ax, res in zip(axes[2 * i : 2 * i + 2], ("cpu", "memory")):
             col = f"{d}/{res}_utilization"
             data_max = None

@@ -7,7 +7,7 @@ Kubernetes blocks keep Kubernetes' field names (``readinessProbe``, ``strategy``
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 

@@ -9,7 +9,7 @@ steps too.
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal, Union
+from typing import Annotated, Union
 
 from pydantic import Discriminator, Field, Tag, model_validator
 

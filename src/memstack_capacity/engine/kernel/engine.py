@@ -28,7 +28,7 @@ import time
 from types import SimpleNamespace
 
 import numpy as np
-from memstack_capacity.components.recorder import E503, E504, OK, REASON_CODE, Recorder
+from memstack_capacity.components.recorder import E503, E504, OK, REASON_CODE
 from memstack_capacity.components.sampling import BLOCK, Uniforms, _block_drawer
 from memstack_capacity.components.workload import PiecewiseLinearRate
 from memstack_capacity.engine.kernel.series import record_answers, record_samples
@@ -38,7 +38,6 @@ from memstack_capacity.engine.des.run import PROGRESS_STEP_S, finish
 from memstack_capacity.engine.record import RunRecord
 from memstack_capacity.engine.rng import stream
 from memstack_capacity.scenario.distributions import Dist
-from memstack_capacity.scenario.workload import CpuStep
 
 NAME = "kernel"
 
