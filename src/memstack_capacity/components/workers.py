@@ -57,16 +57,12 @@ timed out but still run on a worker are counted apart (``stale``).
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
-
-import numpy as np
 
 from memstack_capacity.components.clock import call_later
 from memstack_capacity.components.flows import Task
+from memstack_capacity.components.queue_figures import MAX_TASK_QUEUE_SIZE, QueueCounts, jobs_summary, sample_queue
 from memstack_capacity.components.recorder import E504, OK, REASON_CODE
 
-#: Temporal dynamic config ``limit.maxTaskQueueSize`` upstream (temporal-config/development.yaml).
-MAX_TASK_QUEUE_SIZE = 10000
 
 QUEUED, RUNNING, WAITING_RETRY, COMPLETED, FAILED = range(5)
 _TIMEOUT = REASON_CODE["timeout"]
@@ -333,94 +329,18 @@ class WorkerTier:
         dt = now - self._t_sample
         self._t_sample = now
         for q in self.queues:
-            sample_queue(add, now, dt, q.name, QueueCounts.of(q), q.slots_busy(), q.win_latency,
+            sample_queue(add, now, dt, q.name, queue_counts(q), q.slots_busy(), q.win_latency,
                          self.max_task_queue_size)
             q.win_latency = []
             q.win_completed = q.win_failed = q.win_retries = 0
 
     def finish(self, now: float) -> dict:
         """Summary figures (summary.json ``jobs``): :func:`jobs_summary` of this tier's queues."""
-        return jobs_summary(self.log, self.warmup, self.classes, [QueueCounts.of(q) for q in self.queues])
+        return jobs_summary(self.log, self.warmup, self.classes, [queue_counts(q) for q in self.queues])
 
 
-@dataclass
-class QueueCounts:
-    """A task queue's counters, whoever keeps them (this tier, or an engine that runs the queue itself)."""
-
-    backlog: int
-    running: int
-    waiting_retry: int
-    stale: int
-    win_completed: int = 0
-    win_failed: int = 0
-    win_retries: int = 0
-    enqueued: int = 0
-    completed: int = 0
-    failed: int = 0
-    retries: int = 0
-    retries_counted: int = 0
-    crashes: int = 0
-    backlog_max: int = 0
-
-    @classmethod
-    def of(cls, q: TaskQueue) -> "QueueCounts":
-        return cls(len(q.waiting), q.running, q.waiting_retry, q.stale, q.win_completed, q.win_failed, q.win_retries,
-                   q.enqueued, q.completed, q.failed, q.retries, q.retries_counted, q.crashes, q.backlog_max)
-
-
-def sample_queue(add, now: float, dt: float, name: str, q: QueueCounts, slots_busy: int, latencies: list,
-                 max_task_queue_size: int = MAX_TASK_QUEUE_SIZE) -> None:
-    """One task queue's samples over the last `dt` seconds (`latencies`: of the jobs completed in them)."""
-    add(now, name, "jobs/backlog", q.backlog)
-    add(now, name, "jobs/running", q.running)
-    add(now, name, "jobs/waiting_retry", q.waiting_retry)
-    add(now, name, "jobs/slots_busy", slots_busy)
-    add(now, name, "jobs/stale_running", q.stale)
-    add(now, name, "jobs/completed_rps", q.win_completed / dt if dt > 0 else 0.0)
-    add(now, name, "jobs/failed_rps", q.win_failed / dt if dt > 0 else 0.0)
-    add(now, name, "jobs/retries", q.win_retries)
-    add(now, name, "worker_queue_fraction", q.backlog / max_task_queue_size)
-    if len(latencies):
-        arr = np.asarray(latencies)
-        add(now, name, "jobs/latency_mean_s", float(arr.mean()))
-        add(now, name, "jobs/latency_p99_s", float(np.percentile(arr, 99)))
-
-
-def jobs_summary(log, warmup: float, classes: list, qs: list) -> dict:
-    """Summary figures (summary.json ``jobs``). Counts and latencies are of jobs enqueued at or
-    after the warm-up; ``*_end`` are states at the end; ``totals`` cover the whole run."""
-    cls = np.frombuffer(log.cls, dtype=np.int32) if len(log) else np.empty(0, np.int32)
-    t0 = np.frombuffer(log.t_arrival, dtype=np.float64) if len(log) else np.empty(0)
-    t1 = np.frombuffer(log.t_end, dtype=np.float64) if len(log) else np.empty(0)
-    status = np.frombuffer(log.status, dtype=np.int8) if len(log) else np.empty(0, np.int8)
-    keep = t0 >= warmup
-
-    def figures(mask) -> dict:
-        ok = mask & (status == OK)
-        lat = t1[ok] - t0[ok]
-        return {
-            "completed": int(ok.sum()),
-            "failed": int((mask & (status != OK)).sum()),
-            # No completed job has no latency: null, not a zero that reads as "instant".
-            "latency_s": {"mean": float(lat.mean()) if len(lat) else None,
-                          "p99": float(np.percentile(lat, 99)) if len(lat) else None},
-        }
-
-    out = figures(keep)
-    out.update({
-        "retries": sum(q.retries_counted for q in qs),
-        "backlog_max": max((q.backlog_max for q in qs), default=0),
-        "backlog_end": sum(q.backlog for q in qs),
-        "running_end": sum(q.running for q in qs),
-        "waiting_retry_end": sum(q.waiting_retry for q in qs),
-        "by_class": {c.name: figures(keep & (cls == i)) for i, c in enumerate(classes)},
-        "totals": {
-            "enqueued": sum(q.enqueued for q in qs),
-            "completed": sum(q.completed for q in qs),
-            "failed": sum(q.failed for q in qs),
-            "retries": sum(q.retries for q in qs),
-            "crashes": sum(q.crashes for q in qs),
-            "stale_running_end": sum(q.stale for q in qs),
-        },
-    })
-    return out
+def queue_counts(q: TaskQueue) -> QueueCounts:
+    """A task queue's counters as :func:`.queue_figures.sample_queue` and ``jobs_summary`` read them."""
+    return QueueCounts(len(q.waiting), q.running, q.waiting_retry, q.stale, q.win_completed, q.win_failed,
+                       q.win_retries, q.enqueued, q.completed, q.failed, q.retries, q.retries_counted, q.crashes,
+                       q.backlog_max)

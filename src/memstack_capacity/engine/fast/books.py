@@ -15,7 +15,7 @@ import numpy as np
 
 from memstack_capacity.components.datastores.stats import WaitStats
 from memstack_capacity.components.recorder import OK, STATUS_LABELS
-from memstack_capacity.components.workers import QueueCounts, jobs_summary, sample_queue
+from memstack_capacity.components.queue_figures import QueueCounts, jobs_summary, sample_queue
 from memstack_capacity.engine.fast import layout, loop
 from memstack_capacity.engine.kernel.series import append_rows, record_answers
 from memstack_capacity.engine.record import DeploymentTotals, RunRecord

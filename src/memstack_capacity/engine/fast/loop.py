@@ -630,31 +630,45 @@ def _release(st, now, task):
 
 # ---- a process's CPU: processor sharing with virtual time (components/podcpu.py) ------------------
 @njit(cache=True)
-def _cpu_start(st, now, proc, f, work):
+def _arm(st, now, due, due_at, token, row, kind):
+    """The lazy timer of process or server `row`: due at `due`, earlier timers made stale by the token."""
+    due_at[row] = due
+    token[row] += 1
+    _later(st, now, due - now, kind, row, token[row])
+
+
+@njit(cache=True)
+def _proc_sync(st, proc, now):
     n = st.pr_n[proc]
     if n:
         dt = now - st.pr_tlast[proc]
         st.pr_V[proc] += dt / n
         st.pr_used[proc] += dt
+    st.pr_tlast[proc] = now
+
+
+@njit(cache=True)
+def _proc_next_due(st, proc, now, V):
+    """When the process's next job ends if nothing changes (each of its n jobs runs at 1/n)."""
+    dt = (st.pr_hkey[proc, 0] - V) * st.pr_n[proc]
+    return now + (dt if dt > 0.0 else 0.0)
+
+
+@njit(cache=True)
+def _cpu_start(st, now, proc, f, work):
+    if st.pr_n[proc]:
+        _proc_sync(st, proc, now)
     else:
         st.pr_V[proc] = 0.0
-    st.pr_tlast[proc] = now
+        st.pr_tlast[proc] = now
     st.pr_seq[proc] += 1
     V = st.pr_V[proc]
     _hpush(st.pr_hkey, st.pr_hseq, st.pr_hitem, st.pr_n, proc, V + work, st.pr_seq[proc], f)
     if st.pr_n[proc] > GROW_AT * st.pr_hkey.shape[1]:
         st.G[G_GROW] = 1
-    dt = (st.pr_hkey[proc, 0] - V) * st.pr_n[proc]
-    due = now + (dt if dt > 0.0 else 0.0)
+    due = _proc_next_due(st, proc, now, V)
     if due < st.pr_due[proc]:
-        _arm_proc(st, now, proc, due)
-
-
-@njit(cache=True)
-def _arm_proc(st, now, proc, due):
-    st.pr_due[proc] = due
-    st.pr_token[proc] += 1
-    _later(st, now, due - now, EV_PROC_DUE, proc, st.pr_token[proc])
+        _arm(st, now, due, st.pr_due, st.pr_token, proc, EV_PROC_DUE)
 
 
 @njit(cache=True)
@@ -663,11 +677,7 @@ def _proc_due(st, now, proc, token):
         return
     st.pr_due[proc] = math.inf
     n = st.pr_n[proc]
-    if n:
-        dt = now - st.pr_tlast[proc]
-        st.pr_V[proc] += dt / n
-        st.pr_used[proc] += dt
-    st.pr_tlast[proc] = now
+    _proc_sync(st, proc, now)
     V = st.pr_V[proc]
     limit = V + _EPS_ABS + _EPS_REL * abs(V)
     if n:
@@ -676,12 +686,10 @@ def _proc_due(st, now, proc, token):
     while st.pr_n[proc] and st.pr_hkey[proc, 0] <= limit:
         _push_walk(st, _hpop(st.pr_hkey, st.pr_hseq, st.pr_hitem, st.pr_n, proc))
     _reverse_stack(st, base)
-    n = st.pr_n[proc]
-    if n:
-        dt = (st.pr_hkey[proc, 0] - V) * n
-        due = now + (dt if dt > 0.0 else 0.0)
+    if st.pr_n[proc]:
+        due = _proc_next_due(st, proc, now, V)
         if due < st.pr_due[proc]:
-            _arm_proc(st, now, proc, due)
+            _arm(st, now, due, st.pr_due, st.pr_token, proc, EV_PROC_DUE)
 
 
 @njit(cache=True)
@@ -723,15 +731,19 @@ def _server_submit(st, now, s, work, f):
     _hpush(st.sv_hkey, st.sv_hseq, st.sv_hitem, st.sv_n, s, V + work, st.sv_seq[s], f)
     if st.sv_n[s] > GROW_AT * st.sv_hkey.shape[1]:
         st.G[G_GROW] = 1
+    due = _server_next_due(st, s, now, V)
+    if due < st.sv_due[s]:
+        _arm(st, now, due, st.sv_due, st.sv_token, s, EV_SERVER_DUE)
+
+
+@njit(cache=True)
+def _server_next_due(st, s, now, V):
+    """When the server's next query ends if nothing changes (each of n runs at min(1, cores / n))."""
     n = st.sv_n[s]
     cores, speed = st.sv_cores[s], st.sv_speed[s]
     rate = speed if n <= cores else speed * cores / n
     dt = (st.sv_hkey[s, 0] - V) / rate
-    due = now + dt if dt > 0.0 else now
-    if due < st.sv_due[s]:
-        st.sv_due[s] = due
-        st.sv_token[s] += 1
-        _later(st, now, due - now, EV_SERVER_DUE, s, st.sv_token[s])
+    return now + dt if dt > 0.0 else now
 
 
 @njit(cache=True)
@@ -751,14 +763,8 @@ def _server_due(st, now, s, token):
     while st.sv_n[s] and st.sv_hkey[s, 0] <= limit:
         st.stack[first + count] = _hpop(st.sv_hkey, st.sv_hseq, st.sv_hitem, st.sv_n, s)
         count += 1
-    n = st.sv_n[s]
-    if n:
-        rate = speed if n <= cores else speed * cores / n
-        dt = (st.sv_hkey[s, 0] - V) / rate
-        due = now + dt if dt > 0.0 else now
-        st.sv_due[s] = due
-        st.sv_token[s] += 1
-        _later(st, now, due - now, EV_SERVER_DUE, s, st.sv_token[s])
+    if st.sv_n[s]:
+        _arm(st, now, _server_next_due(st, s, now, V), st.sv_due, st.sv_token, s, EV_SERVER_DUE)
     st.sv_completed[s] += count
     for j in range(count):
         f = st.stack[first + j]
