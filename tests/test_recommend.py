@@ -180,9 +180,12 @@ def test_screen_never_discards_a_point_the_simulation_passes(searched, exhaustiv
 
 
 def test_cost_floor_is_below_every_simulated_cost(searched, base):
+    """The static floor is below every run's cost; the passing floor (the search's) below every passing point's."""
     _, result = searched
     for c in result.candidates:
         if c.confirmed:
+            assert cost_floor(base.with_overrides(c.overrides)) <= c.cost * (1 + 1e-9)
+        if c.passed:
             assert c.floor <= c.cost * (1 + 1e-9)
     # No pod above its requests: the floor is the cost (4 cores of PostgreSQL, 2 pods of 500m and 512Mi).
     assert cost_floor(base) == pytest.approx((4 * 0.031611 + 2 * (0.5 * 0.031611 + 0.5 * 0.004237)) * 730, rel=1e-12)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from memstack_capacity.api.recommend import REL, cost_floor, recommend
+from memstack_capacity.api.recommend import REL, passing_cost_floor, recommend
 from memstack_capacity.api.recommend_space import model_value, parse_space
 from memstack_capacity.results.replications import mean_ci95
 from memstack_capacity.scenario.load import load_scenario
@@ -68,7 +68,8 @@ def exhaustive_answer(space, table) -> int | None:
 
 
 def floors(base, space) -> dict:
-    return {tuple(p.values()): cost_floor(base.with_overrides(p)) for p in space.points()}
+    """The search's floor per point: the cost no passing run can go below (api/recommend.passing_cost_floor)."""
+    return {tuple(p.values()): passing_cost_floor(base.with_overrides(p)) for p in space.points()}
 
 
 def test_a_tie_within_rel_goes_to_the_earlier_point_whatever_the_order_of_confirmation(base, space):
@@ -99,9 +100,15 @@ def test_the_answer_is_the_exhaustive_sweeps_on_random_spaces(base, space, draw)
     result = recommend([base], space, replications=2, screen=False, run_many=fake, neighbours=draw % 2 == 0)
     expected = exhaustive_answer(space, table)
     assert (result.best.index if result.best else None) == expected
-    # Common random numbers: every point confirmed was run with the same seeds.
-    assert {tuple(seeds) for _, seeds in fake.calls} <= {(base.seed, base.seed + 1)}
-    assert len({p for p, _ in fake.calls}) == len(fake.calls)  # and no point twice
+    # Common random numbers: every point confirmed was run with the same seeds, in order, each run
+    # once, and a point stops at its first failing run.
+    runs = [(p, s) for p, seeds in fake.calls for s in seeds]
+    assert {s for _, s in runs} <= {base.seed, base.seed + 1}
+    assert len(set(runs)) == len(runs)
+    for p, s in runs:
+        if s == base.seed + 1:
+            assert table[p][0][0], f"{p} ran its second seed after its first failed"
+            assert (p, base.seed) in runs
 
 
 def test_the_floor_rule_skips_points(base, space):
@@ -112,3 +119,63 @@ def test_the_floor_rule_skips_points(base, space):
     result = recommend([base], space, replications=1, screen=False, run_many=fake, neighbours=False)
     assert result.best.overrides == {"deployments.api.replicas": 1, "datastores.postgres.cores": 1}
     assert len(fake.calls) == 1
+
+
+class ThreadRuns:
+    """An executor of ``width`` threads over a :class:`FakeRuns` table, each run taking a random few
+    milliseconds, so runs finish out of the order they were started in."""
+
+    def __init__(self, fake: FakeRuns, width: int, draw: int):
+        import concurrent.futures
+
+        self.fake, self.width, self.rng = fake, width, random.Random(draw)
+        self.pool = concurrent.futures.ThreadPoolExecutor(width)
+        self.started = []
+
+    def submit(self, scenario, seed, engine=None, counted=True):
+        import time
+
+        delay = self.rng.random() * 0.003
+        self.started.append((self.fake.point(scenario), seed))
+
+        def run():
+            time.sleep(delay)
+            return self.fake(scenario, [seed])[0]
+        return self.pool.submit(run)
+
+
+@pytest.mark.parametrize("draw", range(40))
+def test_many_runs_at_once_give_the_record_of_one_after_another(base, space, draw):
+    """recommend_runs.Confirmation: with 2 or 3 runs at once, finishing in any order, the answer, every
+    point's recorded runs and the lines said are those of one run after another; only the runs
+    started ahead differ, and none of those is recorded."""
+    rng = random.Random(1000 + draw)
+    floor = floors(base, space)
+    table = {p: [(rng.random() < 0.15 + 0.12 * (p[0] + p[1]), f * rng.choice([1.0, 1.2, 1.6])) for _ in range(3)]
+             for p, f in floor.items()}
+
+    def search(run_many):
+        lines = []
+        result = recommend([base], space, replications=3, screen=False, run_many=run_many,
+                           neighbours=draw % 2 == 0, notify=lines.append)
+        record = {c.index: [s["cost"]["per_month"] for o in c.outcomes.values() for s in (o.summaries or [])]
+                  for c in result.candidates}
+        return (result.best.index if result.best else None), record, lines
+
+    serial = search(FakeRuns(space, table))
+    threads = ThreadRuns(FakeRuns(space, table), 2 + draw % 2, draw)
+    assert search(threads) == serial
+    assert serial[0] == exhaustive_answer(space, table)
+    assert len(threads.started) >= sum(len(r) for r in serial[1].values())
+    assert len(set(threads.started)) == len(threads.started)  # no run twice, even when started ahead
+
+
+def test_progress_counts_each_configuration_once(base, space):
+    """screen_progress(done, total): one call per configuration settled or passed over, 1 … total, even
+    when runs are started ahead (the stop rule is asked about later points then too)."""
+    floor = floors(base, space)
+    table = {p: [(True, f)] for p, f in floor.items()}
+    calls = []
+    recommend([base], space, replications=1, screen=False, run_many=ThreadRuns(FakeRuns(space, table), 2, 0),
+              neighbours=False, screen_progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, space.size) for i in range(1, space.size + 1)]

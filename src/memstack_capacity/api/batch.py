@@ -47,7 +47,7 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 
 import pandas as pd
 
@@ -231,30 +231,91 @@ def replicate(
     return [first] + [SummaryResult(scenario, s, summary, engine) for s, summary in zip(seeds[1:], summaries)]
 
 
+class Runs:
+    """One executor kept for a whole search: ``runs(scenario, seeds)`` for a few seeds at once, and
+    ``runs.submit(scenario, seed)`` for one run whose summary comes back as a future.
+
+    ``width`` runs go on at once (the local processes, or the Dask cluster's threads); with one
+    worker and no cluster a run happens in this process, at ``submit`` (its future is done when
+    returned). ``progress(done, total)`` follows each call's runs, and the submitted runs as they
+    finish (the total growing as runs are submitted).
+    """
+
+    def __init__(self, workers: int | None, client, engine: str, progress: ProgressFn | None,
+                 stack: contextlib.ExitStack):
+        if workers is not None and workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers, self.client, self.engine, self.progress, self._stack = workers, client, engine, progress, stack
+        self._pool: ProcessPoolExecutor | None = None
+        self._tally = _Tally(progress, 0)
+        self._width: int | None = None
+
+    @property
+    def width(self) -> int:
+        """How many runs go on at once: the local workers, or the Dask cluster's threads."""
+        if self._width is None:
+            threads = sum(self.client.nthreads().values()) if self.client is not None else 0
+            self._width = max(threads, 1) if self.client is not None else (self.workers or os.cpu_count() or 1)
+        return self._width
+
+    def pool(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = self._stack.enter_context(_process_pool(self.width))
+        return self._pool
+
+    def __call__(self, scenario: Scenario, seeds: Sequence[int], engine: str | None = None) -> list[dict]:
+        tasks = [(scenario.model_dump_json(), int(s), engine or self.engine) for s in seeds]
+        n = min(self.width, len(tasks))
+        pool = self.pool() if self.client is None and n > 1 else None
+        return _execute(tasks, n, self.client, self.progress, pool=pool)
+
+    def submit(self, scenario: Scenario, seed: int, engine: str | None = None, counted: bool = True) -> Future:
+        """One run's summary, as a :class:`concurrent.futures.Future` whatever the executor; ``counted``
+        runs are followed by ``progress`` (a search's screen keeps its own count)."""
+        task = (scenario.model_dump_json(), int(seed), engine or self.engine)
+        if counted:
+            with self._tally.lock:
+                self._tally.total += 1
+        if self.client is None and self.width == 1:
+            future: Future = Future()
+            try:
+                future.set_result(run_task(task))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+                future.set_exception(exc)
+        elif self.client is not None:
+            future = _concurrent(self.client.submit(run_task, task, pure=False))
+        else:
+            future = self.pool().submit(run_task, task)
+        if counted:
+            future.add_done_callback(self._tally.tick)
+        return future
+
+
+def _concurrent(remote) -> Future:
+    """A Dask future as a :class:`concurrent.futures.Future`, so that one ``wait`` serves both executors."""
+    local: Future = Future()
+
+    def settle(done) -> None:
+        try:
+            local.set_result(done.result())
+        except BaseException as exc:  # noqa: BLE001 - the run's error, handed on
+            local.set_exception(exc)
+
+    remote.add_done_callback(settle)
+    return local
+
+
 @contextlib.contextmanager
 def runner(workers: int | None = None, client=None, engine: str = "auto", progress: ProgressFn | None = None):
-    """``run_many(scenario, seeds, engine=None) -> [summary, …]`` on one executor kept for the whole block.
+    """A :class:`Runs` on one executor kept for the whole block.
 
-    For a search that runs a few seeds of one scenario at a time (the capacity search):
-    ``workers`` local processes (one per CPU by default; 1 runs them here), started once
-    on first need, or a Dask ``client``. The runs are on ``engine``, or on the ``engine`` a
-    call names (the capacity search's fluid screen). ``progress(done, total)`` follows each
-    call's runs.
+    For a search that runs a few seeds of one scenario at a time (the capacity search) or single
+    runs as it goes (recommend): ``workers`` local processes (one per CPU by default; 1 runs them
+    here), started once on first need, or a Dask ``client``. The runs are on ``engine``, or on the
+    ``engine`` a call names (the fluid screens). ``progress(done, total)`` follows the runs.
     """
-    if workers is not None and workers < 1:
-        raise ValueError(f"workers must be at least 1, got {workers}")
-    default = engine
     with contextlib.ExitStack() as stack:
-        pools: list[ProcessPoolExecutor] = []
-
-        def run_many(scenario: Scenario, seeds: Sequence[int], engine: str | None = None) -> list[dict]:
-            tasks = [(scenario.model_dump_json(), int(s), engine or default) for s in seeds]
-            n = min(workers or os.cpu_count() or 1, len(tasks))
-            if client is None and n > 1 and not pools:
-                pools.append(stack.enter_context(_process_pool(workers or os.cpu_count() or 1)))
-            return _execute(tasks, n, client, progress, pool=pools[0] if pools and n > 1 else None)
-
-        yield run_many
+        yield Runs(workers, client, engine, progress, stack)
 
 
 def flatten(summary: Mapping, prefix: str = "") -> dict:
@@ -401,4 +462,5 @@ __all__ = [
     "flatten",
     "run_task",
     "runner",
+    "Runs",
 ]

@@ -13,15 +13,17 @@ scenario. Its cost is the summary's ``cost.per_month`` (OpenCost's rule, results
 mean over the replications of each scenario, the largest over the scenarios (the configuration
 is paid for whatever the traffic is, so the costliest scenario is the budget).
 
-1. **Screen** every point with the flow model (:mod:`.recommend_screen`): a point is discarded
-   only when a figure misses its target by more than a margin; a point the flow model cannot run
-   is kept unscreened.
+1. **Screen** every point with the flow model (:mod:`.recommend_screen`), all points' runs at
+   once on the executor: a point is discarded only when a figure misses its target by more than a
+   margin; a point the flow model cannot run is kept unscreened.
 2. **Confirm** the kept points in increasing estimated cost (the flow model's cost, or the
-   static floor below) with ``run_many(scenario, seeds)`` — the discrete-event engine through
-   :func:`memstack_capacity.api.batch.runner` — with the same seeds ``seed … seed+K−1`` for every
-   point (common random numbers). A point passes when every replication of every scenario meets
-   every target, as ``capacity`` judges a load (:func:`~memstack_capacity.api.capacity.judge_trial`);
-   a point that misses in one scenario is not run in the next.
+   static floor below) on the executor of :func:`memstack_capacity.api.batch.runner` (the fastest
+   engine that models the scenario), with the same seeds ``seed … seed+K−1`` for every point
+   (common random numbers). A point passes when every replication of every scenario meets every
+   target, as ``capacity`` judges a load (:func:`~memstack_capacity.api.capacity.judge_trial`); a
+   point stops at its first run that misses (scenario after scenario, seed after seed), so it is
+   not run in the next scenario either. Several runs go on at once (:mod:`.recommend_runs`), with
+   the outcome of one run after another.
 3. **Stop**: a kept point is confirmed only while its cost floor could still beat the best point
    so far (:func:`~.recommend_result.could_beat`: cheaper by more than ``REL``, or as cheap and
    earlier in the space). The floor (:func:`cost_floor`) is what the run must pay whatever
@@ -42,13 +44,16 @@ from collections.abc import Callable, Sequence
 
 from memstack_capacity.api.recommend_result import (REL, Candidate, Outcome, Recommendation, beats, bounds_text,
                                                     could_beat, json_ready)
-from memstack_capacity.api.recommend_screen import (DEFAULT_MARGIN, DEFAULT_STAND_IN_MARGIN, fluid_screen,
-                                                    unscreened)
+from memstack_capacity.api.capacity_screen import unavailable
+from memstack_capacity.api.recommend_runs import Confirmation, Run, executor_of
+from memstack_capacity.api.recommend_screen import (DEFAULT_MARGIN, DEFAULT_STAND_IN_MARGIN, bound_verdict,
+                                                    screen_verdict, unscreened)
 from memstack_capacity.api.recommend_space import Space, model_value
+from memstack_capacity.results.bounds import api_cpu_work
 from memstack_capacity.results.cost import GIB, HOURS_PER_MONTH, basis, datastore_cost, prices
 from memstack_capacity.scenario.models import Scenario
 
-__all__ = ["recommend", "cost_floor", "DEFAULT_MARGIN", "DEFAULT_STAND_IN_MARGIN", "REL", "Recommendation"]
+__all__ = ["recommend", "cost_floor", "passing_cost_floor", "DEFAULT_MARGIN", "DEFAULT_STAND_IN_MARGIN", "REL", "Recommendation"]
 
 
 def cost_floor(scenario: Scenario) -> float:
@@ -75,6 +80,24 @@ def cost_floor(scenario: Scenario) -> float:
     return (compute + stores) * HOURS_PER_MONTH
 
 
+def passing_cost_floor(scenario: Scenario) -> float:
+    """The least cost per month of a run of ``scenario`` that meets its targets: :func:`cost_floor`, with
+    the API's CPU billed at least the work the throughput target implies in the measured window
+    (:func:`memstack_capacity.results.bounds.api_cpu_work`; on the ``requests`` basis, where usage is
+    billed). Only a passing point can be the answer, so the stop rule may use it."""
+    floor = cost_floor(scenario)
+    work = api_cpu_work(scenario)
+    api = scenario.deployments.get("api")
+    if work is None or api is None or basis(scenario.cost) == "nodes":
+        return floor
+    rates, _ = prices(scenario.cost, scenario.cluster.node)
+    pods = api.replicas if api.hpa is None else min(api.replicas, api.hpa.minReplicas or 1)
+    requested = pods * (api.resources.requests.cpu or 0.0)  # cores, as cost_floor counts them
+    window = float(scenario.duration) - float(scenario.warmup)
+    extra = max(0.0, work - requested * window)  # core-seconds beyond the requests, in the window
+    return floor + extra / float(scenario.duration) * rates["cpu_core_hour"] * HOURS_PER_MONTH
+
+
 def recommend(scenarios: Sequence[Scenario] | Scenario, space: Space, replications: int = 3,
               seed: int | None = None, margin: float = DEFAULT_MARGIN,
               stand_in_margin: float = DEFAULT_STAND_IN_MARGIN, run_many=None, screen: bool = True,
@@ -90,9 +113,9 @@ def recommend(scenarios: Sequence[Scenario] | Scenario, space: Space, replicatio
         replications: Runs per point and scenario, seeds ``seed … seed+K−1`` (each scenario's own seed when None).
         margin, stand_in_margin: The screen's relative margins, on the flow model's own figures and on the
             percentiles stood in for (:mod:`.recommend_screen`); ``screen=False`` screens nothing.
-        run_many: ``run_many(scenario, seeds) -> [summary, …]`` on the discrete-event engine
-            (:func:`memstack_capacity.api.batch.runner`); by default the runs of a point go to ``workers``
-            local processes (``None``: one per CPU), or run one after another in this process (1).
+        run_many: The executor: a :class:`memstack_capacity.api.batch.Runs` (from ``runner``), or a plain
+            ``run_many(scenario, seeds) -> [summary, …]`` run one seed at a time. By default the runs go
+            to ``workers`` local processes (``None``: one per CPU), or one after another in this process (1).
         neighbours: Also confirm the points one step from the answer along each key.
         notify: Called with a line as each point is confirmed.
         screen_progress: ``fn(done, total)`` over the screen.
@@ -103,23 +126,15 @@ def recommend(scenarios: Sequence[Scenario] | Scenario, space: Space, replicatio
     if isinstance(scenarios, Scenario):
         scenarios = [scenarios]
     _check_arguments(scenarios, replications, margin, stand_in_margin)
-    if run_many is None and workers != 1:
+    if run_many is None:
         from memstack_capacity.api.batch import runner
 
-        with runner(workers) as pool:  # the processes live as long as the search
+        with runner(workers) as runs:  # the processes live as long as the search
             return recommend(scenarios, space, replications=replications, seed=seed, margin=margin,
-                             stand_in_margin=stand_in_margin, run_many=pool, screen=screen, neighbours=neighbours,
+                             stand_in_margin=stand_in_margin, run_many=runs, screen=screen, neighbours=neighbours,
                              notify=notify, screen_progress=screen_progress)
-    if run_many is None:
-        from memstack_capacity.api.simulation import simulate
-
-        def run_many(sc, seeds):
-            return [simulate(sc, seed=s).summary for s in seeds]
-    search = _Search(list(scenarios), space, replications, seed, run_many, notify)
-    if screen:
-        search.screen(margin, stand_in_margin, screen_progress)
-    else:
-        search.skip_screen()
+    search = _Search(list(scenarios), space, replications, seed, run_many, notify,
+                     (margin, stand_in_margin) if screen else None, screen_progress)
     best = search.confirm_in_cost_order()
     if best is not None and neighbours:
         best = search.confirm_neighbours(best)
@@ -145,20 +160,26 @@ def _check_arguments(scenarios, replications: int, margin: float, stand_in_margi
 
 
 class _Search:
-    """The search's state: the candidates, their configured scenarios (built once) and the seeds."""
+    """The search's state: the candidates, their configured scenarios (built once), the seeds, and how a
+    point is screened."""
 
     def __init__(self, scenarios: list[Scenario], space: Space, replications: int, seed: int | None, run_many,
-                 notify):
-        self.scenarios, self.space, self.run_many, self.notify = scenarios, space, run_many, notify
+                 notify, screen: tuple[float, float] | None, progress):
+        self.scenarios, self.space, self.notify, self.progress = scenarios, space, notify, progress
+        self.margins = screen  # (margin, stand-in margin), or None: no screen
+        self.executor = executor_of(run_many)
+        self.confirmation = Confirmation(self.executor, self.plan, lambda c: c.index)
         # Common random numbers: the same seeds for every point of a scenario.
         self.seeds = {sc.name: [(sc.seed if seed is None else int(seed)) + r for r in range(replications)]
                       for sc in scenarios}
         self.cache: dict = {}
+        self.bounds: dict = {}
         self.candidates = []
         for i, point in enumerate(space.points()):
             c = Candidate(i, point, 0.0)
-            c.floor = max(cost_floor(self.configured(c, sc)) for sc in scenarios)
+            c.floor = max(passing_cost_floor(self.configured(c, sc)) for sc in scenarios)
             self.candidates.append(c)
+        self.settled = 0
 
     def configured(self, c: Candidate, sc: Scenario) -> Scenario:
         """``sc`` with the point's overrides (validated once per point and scenario)."""
@@ -167,67 +188,111 @@ class _Search:
             self.cache[key] = sc.with_overrides(c.overrides) if c.overrides else sc
         return self.cache[key]
 
-    def screen(self, margin: float, stand_in_margin: float, progress) -> None:
-        """1. Every point on the flow model, scenario after scenario until one discards it."""
-        for n, c in enumerate(self.candidates):
-            for sc in self.scenarios:
-                verdict = fluid_screen(self.configured(c, sc), self.seeds[sc.name][0], margin, stand_in_margin)
-                c.outcomes[sc.name] = Outcome(sc.name, verdict)
-                if verdict["verdict"] == "discard":
-                    break  # one scenario's miss is enough
-            if progress is not None:
-                progress(n + 1, len(self.candidates))
+    def bound(self, c: Candidate, sc: Scenario) -> dict | None:
+        """The point's discard in ``sc`` by the servers' throughput bound, if the bound rules it out."""
+        key = (c.index, sc.name)
+        if key not in self.bounds:
+            self.bounds[key] = bound_verdict(self.configured(c, sc))
+        return self.bounds[key]
 
-    def skip_screen(self) -> None:
-        for c in self.candidates:
+    def plan(self, c: Candidate) -> list[Run]:
+        """A point's runs in order: its flow-model screen in each scenario (where the flow model runs
+        it), then its simulations, scenario after scenario, each with the search's seeds. None at all
+        when the servers' throughput bound rules it out in some scenario (:func:`bound_verdict`)."""
+        runs = []
+        if self.margins is not None:
+            margin, stand_in = self.margins
+            if any(self.bound(c, sc) for sc in self.scenarios):
+                return []  # no run of it can meet a throughput target
             for sc in self.scenarios:
-                c.outcomes[sc.name] = Outcome(sc.name, unscreened("the screen was turned off"))
+                if not unavailable(self.configured(c, sc)):
+                    runs.append(Run("screen", sc.name, self.configured(c, sc), self.seeds[sc.name][0], "fluid",
+                                    lambda summary: screen_verdict(summary, margin, stand_in)["verdict"] != "discard"))
+        runs += [Run("simulation", sc.name, self.configured(c, sc), s, None, _met)
+                 for sc in self.scenarios for s in self.seeds[sc.name]]
+        return runs
 
-    def confirm(self, c: Candidate) -> None:
-        """Simulate ``c`` in each scenario with the seeds, stopping at the first scenario it fails."""
+    def settle(self, c: Candidate, record: list) -> None:
+        """Record a point's screens and runs (up to the first that fails) and say what the runs gave."""
         for sc in self.scenarios:
             o = c.outcomes.setdefault(sc.name, Outcome(sc.name))
-            if not o.confirmed:
-                o.summaries = self.run_many(self.configured(c, sc), self.seeds[sc.name])
-            if not o.passed:
-                break
-        if self.notify is not None:
+            if self.margins is None:
+                o.screen = unscreened("the screen was turned off")
+            elif bound := self.bound(c, sc):
+                o.screen = bound
+            elif why := unavailable(self.configured(c, sc)):
+                o.screen = unscreened(why)
+            summaries = []
+            for run, summary in record:
+                if run.scenario_name != sc.name:
+                    continue
+                if run.kind == "screen":
+                    o.screen = screen_verdict(summary, *self.margins)
+                else:
+                    summaries.append(summary)
+            if summaries:
+                o.summaries = summaries
+        simulated = [summary for run, summary in record if run.kind == "simulation"]
+        if self.notify is not None and simulated:
             where = ", ".join(f"{k}={v}" for k, v in c.overrides.items())
-            runs = sum(len(o.summaries) for o in c.outcomes.values() if o.summaries)
-            passed = sum(o.passed_runs for o in c.outcomes.values() if o.summaries)
-            self.notify(f"point {c.index} ({where}): {passed}/{runs} runs met every target → {c.status}, "
+            passed = sum(bool(summary["met"]) for summary in simulated)
+            self.notify(f"point {c.index} ({where}): {passed}/{len(simulated)} runs met every target → {c.status}, "
                         f"{c.cost:,.2f} per month")
 
+    def _tick(self) -> None:
+        self.settled += 1
+        if self.progress is not None:
+            self.progress(self.settled, len(self.candidates))
+
     def confirm_in_cost_order(self) -> Candidate | None:
-        """2. and 3. The kept points in increasing estimated cost, each only while its cost floor could
-        still beat the best so far (:func:`could_beat`): no point skipped can be the answer."""
+        """1. to 3. The points in increasing cost floor, each screened then simulated, only while its floor
+        could still beat the best so far (:func:`could_beat`): no point skipped can be the answer."""
         best = None
-        kept = sorted((c for c in self.candidates if not c.screened_out), key=lambda c: (c.estimate, c.index))
-        for c in kept:
-            if best is not None and not could_beat(c.floor, c.index, best):
-                continue
-            self.confirm(c)
+
+        def skip(c: Candidate) -> bool:
+            return best is not None and not could_beat(c.floor, c.index, best)
+
+        def settle(c: Candidate, record) -> None:
+            nonlocal best
+            self.settle(c, record)
+            self._tick()
             if c.passed and beats(c, best):
                 best = c
+
+        order = sorted(self.candidates, key=lambda c: (c.floor, c.index))
+        self.confirmation.in_order(order, skip, settle, lambda c: self._tick())
         return best
 
     def confirm_neighbours(self, best: Candidate) -> Candidate:
         """4. The points one step from ``best`` along each key, for the trade-off and the reasons."""
         by_point = {tuple(c.overrides.values()): c for c in self.candidates}
         pos = self.space.index(best.overrides)
+        order = []
         for k, d in enumerate(self.space.dimensions):
             for j in (pos[k] - 1, pos[k] + 1):
-                if not 0 <= j < len(d.values):
-                    continue
-                point = list(best.overrides.values())
-                point[k] = d.values[j]
-                other = by_point[tuple(point)]
-                if not other.screened_out and not other.confirmed:
-                    other.neighbour = True
-                    self.confirm(other)
-                    if other.passed and beats(other, best):
-                        best = other  # only where a floor was not a lower bound (docs/recommend.md, Limits)
+                if 0 <= j < len(d.values):
+                    point = list(best.overrides.values())
+                    point[k] = d.values[j]
+                    other = by_point[tuple(point)]
+                    if not other.screened_out and not other.confirmed and other not in order:
+                        order.append(other)
+
+        def settle(other: Candidate, record) -> None:
+            nonlocal best
+            self.settle(other, record)
+            if not other.confirmed:
+                return  # the screen discarded it: shown with its flow-model figures
+            other.neighbour = True
+            if other.passed and beats(other, best):
+                best = other  # only where a floor was not a lower bound (docs/recommend.md, Limits)
+
+        self.confirmation.in_order(order, lambda c: False, settle)
         return best
+
+
+def _met(summary: dict) -> bool:
+    """A simulated run met every target."""
+    return bool(summary["met"])
 
 
 def _input_values(scenario: Scenario, space: Space) -> dict:

@@ -119,7 +119,7 @@ class Candidate:
     def estimate(self) -> float:
         """The screen's cost (largest over the scenarios), or the floor where some scenario was not screened."""
         costs = [o.screen.get("cost") for o in self.outcomes.values() if o.screen]
-        if len(costs) < len(self.outcomes) or any(c is None for c in costs):
+        if not costs or len(costs) < len(self.outcomes) or any(c is None for c in costs):
             return self.floor
         return max(max(costs), self.floor)
 
@@ -300,8 +300,10 @@ class Recommendation:
             for o in other.outcomes.values():
                 for f in (o.screen or {}).get("figures", []):
                     if f["verdict"] == "miss":
-                        misses.append(f"{f['name']} ≈ {target_value_text(f['value'], f['name'])} in {o.scenario} (flow model, "
-                                      f"target {target_value_text(f['limit'], f['name'])})")
+                        source = f.get("source", "flow model")
+                        misses.append(f"{f['name']} ≈ {target_value_text(f['value'], f['name'])} in {o.scenario} ({source}"
+                                      f"{' bound' if source == 'utilisation law' else ''}, target "
+                                      f"{target_value_text(f['limit'], f['name'])})")
             return f"at `{key}` = {value} (screened out): " + "; ".join(misses)
         if other.status == "passed":
             saved = other.cost - self.best.cost
@@ -331,6 +333,8 @@ class Recommendation:
             "bounds": list(self.bounds),
             "counts": {"points": len(self.candidates),
                        "screened_out": sum(c.status == "screened out" for c in self.candidates),
+                       "ruled_out_by_bound": sum(any((o.screen or {}).get("engine") == "bound"
+                                                     for o in c.outcomes.values()) for c in self.candidates),
                        "confirmed": sum(c.confirmed for c in self.candidates),
                        "runs": sum(len(o.summaries) for c in self.candidates for o in c.outcomes.values()
                                    if o.summaries)},
@@ -341,8 +345,9 @@ class Recommendation:
         """A few lines for the terminal."""
         d = self.to_dict()
         n = d["counts"]
-        lines = [f"space {self.space.source}: {n['points']} configurations, {n['screened_out']} screened out by the "
-                 f"flow model (margins {self.margin:.0%}, {self.stand_in_margin:.0%} on stand-in percentiles), "
+        lines = [f"space {self.space.source}: {n['points']} configurations, {n['ruled_out_by_bound']} ruled out by the "
+                 f"servers' throughput bound, {n['screened_out'] - n['ruled_out_by_bound']} screened out by the flow "
+                 f"model (margins {self.margin:.0%}, {self.stand_in_margin:.0%} on stand-in percentiles), "
                  f"{n['confirmed']} confirmed in {n['runs']} simulated runs"]
         if self.best is None:
             lines.append("no configuration in the space meets every target in every scenario")

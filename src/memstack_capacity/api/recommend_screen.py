@@ -59,12 +59,29 @@ def screen_verdict(summary: dict, margin: float, stand_in_margin: float = DEFAUL
             value, how = mean * STAND_IN[t["name"]], f"mean × ln(1/(1 − q)) = mean × {STAND_IN[t['name']]:.2f}"
             m = stand_in_margin
         figures.append({"name": t["name"], "kind": t["kind"], "limit": t["limit"], "value": value, "how": how,
-                        "margin": m, "verdict": judge_figure(value, t["kind"], t["limit"], m)})
+                        "margin": m, "source": "flow model", "verdict": judge_figure(value, t["kind"], t["limit"], m)})
     missed = [f["name"] for f in figures if f["verdict"] == "miss"]
     p99 = lat.get("p99")
     return {"engine": "fluid", "verdict": "discard" if missed else "keep", "figures": figures, "missed": missed,
             "cost": summary["cost"]["per_month"], "throughput_rps": summary["requests"]["throughput_rps"],
             "latency_p99": p99 if p99 is not None or mean is None else mean * STAND_IN["latency_p99"]}
+
+
+def bound_verdict(scenario: Scenario) -> dict | None:
+    """A discard without a simulation when the throughput target is above what the datastore servers can
+    complete at all (:func:`memstack_capacity.results.bounds.throughput_bound`, the utilisation law with its
+    own margins); None when the bound does not rule the point out."""
+    from memstack_capacity.results.bounds import throughput_bound
+
+    bound = throughput_bound(scenario)
+    limit = scenario.targets.throughput_rps.min if scenario.targets.throughput_rps is not None else None
+    if bound is None or limit is None or bound.rps >= limit:
+        return None
+    figure = {"name": "throughput_rps", "kind": "min", "limit": limit, "value": bound.rps, "margin": 0.0,
+              "how": f"utilisation law: {bound.how}", "source": "utilisation law", "verdict": "miss"}
+    return {"engine": "bound", "verdict": "discard", "figures": [figure], "missed": ["throughput_rps"], "cost": None,
+            "throughput_rps": None, "latency_p99": None,  # a bound, not a figure to plot
+            "reason": f"the `{bound.store}` server completes at most {bound.rps:,.0f} req/s"}
 
 
 def fluid_screen(scenario: Scenario, seed: int, margin: float, stand_in_margin: float = DEFAULT_STAND_IN_MARGIN,

@@ -304,7 +304,7 @@ class Progress:
     a plain line after ``first_s`` and then every ``every_s`` (HEARTBEAT_FIRST_S, HEARTBEAT_EVERY_S), with the share done, the time
     elapsed and an estimate of the time left, so a long run shows that it is alive and when it
     will end; a run shorter than ``first_s`` writes nothing. ``unit`` is ``"s"`` (simulated
-    seconds) or ``"runs"``.
+    seconds) or what is counted (``"runs"``, ``"configurations"``).
     """
 
     def __init__(self, label: str, delay_s: float = 2.0, stream=None, unit: str = "s",
@@ -333,7 +333,7 @@ class Progress:
                 from memstack_capacity.api.progress import RichBar
 
                 self.bar = RichBar(self.label, self.stream)
-            count = f"{int(done):,}/{total:,.0f} runs" if self.unit == "runs" else f"sim {done:,.0f}/{total:,.0f} s"
+            count = f"{int(done):,}/{total:,.0f} {self.unit}" if self.unit != "s" else f"sim {done:,.0f}/{total:,.0f} s"
             self.bar.update(done, total, count)
         elif elapsed >= self.next_line_s and done < total:
             self.stream.write(heartbeat_line(self.label, done, total, elapsed, eta, self.unit) + "\n")
@@ -350,7 +350,7 @@ def heartbeat_line(label: str, done: float, total: float, elapsed: float, eta: f
     """``run peak: 42% (1,512 of 3,600 s simulated), 31 s elapsed, about 43 s left``."""
     frac = done / total if total else 1.0
     # Runs: whole runs done (``done`` also counts the share of a run under way).
-    what = f"{int(done):,} of {total:,.0f} runs done" if unit == "runs" else f"{done:,.0f} of {total:,.0f} s simulated"
+    what = f"{int(done):,} of {total:,.0f} {unit} done" if unit != "s" else f"{done:,.0f} of {total:,.0f} s simulated"
     left = f"about {_clock(eta)} left" if done > 0 else "the time left not yet known"
     return f"{label}: {frac:.0%} ({what}), {_clock(elapsed)} elapsed, {left}"
 

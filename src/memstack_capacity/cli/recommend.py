@@ -95,9 +95,9 @@ def handle(args) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return EXIT_BAD_INPUT
     say(args, f"recommend {', '.join(names)}: {space.size} configuration(s) of {space.source} "
-              f"({', '.join(space.keys)}); screening with the flow model"
-              + ("" if not args.no_screen else " turned off") + f", then simulating the candidates in increasing cost, "
-              f"{args.replications} run(s) per scenario; writing {out}/")
+              f"({', '.join(space.keys)}) in increasing cost floor: "
+              + ("the servers' throughput bound and the flow model's screen, then " if not args.no_screen else "")
+              + f"{args.replications} simulated run(s) per scenario; writing {out}/")
     return _search(args, scenarios, space, margin, out)
 
 
@@ -135,7 +135,7 @@ def _search(args, scenarios, space, margin, out: Path) -> int:
 
     client = scheduler_client(args.scheduler)
     label = f"recommend {scenarios[0].name}"
-    screen_bar = Progress(f"{label}, screen", unit="runs")
+    screen_bar = Progress(f"{label}, search", unit="configurations")
     run_bar = Progress(f"{label}, simulation", unit="runs")
     quiet = os.environ.get(PROGRESS_VARIABLE, "") == "0" and not sys.stderr.isatty()
 

@@ -123,6 +123,9 @@ def ranked_table(doc: dict) -> list[str]:
                 s = scen["screen"]
                 if s["verdict"] == "unscreened":
                     cells.append("not run")
+                elif s["engine"] == "bound":
+                    cells.append("utilisation law: " + ", ".join(f"{f['name']} ≤ {target_value_text(f['value'], f['name'])} ✗"
+                                                                 for f in s["figures"]))
                 else:
                     cells.append("flow model: " + ", ".join(f"{f['name']} ≈ {target_value_text(f['value'], f['name'])}"
                                                             f"{' ✗' if f['verdict'] == 'miss' else ''}"
@@ -143,11 +146,14 @@ def report_text(doc: dict, base, recommended) -> str:
     n = doc["counts"]
     lines = ["# Recommendation", ""]
     lines.append(f"Scenarios: {', '.join(doc['scenarios'])}; space `{doc['space']['source']}`, "
-                 f"{n['points']} configurations. The flow model screened them (a point is dropped only when a figure "
-                 f"misses its target by more than {doc['screen']['margin']:.0%}, or a p99 stood in for from the mean "
-                 f"by more than {doc['screen']['stand_in_margin']:.0%}: {n['screened_out']} dropped); "
+                 f"{n['points']} configurations, taken in increasing cost floor. {n.get('ruled_out_by_bound', 0)} were "
+                 f"ruled out by the servers' throughput bound (the utilisation law: no run of them can meet the "
+                 f"throughput target); the flow model screened the others as they came (a point is dropped only when "
+                 f"a figure misses its target by more than {doc['screen']['margin']:.0%}, or a p99 stood in for from "
+                 f"the mean by more than {doc['screen']['stand_in_margin']:.0%}: "
+                 f"{n['screened_out'] - n.get('ruled_out_by_bound', 0)} dropped); "
                  f"{n['confirmed']} were confirmed by simulation in {n['runs']} runs, {doc['replications']} per "
-                 f"scenario with the same seeds for every configuration.")
+                 f"scenario with the same seeds for every configuration, each stopping at its first failed run.")
     lines.append("")
     rec = doc["recommended"]
     if rec is None:
@@ -181,9 +187,10 @@ def report_text(doc: dict, base, recommended) -> str:
         lines += ["", "Manifests: `manifests/`; the change against the input's manifests: `manifests.diff`."]
     lines += ["", "## Ranked configurations", ""]
     lines += ranked_table(doc)
-    lines += ["", "Status: *passed*/*failed* were simulated; *not confirmed* passed the screen but could not be "
-                  "cheaper than the recommendation (its cost floor is above it); *screened out* missed a target "
-                  "by more than the margin in the flow model. Costs not simulated are the flow model's or the floor.",
+    lines += ["", "Status: *passed*/*failed* were simulated; *not confirmed* could not be cheaper than the "
+                  "recommendation (its cost floor is above it), so it was passed over; *screened out* cannot meet "
+                  "the throughput target by the utilisation law, or missed a target by more than the margin in the "
+                  "flow model. Costs not simulated are the flow model's or the floor.",
               "", "![cost against p99 and throughput](pareto.png)", ""]
     return "\n".join(lines)
 

@@ -9,6 +9,8 @@ and the recommended configuration a star.
 
 from __future__ import annotations
 
+import textwrap
+
 from pathlib import Path
 
 import matplotlib
@@ -94,13 +96,17 @@ def pareto_figure(doc: dict):
             ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:g}".lstrip("0.")[:1] in "25" else ""))
             ax.tick_params(axis="y", which="minor", labelsize=7)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
+        else:  # every point was ruled out before any model gave this figure (the servers' throughput bound)
+            ax.text(0.5, 0.5, "no configuration was simulated or screened by the flow model",
+                    ha="center", va="center", transform=ax.transAxes, fontsize=9, color="#616161")
     rec = doc.get("recommended")
     title = "recommend: cost against p99 and throughput"
     if rec:
         where = ", ".join(f"{k}={v}" for k, v in rec["configuration"].items())
         title += f" — recommended {where}"
-    fig.suptitle(title, fontsize=9)
+    fig.suptitle("\n".join(textwrap.wrap(title, 150)), fontsize=9)  # a long configuration on two lines
     return fig
 
 
