@@ -33,7 +33,7 @@ def test_the_general_engine_models_every_feature():
 
 
 @pytest.mark.parametrize("path, engine", [
-    ("small.yaml", "fast"), ("peak.yaml", "fast"), ("flash-crowd.yaml", "fast"), ("node-loss.yaml", "des"),
+    ("small.yaml", "fast"), ("peak.yaml", "fast"), ("flash-crowd.yaml", "fast"), ("node-loss.yaml", "fast"),
     ("day.yaml", "fast"), ("week.yaml", "des"),
 ])
 def test_auto_picks_the_fastest_engine_for_each_bundled_scenario(path, engine):
@@ -57,14 +57,14 @@ def test_a_fallback_to_the_general_engine_is_said_with_its_reasons():
 
 def test_a_named_engine_that_cannot_run_the_scenario_is_refused_naming_the_feature():
     data = pod_scenario(50, 0.01, duration=20, warmup=0)
-    data["events"] = [{"at": 5, "node_failure": {"count": 1}}]
+    data["events"] = [{"at": 5, "config_change": {"deployments.api.replicas": 2}}]
     scenario = parse_scenario(data)
     for engine in ("kernel", "hybrid", "fast", "fluid"):
         with pytest.raises(ScenarioError) as info:
             run(scenario, 1, engine=engine)
         problem = info.value.problems[0]
         assert problem.field == "engine" and problem.value == engine
-        assert "`node_failure` events (events: node_failure at 5s)" in problem.message
+        assert "`config_change` events (events: config_change at 5s)" in problem.message
     assert run(scenario, 1, engine="des").engine == "des"
 
 

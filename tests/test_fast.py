@@ -115,6 +115,54 @@ def test_the_compiled_data_plane_agrees_with_the_general_engine_with_oomkills_pr
     assert sum(oom[0]) == pytest.approx(sum(oom[1]), rel=0.2) and sum(restarts[0]) == pytest.approx(sum(restarts[1]), rel=0.2)
 
 
+@pytest.mark.slow
+def test_the_compiled_data_plane_agrees_with_the_general_engine_through_kills_a_drain_and_a_rollout():
+    """The autoscaled pressure scenario (without its OOMKills) on three nodes with a PodDisruptionBudget, and events
+    (components/events.py): a pod killed at 90 s (its requests fail when its grace period ends), a
+    node drained at 170 s (evictions that wait for the budget, retried every 5 s), a rolling
+    update at 250 s (a new ReplicaSet, surge pods, the old ones terminated). Every figure within
+    4 combined SE, the series means too, the trajectory within one replica."""
+    data = _autoscaled_pressure()
+    data["cluster"] = {"nodes": 3}
+    data["deployments"]["api"]["resources"]["limits"]["memory"] = "1Gi"  # no OOMKills: pods stay Ready
+    data["deployments"]["api"]["pdb"] = {"maxUnavailable": 1}
+    data["events"] = [{"at": 90, "pod_kill": {"deployment": "api", "count": 1}},
+                      {"at": 170, "drain": {"count": 1}},
+                      {"at": 250, "rolling_update": "api"}]
+    scenario = parse_scenario(data)
+    assert capabilities.choose(scenario).engine == "fast"
+    des, fast = _both(scenario)
+    for r in des + fast:
+        events = {e.event for e in r.record.recorder.pod_events}
+        assert {"Killing", "Evicted", "RolloutComplete"} <= events, events
+    assert disagreements([r.summary for r in des], [r.summary for r in fast]) == []
+    assert figure_disagreements([series_means(r.series) for r in des], [series_means(r.series) for r in fast]) == []
+    share = trajectory_share([r.series["api/replicas_desired"].to_numpy() for r in des],
+                             [r.series["api/replicas_desired"].to_numpy() for r in fast])
+    assert share >= TRAJECTORY_SHARE
+
+
+def test_the_compiled_data_plane_agrees_with_the_general_engine_through_datastore_slowdowns_and_outages():
+    """The pressure scenario with datastore events (components/events.py): PostgreSQL's cores at a
+    third of their speed for 40 s (the finishes under way re-timed), the LLM API refusing calls for
+    20 s, Neo4j down for 15 s with calls failing only when it is back (the client waiting on a dead
+    host), the LLM's latency doubled for 20 s. Every figure within 4 combined SE, the series too,
+    and the refused calls as many."""
+    data = _pressure()
+    data["events"] = [{"at": 60, "datastore_slowdown": {"datastore": "postgres", "factor": 3, "duration": 40}},
+                      {"at": 130, "datastore_outage": {"datastore": "llm", "duration": 20, "mode": "refused"}},
+                      {"at": 180, "datastore_outage": {"datastore": "neo4j", "duration": 15, "mode": "timeout"}},
+                      {"at": 205, "datastore_slowdown": {"datastore": "llm", "factor": 2, "duration": 20}}]
+    scenario = parse_scenario(data)
+    assert capabilities.choose(scenario).engine == "fast"
+    des, fast = _both(scenario)
+    assert disagreements([r.summary for r in des], [r.summary for r in fast]) == []
+    assert figure_disagreements([series_means(r.series) for r in des], [series_means(r.series) for r in fast]) == []
+    refused = [[int((r.requests["reason"] == "connection_refused").sum()) for r in runs] for runs in (des, fast)]
+    assert min(refused[0] + refused[1]) > 100, refused  # both outages' paths are taken
+    assert figure_disagreements([{"refused": n} for n in refused[0]], [{"refused": n} for n in refused[1]]) == []
+
+
 def test_the_compiled_data_plane_agrees_with_the_general_engine_on_an_autoscaled_ramp():
     """day.yaml's API tier (HPA, probes) under a ramp: replicas within one pod on ≥ 95 % of samples."""
     from tests.test_engine_agreement import _day_ramp
@@ -184,3 +232,35 @@ def test_the_oracle_catches_a_slower_database_on_the_compiled_data_plane():
     des = [simulate(base, seed=s, engine="des").summary for s in SEEDS]
     fast = [simulate(parse_scenario(data), seed=s, engine="fast").summary for s in SEEDS]
     assert any(d.startswith("postgres.utilization_mean") for d in disagreements(des, fast))
+
+
+@pytest.mark.slow
+def test_the_compiled_data_plane_agrees_with_the_general_engine_on_node_loss_yaml():
+    """node-loss.yaml (model.md §9, components/events.py): at 2 min the node with the most API pods
+    stops. Until the node controller marks its pods NotReady (40 s) the balancer still sends them
+    requests, which fail at once with 502 node_lost; the workers there stop taking jobs; 300 s later
+    the pods are evicted and replaced. Every figure within 4 combined SE, the series means too, and
+    the node_lost failures as many on both engines (the share of traffic sent to the dead pods for
+    40 s)."""
+    scenario = load_scenario(SCENARIOS / "node-loss.yaml")
+    assert capabilities.choose(scenario).engine == "fast"
+    des, fast = _both(scenario)
+    assert disagreements([r.summary for r in des], [r.summary for r in fast]) == []
+    assert figure_disagreements([series_means(r.series) for r in des], [series_means(r.series) for r in fast]) == []
+
+    def node_lost(r) -> int:
+        return int((r.requests["reason"] == "node_lost").sum())
+
+    lost = [[node_lost(r) for r in runs] for runs in (des, fast)]
+    assert min(lost[0] + lost[1]) > 100, lost  # the path is taken on every seed
+    assert figure_disagreements([{"node_lost": n} for n in lost[0]], [{"node_lost": n} for n in lost[1]]) == []
+
+
+def test_the_loops_reason_codes_are_the_recorders():
+    """The loop writes reasons as integers: each must be components/recorder.py's code of its label."""
+    from memstack_capacity.components.recorder import REASON_CODE
+    from memstack_capacity.engine.fast import loop
+
+    assert (loop.R_BACKLOG_FULL, loop.R_NO_ENDPOINTS, loop.R_TIMEOUT, loop.R_OOM, loop.R_RESTARTED,
+            loop.R_CONNECTION_REFUSED) == tuple(REASON_CODE[k] for k in (
+                "backlog_full", "no_endpoints", "timeout", "oom_killed", "container_restarted", "connection_refused"))

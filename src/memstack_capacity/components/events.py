@@ -34,7 +34,6 @@ from __future__ import annotations
 import numpy as np
 
 from memstack_capacity.components.clock import call_later
-from memstack_capacity.scenario.kinds import KINDS
 
 #: kubectl drain retries a refused eviction after this long.
 EVICTION_RETRY_S = 5.0
@@ -161,17 +160,8 @@ class EventRunner:
 
     def _datastore_slowdown(self, spec, _index: int) -> None:
         store = self._store(spec.datastore)
-        factor = float(spec.factor)
-        if KINDS[store.kind].is_external:
-            sample = store.latency
-            store.latency = lambda: sample() * factor
-            call_later(self.env, spec.duration, lambda _e: setattr(store, "latency", sample))
-        elif KINDS[store.kind].is_cache:
-            store.server.speed = 1.0 / factor
-            call_later(self.env, spec.duration, lambda _e: setattr(store.server, "speed", 1.0))
-        else:
-            store.server.set_speed(1.0 / factor)
-            call_later(self.env, spec.duration, lambda _e: store.server.set_speed(1.0))
+        store.slowdown(float(spec.factor))
+        call_later(self.env, spec.duration, lambda _e: store.slowdown(1.0))
 
     def _datastore_outage(self, spec, _index: int) -> None:
         end = self.env.now + spec.duration

@@ -230,8 +230,10 @@ def _event(kind: str):
     return used
 
 
-_EVENT_ENGINES = {"traffic_spike": frozenset({"des", "fast", "hybrid", "fluid"}), "pod_kill": frozenset({"des", "hybrid"}),
-                  "drain": frozenset({"des", "hybrid"}), "rolling_update": frozenset({"des", "hybrid"})}
+_EVENT_ENGINES = {"traffic_spike": frozenset({"des", "fast", "hybrid", "fluid"}),
+                  "pod_kill": frozenset({"des", "fast", "hybrid"}), "drain": frozenset({"des", "fast", "hybrid"}),
+                  "rolling_update": frozenset({"des", "fast", "hybrid"}), "node_failure": frozenset({"des", "fast"}),
+                  "datastore_slowdown": frozenset({"des", "fast"}), "datastore_outage": frozenset({"des", "fast"})}
 
 #: The table: what each engine models. A feature absent from a scenario does not restrict it.
 FEATURES: tuple[Feature, ...] = (

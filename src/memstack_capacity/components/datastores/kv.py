@@ -126,6 +126,10 @@ def shared_cache_hit_ratios(sites: list, capacity: float, policy: str) -> None:
 class RedisStore:
     """One Redis: its single thread, its cache, its call sites."""
 
+    def slowdown(self, factor: float) -> None:
+        """Its thread runs at ``1 / factor`` from now on (``datastore_slowdown``; 1 ends it)."""
+        self.server.speed = 1.0 / factor
+
     def __init__(self, env, name: str, spec, executor, scenario, streams):
         self.env = env
         self.name = name
@@ -235,6 +239,10 @@ class Semaphore:
 class ExternalStore:
     """One external API: per-process semaphores, the provider's rate limit, retries."""
 
+    def slowdown(self, factor: float) -> None:
+        """Its latency × ``factor`` from now on (``datastore_slowdown``; 1 ends it)."""
+        self.latency_factor = float(factor)
+
     def __init__(self, env, name: str, spec, executor, fail_task, streams):
         self.env = env
         self.name = name
@@ -243,6 +251,7 @@ class ExternalStore:
         self.down = None  # (end, mode) during an outage
         self.fail_task = fail_task
         self.latency = Sampler(spec.latency, streams(f"datastores/{name}/latency"))
+        self.latency_factor = 1.0  # a datastore_slowdown's factor while it lasts
         self.concurrency = spec.concurrency
         self.retries = spec.retries
         self.backoff = float(spec.retry_backoff)
@@ -297,7 +306,7 @@ class ExternalStore:
             if self.win_count > self.win_max:
                 self.win_max = self.win_count
         self.in_flight += 1
-        call_later_fn(self.env, self.latency(), self._done, (sem, flow))
+        call_later_fn(self.env, self.latency() * self.latency_factor, self._done, (sem, flow))
 
     def _done(self, arg) -> None:
         sem, flow = arg

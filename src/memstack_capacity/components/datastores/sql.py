@@ -56,6 +56,10 @@ class Session:
 class SqlStore:
     """One PostgreSQL or Neo4j datastore: its server and every process's pool."""
 
+    def slowdown(self, factor: float) -> None:
+        """Its server's cores run at ``1 / factor`` from now on (``datastore_slowdown``; 1 ends it)."""
+        self.server.set_speed(1.0 / factor)
+
     def __init__(self, env, name: str, spec, executor, fail_task):
         self.env = env
         self.name = name

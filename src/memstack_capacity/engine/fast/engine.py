@@ -26,6 +26,7 @@ from memstack_capacity.engine.des.run import advance_to_horizon
 from memstack_capacity.engine.fast import layout, loop, tables
 from memstack_capacity.engine.fast.books import Books
 from memstack_capacity.engine.fast.pods import FastPod
+from memstack_capacity.engine.fast.stores import LoopStores
 from memstack_capacity.engine.kernel.engine import ArrivalBlocks
 from memstack_capacity.engine.record import RunRecord
 from memstack_capacity.engine.rng import stream
@@ -112,6 +113,8 @@ class CompiledPlane:
         self.runtime.endpoints_changed = self._endpoints_changed
         for runtime in self.consumers:
             runtime.endpoints_changed = self._pollers_changed
+        if model.events is not None:
+            model.events.datastores = LoopStores(self, self.stores)  # slowdowns and outages reach the loop
         self.env.before_step = self.bring
         model.monitor.before_sample.append(self.flush)
         ds_sample, jobs_sample = getattr(model.datastores, "sample", None), getattr(model.jobs, "sample", None)
@@ -233,6 +236,26 @@ class CompiledPlane:
     def kill(self, pod: FastPod, reason: str, now: float) -> None:
         """The control plane killed `pod`'s container: the loop fails what it held."""
         loop.kill_slot(self.st, now, pod.slot, REASON_CODE[reason] if reason else REASON_CODE["pod_terminated"])
+
+    def set_refusing(self, slot: int, refusing: bool) -> None:
+        """The pod of `slot` refuses what it is sent (its node is lost: 502 node_lost), or serves again."""
+        self.nt.pod_refuse[slot] = REASON_CODE["node_lost"] if refusing else 0
+
+    def slot_moved(self, pod: FastPod) -> None:
+        """`pod` has a new container slot: where the balancer and the job queue point at it, point at the
+        new one; a refusing pod's new slot refuses too."""
+        if pod.refuse is not None:
+            self.set_refusing(pod.slot, True)
+        if pod.serving and pod.runtime is self.runtime:
+            self._endpoints_changed()
+        if pod.runtime in self.consumers:
+            self._pollers_changed()
+
+    def container_down(self, pod: FastPod) -> None:
+        """`pod`'s container stopped: the job queue stops dispatching to it at once (its endpoint may
+        stay until the node's pods are marked unready)."""
+        if pod.runtime in self.consumers and pod.slot >= 0:
+            self._pollers_changed()
 
     def _oom_killed(self, slot: int) -> None:
         """The loop OOMKilled a container at admission: the deployment does the rest, now."""

@@ -31,7 +31,7 @@ from numba.experimental import structref
 # ---- event kinds ------------------------------------------------------------------------------------
 EV_ARRIVAL, EV_USER_SEND, EV_USER_CHANGE, EV_PROC_DUE, EV_SERVER_DUE, EV_QUERY_DONE = 0, 1, 2, 3, 4, 5
 EV_CONNECTED, EV_REFUSED, EV_POOL_EXPIRE, EV_EXT_DONE, EV_EXT_RETRY, EV_INGRESS_EXPIRE = 6, 7, 8, 9, 10, 11
-EV_JOB_TIMEOUT, EV_JOB_RETRY = 12, 13
+EV_JOB_TIMEOUT, EV_JOB_RETRY, EV_DOWN_FAIL = 12, 13, 14
 
 # ---- step kinds -------------------------------------------------------------------------------------
 OP_CPU, OP_CALL, OP_EXTERNAL, OP_PARALLEL, OP_ENQUEUE = 0, 1, 2, 3, 4
@@ -45,6 +45,9 @@ NOTE_PROBE, NOTE_OOM = 0, 1
 # ---- status and reason codes (components/recorder.py) ----------------------------------------------
 OK, E503, E504, E502, E500 = 0, 1, 2, 3, 4
 R_BACKLOG_FULL, R_NO_ENDPOINTS, R_TIMEOUT, R_OOM, R_RESTARTED = 1, 2, 3, 4, 5
+R_CONNECTION_REFUSED = 8
+#: A store's outage (``st_down`` / ``ex_down``): up, failing calls at once, failing them when it ends.
+DOWN_NONE, DOWN_REFUSED, DOWN_TIMEOUT = 0, 1, 2
 
 # ---- the integer globals G[...] -------------------------------------------------------------------
 G_EVN, G_EVSEQ, G_REFILL, G_GROW, G_ARRIVED, G_INFLIGHT, G_RR = 0, 1, 2, 3, 4, 5, 6
@@ -103,7 +106,7 @@ STATE_FIELDS = (
     ("t_indq", I1), ("t_inpod", I1), ("t_free", I1), ("task_free", I1),
     ("dq", I2), ("dq_head", I1), ("dq_len", I1), ("a_cls", I1),
     ("a_t0", F1), ("a_end", F1), ("a_status", I1), ("a_reason", I1),
-    ("a_pod", I1), ("endpoints", I1), ("pod_killed", I1), ("pod_mem_limit", I1), ("pod_index", I1), ("pl_dead", I1),
+    ("a_pod", I1), ("endpoints", I1), ("pod_killed", I1), ("pod_refuse", I1), ("pod_mem_limit", I1), ("pod_index", I1), ("pl_dead", I1),
     ("note_kind", I1), ("note_value", I1), ("note_time", F1),
     ("sl_first", I1), ("sl_nprocs", I1), ("sl_conc", I1), ("sl_backlog", I1), ("t_job", I1),
     ("j_cls", I1), ("j_t0", F1), ("j_attempt", I1), ("j_task", I1), ("j_counted", I1), ("j_pod", I1), ("j_open", I1),
@@ -116,7 +119,8 @@ STATE_FIELDS = (
     ("pr_due", F1), ("pr_hkey", F2), ("pr_hseq", I2), ("pr_hitem", I2),
     ("sv_n", I1), ("sv_token", I1), ("sv_seq", I1), ("sv_completed", I1),
     ("sv_V", F1), ("sv_tlast", F1), ("sv_due", F1), ("sv_busy", F1),
-    ("sv_cores", F1), ("sv_speed", F1), ("sv_hkey", F2), ("sv_hseq", I2),
+    ("sv_cores", F1), ("sv_speed", F1), ("st_down", I1), ("st_down_end", F1), ("ex_down", I1),
+    ("ex_down_end", F1), ("ex_factor", F1), ("sv_hkey", F2), ("sv_hseq", I2),
     ("sv_hitem", I2), ("st_pool_size", I1), ("st_pool_limit", I1), ("st_pool_timeout", F1),
     ("st_pre_ping", I1), ("st_recycle", F1), ("st_server_limit", I1), ("st_round_trip", F1),
     ("st_connect_time", F1), ("st_timeout_code", I1), ("st_refused_code", I1), ("st_calls", I1),
@@ -471,6 +475,10 @@ def _send(st, now, task):
         G[G_RR] = i + 1
         pod = i
     pod = st.endpoints[pod]
+    if st.pod_refuse[pod]:  # its node is gone: the connection is refused at once (502 node_lost)
+        _answer(st, now, task, E502, st.pod_refuse[pod], st.pod_index[pod])
+        _try_free_task(st, task)
+        return
     if not _pod_submit(st, now, task, pod):
         _answer(st, now, task, E503, R_BACKLOG_FULL, st.pod_index[pod])
         _try_free_task(st, task)
@@ -800,8 +808,30 @@ def _record_wait(st, s, wait):
 
 
 @njit(cache=True)
+def _refuse_while_down(st, now, f, mode, end, code):
+    """A call to a store that is down (``datastore_outage``, components/datastores/failure.py): it fails
+    with 500 `code` at once (mode DOWN_REFUSED) or when the outage ends (DOWN_TIMEOUT)."""
+    delay = max(0.0, end - now) if mode == DOWN_TIMEOUT else 0.0
+    _later(st, now, delay, EV_DOWN_FAIL, f, code)
+
+
+@njit(cache=True)
+def server_speed(st, now, s, speed):
+    """Server `s`'s cores run at `speed` from `now` (``datastore_slowdown``; PSServer.set_speed): what ran
+    so far at the old speed, the next finish re-timed."""
+    _server_sync(st, s, now)
+    st.sv_speed[s] = speed
+    if st.sv_n[s]:
+        st.sv_due[s] = math.inf
+        _arm(st, now, _server_next_due(st, s, now, st.sv_V[s]), st.sv_due, st.sv_token, s, EV_SERVER_DUE)
+
+
+@njit(cache=True)
 def _sql_call(st, now, f, op):
     s = st.op_a[op]
+    if st.st_down[s]:
+        _refuse_while_down(st, now, f, st.st_down[s], st.st_down_end[s], st.st_refused_code[s])
+        return
     row = st.op_samp[op]
     work = _draw(st, row) if row >= 0 else 0.0
     st.st_calls[s] += 1
@@ -987,6 +1017,9 @@ def _pool_expire(st, now, pool):
 @njit(cache=True)
 def _ext_call(st, now, f, op):
     x = st.op_a[op]
+    if st.ex_down[x]:
+        _refuse_while_down(st, now, f, st.ex_down[x], st.ex_down_end[x], R_CONNECTION_REFUSED)
+        return
     sem = st.t_proc[st.f_task[f]] * st.P[P_NEXT] + x
     st.ex_calls[x] += 1
     if st.sm_inuse[sem] < st.ex_conc[x] and not st.sm_wait_len[sem]:
@@ -1027,7 +1060,7 @@ def _ext_attempt(st, now, x, sem, f, tries):
             st.ex_win_max[x] = st.ex_win_count[x]
     st.ex_in_flight[x] += 1
     st.f_pool[f] = sem
-    _later(st, now, _draw(st, st.ex_samp[x]), EV_EXT_DONE, f, 0)
+    _later(st, now, _draw(st, st.ex_samp[x]) * st.ex_factor[x], EV_EXT_DONE, f, 0)
     return True
 
 
@@ -1162,6 +1195,8 @@ def advance(st, until):
         elif kind == EV_JOB_RETRY:
             st.jstat[JS_WAITING_RETRY] -= 1
             _job_attempt(st, now, a)
+        elif kind == EV_DOWN_FAIL:
+            _fail(st, now, a, b)
         _walk(st, now)
         _settle(st, now)
         if G[G_NOTES]:
@@ -1514,6 +1549,12 @@ def make_state(nt):
     st.a_pod = nt.a_pod
     st.endpoints = nt.endpoints
     st.pod_killed = nt.pod_killed
+    st.pod_refuse = nt.pod_refuse
+    st.st_down = nt.st_down
+    st.st_down_end = nt.st_down_end
+    st.ex_down = nt.ex_down
+    st.ex_down_end = nt.ex_down_end
+    st.ex_factor = nt.ex_factor
     st.pod_mem_limit = nt.pod_mem_limit
     st.pod_index = nt.pod_index
     st.pl_dead = nt.pl_dead

@@ -51,12 +51,14 @@ class FastPod(Pod):
     def __init__(self, env, runtime, index: int, name: str, spec, plane):
         self.plane = plane
         self.slot = -1
+        self._refuse = None
         self.used_before = 0.0  # core-seconds of earlier container incarnations
         super().__init__(env, runtime, index, name, spec)
 
     def _reset_container(self) -> None:
         now = self.env.now
-        if self.slot >= 0:
+        moved = self.slot >= 0
+        if moved:
             self.used_before += self.plane.slot_usage(self.slot, now)
         self.slot = self.plane.new_slot(self, now)
         self.procs = [_ProcView(self.plane, proc) for proc in self.plane.slot_procs(self.slot)]
@@ -65,6 +67,23 @@ class FastPod(Pod):
         self.independent = self.own_clocks = True
         self.speed = 1.0
         self.nbusy = 0
+        if moved:
+            self.plane.slot_moved(self)
+
+    @property
+    def refuse(self):
+        """What the pod does with a request the balancer sends it instead of serving it (None: it serves).
+
+        The deployment sets it only when the pod's node is lost (``lose_node_pod``); the loop then
+        fails what reaches the pod's slot at once with 502 ``node_lost``, as the des pod's function does.
+        """
+        return self._refuse
+
+    @refuse.setter
+    def refuse(self, fn) -> None:
+        self._refuse = fn
+        if self.slot >= 0:
+            self.plane.set_refusing(self.slot, fn is not None)
 
     # ---- what the control plane reads ----------------------------------------------------------
     @property
@@ -86,6 +105,8 @@ class FastPod(Pod):
 
     def set_container_up(self, up: bool) -> None:
         self.container_up = up
+        if not up:
+            self.plane.container_down(self)
 
     # ---- what the control plane does to it -----------------------------------------------------
     def drop_all(self, reason: str = "") -> list:

@@ -127,7 +127,7 @@ def _wider_ring(ring: np.ndarray, head: np.ndarray, length: np.ndarray) -> np.nd
 
 
 #: The tables that have a row per container slot, per process and per (process, store).
-_PER_SLOT = ("endpoints", "pod_killed", "pod_mem_limit", "pod_index", "pod_inflight", "pod_mem", "pod_mem_peak",
+_PER_SLOT = ("endpoints", "pod_killed", "pod_refuse", "pod_mem_limit", "pod_index", "pod_inflight", "pod_mem", "pod_mem_peak",
              "pod_bhead", "pod_blen", "pod_backlog", "sl_first", "sl_nprocs", "sl_conc", "sl_backlog", "pollers")
 _PER_PROC = ("pr_pod", "pr_inflight", "pr_n", "pr_token", "pr_seq", "pr_V", "pr_tlast", "pr_used", "pr_due",
              "pr_hkey", "pr_hseq", "pr_hitem")
@@ -163,6 +163,7 @@ def add_slot(st: tuple, slot: int, first_proc: int, now: float, spec, memory_lim
     """Slot `slot` becomes a container of a pod of deployment `spec` that has just started: no
     request, ``memory_base`` bytes, processes from `first_proc` on."""
     st.pod_killed[slot] = 0
+    st.pod_refuse[slot] = 0
     st.pod_mem[slot] = st.pod_mem_peak[slot] = int(spec.memory_base)
     st.pod_mem_limit[slot] = memory_limit
     st.pod_index[slot] = pod_index
