@@ -163,6 +163,32 @@ def test_the_compiled_data_plane_agrees_with_the_general_engine_through_datastor
     assert figure_disagreements([{"refused": n} for n in refused[0]], [{"refused": n} for n in refused[1]]) == []
 
 
+@pytest.mark.slow
+def test_the_compiled_data_plane_agrees_with_the_general_engine_through_config_changes():
+    """config_change events (engine/des/events.py's plan, components/events.py): the HPA's ceiling
+    lowered at 100 s (its state kept), then a new pod template at 200 s (a larger CPU request, two
+    processes a pod and a limit of two cores: a rollout whose new pods get slots of the new shape;
+    a limit below the processes would bring in a binding CFS quota, which the capability table
+    checks in every state the changes leave). Every figure
+    within 4 combined SE, the series too, the trajectory within one replica."""
+    data = _autoscaled_pressure()
+    data["deployments"]["api"]["resources"]["limits"]["memory"] = "1Gi"  # no OOMKills
+    data["events"] = [{"at": 100, "config_change": {"set": {"deployments.api.hpa.maxReplicas": 4}}},
+                      {"at": 200, "config_change": {"set": {"deployments.api.resources.requests.cpu": "750m",
+                                                            "deployments.api.resources.limits.cpu": 2,
+                                                            "deployments.api.processes": 2}}}]
+    scenario = parse_scenario(data)
+    assert capabilities.choose(scenario).engine == "fast"
+    des, fast = _both(scenario)
+    for r in des + fast:
+        assert "RolloutComplete" in {e.event for e in r.record.recorder.pod_events}
+    assert disagreements([r.summary for r in des], [r.summary for r in fast]) == []
+    assert figure_disagreements([series_means(r.series) for r in des], [series_means(r.series) for r in fast]) == []
+    share = trajectory_share([r.series["api/replicas_desired"].to_numpy() for r in des],
+                             [r.series["api/replicas_desired"].to_numpy() for r in fast])
+    assert share >= TRAJECTORY_SHARE
+
+
 def test_the_compiled_data_plane_agrees_with_the_general_engine_on_an_autoscaled_ramp():
     """day.yaml's API tier (HPA, probes) under a ramp: replicas within one pod on ≥ 95 % of samples."""
     from tests.test_engine_agreement import _day_ramp

@@ -233,7 +233,8 @@ def _event(kind: str):
 _EVENT_ENGINES = {"traffic_spike": frozenset({"des", "fast", "hybrid", "fluid"}),
                   "pod_kill": frozenset({"des", "fast", "hybrid"}), "drain": frozenset({"des", "fast", "hybrid"}),
                   "rolling_update": frozenset({"des", "fast", "hybrid"}), "node_failure": frozenset({"des", "fast"}),
-                  "datastore_slowdown": frozenset({"des", "fast"}), "datastore_outage": frozenset({"des", "fast"})}
+                  "datastore_slowdown": frozenset({"des", "fast"}), "datastore_outage": frozenset({"des", "fast"}),
+                  "config_change": frozenset({"des", "fast"})}
 
 #: The table: what each engine models. A feature absent from a scenario does not restrict it.
 FEATURES: tuple[Feature, ...] = (
@@ -265,9 +266,33 @@ FEATURES: tuple[Feature, ...] = (
 
 
 def reasons(scenario: Scenario, engine: str) -> list[str]:
-    """What `scenario` uses that `engine` does not model (empty when it can run it)."""
+    """What `scenario` uses that `engine` does not model (empty when it can run it), its deployments
+    as each ``config_change`` event leaves them included (a change can bring in a feature)."""
+    out = _reasons_of(scenario, engine)
+    for at, changed in _config_changed(scenario):
+        out += [why for r in _reasons_of(changed, engine) if (why := f"{r} after the config_change at {at:g}s") not in out
+                and r not in out]
+    return out
+
+
+def _reasons_of(scenario: Scenario, engine: str) -> list[str]:
     return [f"{f.name} ({detail})" for f in FEATURES
             if engine not in f.engines and (detail := f.used(scenario)) is not None]
+
+
+def _config_changed(scenario: Scenario) -> list[tuple[float, Scenario]]:
+    """The scenario as each ``config_change`` event leaves it, in time order (the build reports a
+    change that does not apply; it is skipped here)."""
+    out, current = [], scenario
+    for event in sorted(scenario.events, key=lambda e: e.at):
+        if event.kind != "config_change":
+            continue
+        try:
+            current = current.with_overrides(event.config_change.set)
+        except (ScenarioError, ValueError):
+            continue
+        out.append((float(event.at), current))
+    return out
 
 
 @dataclass(frozen=True)
