@@ -15,7 +15,7 @@ the wall time and peak memory of ``run scenarios/peak.yaml`` and ``run scenarios
 with their outputs; the replications' speed-up on every core; fluid mode on a week and
 against the discrete-event engine. Ends with every performance target and its measured value.
 
-    python benchmarks/engine_vs_simpy.py [--requests 200000] [--repeat 3] [--no-peak] [--no-day]
+    python benchmarks/engine_vs_simpy.py [--requests 200000] [--repeat 3] [--no-peak] [--no-day] [--recommend-200]
 """
 
 from __future__ import annotations
@@ -170,6 +170,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--no-peak", action="store_true", help="skip run scenarios/peak.yaml (~1.5 min)")
     parser.add_argument("--no-day", action="store_true", help="skip run scenarios/day.yaml (~2.5 min)")
+    parser.add_argument("--recommend-200", action="store_true",
+                        help="also time recommend over scenarios/spaces/peak-200.yaml on 2 workers (~6-12 min)")
     args = parser.parse_args(argv)
     n = args.requests
     targets = []  # (target, measured, met)
@@ -206,6 +208,19 @@ def main(argv=None) -> int:
         targets.append(("2. run scenarios/peak.yaml < 10 s wall", f"{wall:.1f} s", wall < 10))
         targets.append(("2. the same / idiomatic simpy M/M/4 of 400 000 requests (aim: about 2.5)",
                         f"{wall / t_mm4:.1f}", None))
+    if args.recommend_200:
+        with tempfile.TemporaryDirectory(prefix="bench-recommend-") as out:
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "memstack_capacity", "recommend", str(ROOT / "scenarios" / "peak.yaml"),
+                            "--space", str(ROOT / "scenarios" / "spaces" / "peak-200.yaml"), "--out", str(Path(out) / "r"),
+                            "--workers", "2"], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wall = time.perf_counter() - start
+        t_mm4, _ = timed(simpy_mmc, 400_000, 360.0, 100.0, 4, 1)
+        print(f"recommend peak.yaml over peak-200.yaml (2 workers): {wall / 60:.1f} min; idiomatic simpy M/M/4, "
+              f"400 000 requests: {t_mm4:.1f} s; ratio {wall / t_mm4:.0f} (10 min where that is ~4 s: 150)")
+        targets.append(("7. recommend over a 200-point space on peak.yaml < 10 min", f"{wall / 60:.1f} min", wall < 600))
+        targets.append(("7. the same / idiomatic simpy M/M/4 of 400 000 requests (10 min at ~4 s: 150)",
+                        f"{wall / t_mm4:.0f}", wall / t_mm4 < 150))
     if not args.no_day:
         with tempfile.TemporaryDirectory(prefix="bench-day-") as out:
             wall, rss = cli_run("day.yaml", out)

@@ -97,3 +97,20 @@ def test_the_passing_cost_floor_adds_the_cpu_work_beyond_the_requests():
     extra = (work - 3 * 0.5 * window) / float(sc.duration) * 0.031611 * 730
     assert passing_cost_floor(sc) == pytest.approx(cost_floor(sc) + extra, rel=1e-9)
     assert cost_floor(sc) < passing_cost_floor(sc) < 985
+
+
+def test_a_server_made_faster_by_an_event_has_no_bound_and_pod_events_void_the_cpu_floor():
+    """A datastore_slowdown with a factor below 1 runs the server above its cores: the law no longer
+    caps it, so that server gives no bound. Events that delete pods take usage out of the bill
+    without a limit on how many, so the passing floor's CPU term is dropped."""
+    from memstack_capacity.results.bounds import api_cpu_work
+
+    sc = load_scenario(SMALL)
+    faster = sc.with_overrides({"events": [{"at": "10s", "datastore_slowdown": {
+        "datastore": "postgres", "factor": 0.5, "duration": "30s"}}]})
+    slower = sc.with_overrides({"events": [{"at": "10s", "datastore_slowdown": {
+        "datastore": "postgres", "factor": 2, "duration": "30s"}}]})
+    assert throughput_bound(faster) is None
+    assert throughput_bound(slower) == throughput_bound(sc)
+    killed = sc.with_overrides({"events": [{"at": "10s", "pod_kill": {"deployment": "api"}}]})
+    assert api_cpu_work(sc) > 0 and api_cpu_work(killed) is None

@@ -179,3 +179,35 @@ def test_progress_counts_each_configuration_once(base, space):
     recommend([base], space, replications=1, screen=False, run_many=ThreadRuns(FakeRuns(space, table), 2, 0),
               neighbours=False, screen_progress=lambda done, total: calls.append((done, total)))
     assert calls == [(i, space.size) for i in range(1, space.size + 1)]
+
+
+class FailingRuns(ThreadRuns):
+    """ThreadRuns whose run of one (point, seed) raises."""
+
+    def __init__(self, fake, width, draw, bad):
+        super().__init__(fake, width, draw)
+        self.bad = bad
+
+    def submit(self, scenario, seed, engine=None, counted=True):
+        if (self.fake.point(scenario), seed) != self.bad:
+            return super().submit(scenario, seed, engine, counted)
+
+        def run():
+            raise ValueError("a model invariant broke")
+        return self.pool.submit(run)
+
+
+@pytest.mark.parametrize("width", [1, 2, 3])
+def test_an_error_stops_the_search_only_in_a_run_the_order_needs(base, space, width):
+    """A run that raises stops the search when the one-at-a-time order needs it, whatever the number
+    of workers; the same error in a run started ahead and never needed (the second seed of a point
+    whose first run failed) does not."""
+    floor = floors(base, space)
+    first = min(floor, key=lambda p: (floor[p], list(floor).index(p)))  # the point taken first
+    table = {p: [(False, f), (False, f)] for p, f in floor.items()}
+    ok = recommend([base], space, replications=2, screen=False, neighbours=False,
+                   run_many=FailingRuns(FakeRuns(space, table), width, 0, (first, base.seed + 1)))
+    assert ok.best is None  # the raising run came after the point's first failure: never needed
+    with pytest.raises(ValueError, match="invariant"):
+        recommend([base], space, replications=2, screen=False, neighbours=False,
+                  run_many=FailingRuns(FakeRuns(space, table), width, 0, (first, base.seed)))

@@ -280,7 +280,7 @@ class Runs:
             future: Future = Future()
             try:
                 future.set_result(run_task(task))
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller through the future
+            except Exception as exc:  # noqa: BLE001 - handed to the caller through the future (Ctrl-C is not)
                 future.set_exception(exc)
         elif self.client is not None:
             future = _concurrent(self.client.submit(run_task, task, pure=False))
@@ -298,7 +298,7 @@ def _concurrent(remote) -> Future:
     def settle(done) -> None:
         try:
             local.set_result(done.result())
-        except BaseException as exc:  # noqa: BLE001 - the run's error, handed on
+        except Exception as exc:  # noqa: BLE001 - the run's error, handed on
             local.set_exception(exc)
 
     remote.add_done_callback(settle)

@@ -13,26 +13,28 @@ scenario. Its cost is the summary's ``cost.per_month`` (OpenCost's rule, results
 mean over the replications of each scenario, the largest over the scenarios (the configuration
 is paid for whatever the traffic is, so the costliest scenario is the budget).
 
-1. **Screen** every point with the flow model (:mod:`.recommend_screen`), all points' runs at
-   once on the executor: a point is discarded only when a figure misses its target by more than a
-   margin; a point the flow model cannot run is kept unscreened.
-2. **Confirm** the kept points in increasing estimated cost (the flow model's cost, or the
-   static floor below) on the executor of :func:`memstack_capacity.api.batch.runner` (the fastest
-   engine that models the scenario), with the same seeds ``seed … seed+K−1`` for every point
-   (common random numbers). A point passes when every replication of every scenario meets every
-   target, as ``capacity`` judges a load (:func:`~memstack_capacity.api.capacity.judge_trial`); a
-   point stops at its first run that misses (scenario after scenario, seed after seed), so it is
-   not run in the next scenario either. Several runs go on at once (:mod:`.recommend_runs`), with
-   the outcome of one run after another.
-3. **Stop**: a kept point is confirmed only while its cost floor could still beat the best point
-   so far (:func:`~.recommend_result.could_beat`: cheaper by more than ``REL``, or as cheap and
-   earlier in the space). The floor (:func:`cost_floor`) is what the run must pay whatever
-   happens — the datastores, and the pods' requests at the fewest pods the deployment can have (or
-   the cluster's nodes) — so no skipped point can be the answer. The answer is therefore the
-   cheapest passing point of an exhaustive sweep with the same seeds (ties within ``REL`` to the
-   earlier point), unless the screen discarded it.
-4. **Neighbours**: the points one step away along each key are confirmed too (or shown with
-   their screen), for the trade-off and to say what each change from the input relieves.
+The points are taken in increasing cost floor (:func:`passing_cost_floor`: what any run of the
+point that meets the targets must pay — the datastores, the pods' requests at the fewest pods the
+deployment can have, the API's CPU work the throughput target implies — or the cluster's nodes),
+each through these steps until one fails it:
+
+1. **Bound**: ruled out without a run when a datastore server cannot complete the throughput
+   target at all (:func:`~.recommend_screen.bound_verdict`, results/bounds.py: the utilisation law).
+2. **Screen** on the flow model (:mod:`.recommend_screen`): discarded only when a figure misses its
+   target by more than a margin; a point the flow model cannot run is not screened.
+3. **Confirm** on the executor of :func:`memstack_capacity.api.batch.runner` (the fastest engine
+   that models the scenario), with the same seeds ``seed … seed+K−1`` for every point (common
+   random numbers). A point passes when every replication of every scenario meets every target, as
+   ``capacity`` judges a load (:func:`~memstack_capacity.api.capacity.judge_trial`); it stops at its
+   first run that misses (scenario after scenario, seed after seed). Several runs go on at once
+   (:mod:`.recommend_runs`), with the outcome of one run after another.
+4. **Stop**: a point is taken only while its floor could still beat the best point so far
+   (:func:`~.recommend_result.could_beat`: cheaper by more than ``REL``, or as cheap and earlier
+   in the space), so no point passed over can be the answer: it is the cheapest passing point of
+   an exhaustive sweep with the same seeds (ties within ``REL`` to the earlier point), unless the
+   screen discarded it.
+5. **Neighbours**: the points one step away along each key go through the same steps, for the
+   trade-off and to say what each change from the input relieves.
 
 What was found, ranked and explained, is :class:`~.recommend_result.Recommendation`.
 """
@@ -118,7 +120,7 @@ def recommend(scenarios: Sequence[Scenario] | Scenario, space: Space, replicatio
             to ``workers`` local processes (``None``: one per CPU), or one after another in this process (1).
         neighbours: Also confirm the points one step from the answer along each key.
         notify: Called with a line as each point is confirmed.
-        screen_progress: ``fn(done, total)`` over the screen.
+        screen_progress: ``fn(done, total)`` over the configurations settled or passed over.
 
     Raises:
         ValueError: Without scenarios or targets, or for replications < 1 or a negative margin.

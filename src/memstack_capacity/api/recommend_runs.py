@@ -19,6 +19,7 @@ scenario, seed) and reused if a later phase (the neighbours) needs it.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
@@ -122,8 +123,8 @@ class Confirmation:
             return False
         for run in runs[:n]:
             future = self._future(point, run)
-            if future.done() and future.exception() is None and not run.judge(future.result()):
-                return False
+            if future.done() and (future.exception() is not None or not run.judge(future.result())):
+                return False  # it cannot pass; an error is raised when the order reaches it
         return True
 
     def _start(self, point) -> None:
@@ -163,14 +164,22 @@ class Confirmation:
                 settle(point, record)
                 pos += 1
                 continue
-            # Run ahead only on points the stop rule lets through now: the best only gets cheaper,
-            # so a point it skips now it will almost surely skip at its turn.
-            ahead = [point] + [p for p in order[pos + 1:] if not skip(p)][:self.executor.width - 1]
-            self._fill(ahead)
+            # Run ahead only on points the stop rule lets through now (the best only gets cheaper, so
+            # a point it skips now it will almost surely skip at its turn) with a run still to start.
+            later = (p for p in order[pos + 1:] if not skip(p) and self._needs_more(p))
+            self._fill([point] + list(itertools.islice(later, self.executor.width - 1)))
             in_flight = self._in_flight()
             if not in_flight and self.outcome(point) is None:
                 raise RuntimeError("recommend: a point's runs could not be started")  # a bug, not bad input
             if in_flight:
-                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
-                for future in done:
-                    future.result()  # a run's error stops the search here
+                # A run's error is raised by outcome() when the order needs that run, not here: a run
+                # started ahead and never needed must not stop the search (whatever the worker count).
+                wait(in_flight, return_when=FIRST_COMPLETED)
+        self.cancel_ahead()
+
+    def cancel_ahead(self) -> None:
+        """Runs started ahead and not yet begun are dropped, and forgotten so that a later order that
+        needs them starts them again; those already running finish and are kept."""
+        for key, future in list(self.futures.items()):
+            if not future.done() and future.cancel():
+                del self.futures[key]

@@ -1,9 +1,10 @@
 """The flow-model screen of ``recommend``: keep or discard one configured scenario before simulating it.
 
-Every point of a search space is run once on the flow model (``engine="fluid"``, docs/fluid.md),
-where the flow model can run it (:func:`memstack_capacity.api.capacity_screen.unavailable`: the
-capability table); a point it cannot run is kept **unscreened** and goes to the discrete-event
-engine. The flow model gives no percentiles for chains of tiers, so a missing ``latency_pXX`` is
+A point the search takes is first checked against the servers' throughput bound
+(:func:`bound_verdict`: no run needed), then run once on the flow model (``engine="fluid"``,
+docs/fluid.md; the search's executor runs it and :func:`screen_verdict` judges it) where the flow
+model can run it (:func:`memstack_capacity.api.capacity_screen.unavailable`: the capability
+table); a point it cannot run is kept **unscreened** and goes to the discrete-event engine. The flow model gives no percentiles for chains of tiers, so a missing ``latency_pXX`` is
 judged on the stand-in the capacity search's screen uses
 (:data:`memstack_capacity.api.capacity_screen.STAND_INS`: the mean × ``ln(1 / (1 − q))``, the
 quantile of an exponential response). It gives no job latency at all: a job target has no
@@ -82,14 +83,3 @@ def bound_verdict(scenario: Scenario) -> dict | None:
     return {"engine": "bound", "verdict": "discard", "figures": [figure], "missed": ["throughput_rps"], "cost": None,
             "throughput_rps": None, "latency_p99": None,  # a bound, not a figure to plot
             "reason": f"the `{bound.store}` server completes at most {bound.rps:,.0f} req/s"}
-
-
-def fluid_screen(scenario: Scenario, seed: int, margin: float, stand_in_margin: float = DEFAULT_STAND_IN_MARGIN,
-                 simulate=None) -> dict:
-    """The screen of one configured scenario: the flow model's verdict, or ``unscreened`` with the reason."""
-    why = unavailable(scenario)
-    if why:
-        return unscreened(why)
-    if simulate is None:
-        from memstack_capacity.api.simulation import simulate
-    return screen_verdict(simulate(scenario, seed=seed, engine="fluid").summary, margin, stand_in_margin)

@@ -18,16 +18,22 @@ every repeated and parallel query its own draw; a Redis miss path is left out, s
 if anything under-counted and the bound loose).
 
 Everything else is conservative too: jobs' queries on the same server, the work of failed
-requests, retries, slow-downs. Two margins keep sampling from crossing the bound: four standard
-errors of the run's mean demand over the fewest answered requests the throughput target implies
-(``limit × W``) and of the draws' own mean, plus 1 % for work done before the window by requests
-that complete in it. :func:`throughput_bound` gives the lowest such bound over the servers.
+requests and of requests still in flight at the end, retries, slow-downs (a ``datastore_slowdown``
+with a factor below 1, a server made faster, voids the bound for that server). The throughput
+counts requests that arrived after the warm-up, whose work is all inside the window. Margins keep
+sampling from crossing the bound: four standard errors of the run's mean demand over the fewest
+answered requests the throughput target implies (``limit × W``) and of the draws' own mean, plus
+1 % to spare. :func:`throughput_bound` gives the lowest such bound over the servers.
 
 The same argument bounds the API's CPU from below: a run that meets both targets completes at
 least ``limit × W`` requests, each of which ran its CPU steps, so its pods ran at least that
-many requests' cut CPU work in the window (:func:`api_cpu_work`, less the margins and 2 % for the
-usage a cost sample misses). OpenCost bills at least the usage, so that is a floor on the cost of
-any passing run: the search's stop rule uses it (api/recommend.py).
+many requests' cut CPU work in the window (:func:`api_cpu_work`, less the margins). OpenCost bills
+at least the usage the samples saw, so that is a floor on the cost of any passing run: the
+search's stop rule uses it (api/recommend.py). The samples miss the last interval of a pod deleted
+between two of them (its counters go with it, as cAdvisor's do): 2 % covers that for the HPA's own
+scale-downs (at most one sample interval of a pod's CPU per pod removed: hundreds of removals
+before it matters); events that delete pods (pod kills, drains, node failures, rollouts, config
+changes) void the floor's CPU term, as they are not bounded in number.
 """
 
 from __future__ import annotations
@@ -49,6 +55,8 @@ EDGE = 0.01
 #: The usage a run's cost counts can fall short of the work done: a pod deleted between two samples
 #: takes its last interval's work with it (results/cost.py, components/monitor.py).
 USAGE_EDGE = 0.02
+#: Events that delete pods, each taking its last sample interval of usage out of the bill.
+POD_EVENTS = frozenset({"pod_kill", "drain", "node_failure", "rolling_update", "config_change"})
 
 
 @dataclass(frozen=True)
@@ -135,10 +143,10 @@ def _margin(mean: float, sd: float, fewest: float) -> float:
 def api_cpu_work(scenario) -> float | None:
     """The fewest core-seconds the API's pods must run in the measured window in any run that meets the
     throughput and error-rate targets: the completed requests' CPU steps (the heaviest ``e`` cut off, less
-    the margins); None without both targets. A cost floor for passing runs (api/recommend.py): the
+    the margins); None without both targets, or with events that delete pods (see the module docstring). A cost floor for passing runs (api/recommend.py): the
     OpenCost rule bills at least the usage."""
     given = _targets(scenario)
-    if given is None:
+    if given is None or any(e.kind in POD_EVENTS for e in scenario.events):
         return None
     error, throughput, window = given
     fewest = throughput * window
@@ -149,7 +157,8 @@ def api_cpu_work(scenario) -> float | None:
 
 
 def throughput_bound(scenario) -> Bound | None:
-    """The lowest throughput any run of ``scenario`` can complete, over its datastore servers; None
+    """The highest throughput any run of ``scenario`` can complete (the lowest bound over its datastore
+    servers); None
     without an error-rate target below 1, a throughput target to size the margin, or a server."""
     given = _targets(scenario)
     if given is None:
@@ -157,10 +166,12 @@ def throughput_bound(scenario) -> Bound | None:
     error, throughput, window = given
     fewest = throughput * window
     workload_json = scenario.workload.model_dump_json()
+    sped_up = {e.payload.datastore for e in scenario.events
+               if e.kind == "datastore_slowdown" and float(e.payload.factor) < 1}
     best = None
     for name, spec in (scenario.datastores or {}).items():
         cores = getattr(spec, "cores", None)
-        if not cores or kind_of(spec).is_cache or kind_of(spec).is_external:
+        if not cores or not kind_of(spec).pooled or name in sped_up:
             continue
         mean, sd = _cut_demand(workload_json, ("call", name), error)
         if mean <= 0:
