@@ -37,6 +37,17 @@ def _both(scenario):
     return des, fast
 
 
+def _assert_agree(des, fast, deployments=("api",)) -> None:
+    """The oracle (tests/agreement.py): every summary figure and series mean within 4 combined SE,
+    each deployment's desired replicas within one on ≥ 95 % of the samples."""
+    assert disagreements([r.summary for r in des], [r.summary for r in fast]) == []
+    assert figure_disagreements([series_means(r.series) for r in des], [series_means(r.series) for r in fast]) == []
+    for dep in deployments:
+        share = trajectory_share([r.series[f"{dep}/replicas_desired"].to_numpy() for r in des],
+                                 [r.series[f"{dep}/replicas_desired"].to_numpy() for r in fast])
+        assert share >= TRAJECTORY_SHARE, dep
+
+
 def _pressure(**changes) -> dict:
     """Closed users whose requests query PostgreSQL through small pools, Neo4j in parallel
     branches and a rate-limited external API: waits, overflow, timeouts and 429s all happen."""
@@ -135,11 +146,7 @@ def test_the_compiled_data_plane_agrees_with_the_general_engine_through_kills_a_
     for r in des + fast:
         events = {e.event for e in r.record.recorder.pod_events}
         assert {"Killing", "Evicted", "RolloutComplete"} <= events, events
-    assert disagreements([r.summary for r in des], [r.summary for r in fast]) == []
-    assert figure_disagreements([series_means(r.series) for r in des], [series_means(r.series) for r in fast]) == []
-    share = trajectory_share([r.series["api/replicas_desired"].to_numpy() for r in des],
-                             [r.series["api/replicas_desired"].to_numpy() for r in fast])
-    assert share >= TRAJECTORY_SHARE
+    _assert_agree(des, fast)
 
 
 def test_the_compiled_data_plane_agrees_with_the_general_engine_through_datastore_slowdowns_and_outages():
@@ -182,11 +189,7 @@ def test_the_compiled_data_plane_agrees_with_the_general_engine_through_config_c
     des, fast = _both(scenario)
     for r in des + fast:
         assert "RolloutComplete" in {e.event for e in r.record.recorder.pod_events}
-    assert disagreements([r.summary for r in des], [r.summary for r in fast]) == []
-    assert figure_disagreements([series_means(r.series) for r in des], [series_means(r.series) for r in fast]) == []
-    share = trajectory_share([r.series["api/replicas_desired"].to_numpy() for r in des],
-                             [r.series["api/replicas_desired"].to_numpy() for r in fast])
-    assert share >= TRAJECTORY_SHARE
+    _assert_agree(des, fast)
 
 
 def test_the_compiled_data_plane_agrees_with_the_general_engine_on_an_autoscaled_ramp():

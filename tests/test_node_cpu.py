@@ -206,20 +206,23 @@ def test_engines_that_play_pods_alone_refuse_a_node_that_can_fill():
 
 def test_a_node_crowded_during_the_run_sends_the_run_to_the_general_engine(capsys):
     """Two one-thread pods on two nodes of one core (requests 500m: two fit a node): one per node, so
-    nothing can fill and the batched data plane takes the scenario. A pod_kill at 5 s replaces a pod
-    while the killed one drains its requests: the scheduler puts the replacement beside a pod still
-    bound (least allocated, ties by name), and that node could run two threads on one core. The
-    plane cannot share a node's cores, so ``auto`` reruns on the general engine and says so on
-    stderr; naming the plane is refused with the reason (a ScenarioError: exit 2 at the CLI)."""
-    data = pod_scenario(50.0, 0.01, processes=1, replicas=2, duration=30.0, warmup=0.0)
+    nothing can fill and the fast planes take the scenario. The pods are saturated (3 req/s of 0.5 s
+    each), so the one a pod_kill deletes at 5 s is still draining its requests when the scheduler
+    puts its replacement beside a pod still bound (least allocated, ties by name), and that node
+    could run two threads on one core. Neither the compiled nor the batched data plane shares a
+    node's cores, so ``auto`` (which takes the compiled plane) reruns on the general engine and says
+    so on stderr; naming either plane is refused with the reason (a ScenarioError: exit 2 at the CLI)."""
+    data = pod_scenario(6.0, 0.5, processes=1, replicas=2, duration=30.0, warmup=0.0)
     data["cluster"] = {"nodes": 2, "node": {"cpu": 1, "memory": "32Gi"}}
     data["events"] = [{"at": 5, "pod_kill": {"count": 1}}]
     scenario = parse_scenario(data)
-    assert reasons(scenario, "hybrid") == []
+    assert reasons(scenario, "hybrid") == [] and reasons(scenario, "fast") == []
     result = simulate(scenario, seed=1)
-    assert "rerunning on the general engine" in capsys.readouterr().err
+    assert "compiled data plane cannot share a node's cores" in capsys.readouterr().err
+    assert result.record.engine == "des"
     on_des = simulate(scenario, seed=1, engine="des")
     assert result.summary["requests"] == on_des.summary["requests"]
     assert result.summary["nodes"] == on_des.summary["nodes"]
-    with pytest.raises(ScenarioError, match="cannot share a node's cores"):
-        simulate(scenario, seed=1, engine="hybrid")
+    for engine in ("hybrid", "fast"):
+        with pytest.raises(ScenarioError, match="cannot share a node's cores"):
+            simulate(scenario, seed=1, engine=engine)
