@@ -75,11 +75,16 @@ def cost_floor(scenario: Scenario) -> float:
     else:
         compute = 0.0
         for dep in scenario.deployments.values():
-            pods = dep.replicas if dep.hpa is None else min(dep.replicas, dep.hpa.minReplicas or 1)
+            pods = _fewest_pods(dep)
             req = dep.resources.requests
             compute += pods * ((req.cpu or 0.0) * rates["cpu_core_hour"]
                                + (req.memory or 0) / GIB * rates["memory_gib_hour"])
     return (compute + stores) * HOURS_PER_MONTH
+
+
+def _fewest_pods(dep) -> int:
+    """The fewest pods a deployment can hold all run long: its replicas, or the HPA's minReplicas when fewer."""
+    return dep.replicas if dep.hpa is None else min(dep.replicas, dep.hpa.minReplicas or 1)
 
 
 def passing_cost_floor(scenario: Scenario) -> float:
@@ -93,8 +98,7 @@ def passing_cost_floor(scenario: Scenario) -> float:
     if work is None or api is None or basis(scenario.cost) == "nodes":
         return floor
     rates, _ = prices(scenario.cost, scenario.cluster.node)
-    pods = api.replicas if api.hpa is None else min(api.replicas, api.hpa.minReplicas or 1)
-    requested = pods * (api.resources.requests.cpu or 0.0)  # cores, as cost_floor counts them
+    requested = _fewest_pods(api) * (api.resources.requests.cpu or 0.0)  # cores, as cost_floor counts them
     window = float(scenario.duration) - float(scenario.warmup)
     extra = max(0.0, work - requested * window)  # core-seconds beyond the requests, in the window
     return floor + extra / float(scenario.duration) * rates["cpu_core_hour"] * HOURS_PER_MONTH

@@ -85,25 +85,27 @@ def Uniforms(rng: np.random.Generator) -> _Blocks:  # noqa: N802
     return _Blocks(rng, np.random.Generator.random)
 
 
-def _block_drawer(dist: Dist, rng: np.random.Generator):
+def draws(dist: Dist, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` draws of ``dist`` in seconds, in one numpy call (a block, or a whole sample at once)."""
     kind = dist.dist
     if kind == "constant":
-        return lambda: np.full(BLOCK, dist.expected())
+        return np.full(n, dist.expected())
     if kind == "exponential":
-        mean = float(dist.mean)
-        return lambda: rng.exponential(mean, BLOCK)
+        return rng.exponential(float(dist.mean), n)
     if kind == "lognormal":
         mu, sigma = dist.lognormal_parameters()
-        return lambda: rng.lognormal(mu, sigma, BLOCK)
+        return rng.lognormal(mu, sigma, n)
     if kind == "gamma":
         shape = 1.0 / float(dist.cv) ** 2
-        scale = float(dist.mean) / shape
-        return lambda: rng.gamma(shape, scale, BLOCK)
+        return rng.gamma(shape, float(dist.mean) / shape, n)
     if kind == "uniform":
-        low, high = float(dist.low), float(dist.high)
-        return lambda: rng.uniform(low, high, BLOCK)
+        return rng.uniform(float(dist.low), float(dist.high), n)
     values = np.asarray(dist.samples, dtype=float)
-    return lambda: values[rng.integers(0, len(values), BLOCK)]
+    return values[rng.integers(0, len(values), n)]
+
+
+def _block_drawer(dist: Dist, rng: np.random.Generator):
+    return lambda: draws(dist, rng, BLOCK)
 
 
 def unit_renewal_drawer(cv: float, rng: np.random.Generator):

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from memstack_capacity.components.sampling import draws
 from memstack_capacity.scenario.kinds import kind_of
 from memstack_capacity.scenario.workload import CallStep, CpuStep, ParallelStep, RepeatStep
 
@@ -68,24 +69,6 @@ class Bound:
     how: str
 
 
-def _draw(dist, rng: np.random.Generator, n: int) -> np.ndarray:
-    kind = dist.dist
-    if kind == "constant":
-        return np.full(n, dist.expected())
-    if kind == "exponential":
-        return rng.exponential(float(dist.mean), n)
-    if kind == "lognormal":
-        mu, sigma = dist.lognormal_parameters()
-        return rng.lognormal(mu, sigma, n)
-    if kind == "gamma":
-        shape = 1.0 / float(dist.cv) ** 2
-        return rng.gamma(shape, float(dist.mean) / shape, n)
-    if kind == "uniform":
-        return rng.uniform(float(dist.low), float(dist.high), n)
-    values = np.asarray(dist.samples, dtype=float)
-    return values[rng.integers(0, len(values), n)]
-
-
 def _add_demand(steps, key: tuple, rng, out: np.ndarray, times: int = 1) -> None:
     """Add to ``out`` (one row per request) the work of ``steps`` run ``times`` times: on the API's CPU for
     ``key`` ``("cpu",)``, on a server for ``("call", store)``."""
@@ -93,10 +76,10 @@ def _add_demand(steps, key: tuple, rng, out: np.ndarray, times: int = 1) -> None
         k = times * step.repeat
         if key == ("cpu",) and isinstance(step, CpuStep):
             for _ in range(k):
-                out += _draw(step.cpu, rng, len(out))
+                out += draws(step.cpu, rng, len(out))
         elif isinstance(step, CallStep) and key == ("call", step.call) and step.time is not None:
             for _ in range(k):
-                out += _draw(step.time, rng, len(out))
+                out += draws(step.time, rng, len(out))
         elif isinstance(step, ParallelStep):
             _add_demand(step.parallel, key, rng, out, k)
         elif isinstance(step, RepeatStep):
